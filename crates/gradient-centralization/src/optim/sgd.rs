@@ -1,0 +1,202 @@
+//! SGD as the seed's `SGD_GC` / `SGD_GCC` / `SGDW_GCC` compute it.
+
+use burn::optim::{LearningRate, Optimizer, RecordState};
+use burn::tensor::{Device, Tensor};
+
+use super::{Gc, GcOptimizer};
+use crate::error::{GcError, check};
+
+/// How weight decay enters an update.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum WeightDecay {
+    /// No decay.
+    #[default]
+    None,
+    /// Coupled L2: `g ← g + λ·w` before GC, so GC sees the decay term (torch's SGD, the seed's
+    /// `SGD_GC`).
+    L2(f64),
+    /// Decoupled: `w ← w − lr·λ·w_old` beside the gradient step, never centralized (the seed's
+    /// `SGDW`, after Loshchilov & Hutter).
+    Decoupled(f64),
+}
+
+impl WeightDecay {
+    fn validate(&self) -> Result<(), GcError> {
+        match *self {
+            WeightDecay::None => Ok(()),
+            WeightDecay::L2(wd) | WeightDecay::Decoupled(wd) => {
+                check("weight_decay", wd, wd >= 0.0, "a finite number >= 0")
+            }
+        }
+    }
+}
+
+/// Configuration of the seed-exact [`Sgd`]. Defaults are PyTorch's (dampening 0, unlike burn's 0.1).
+///
+/// Per step `t` (from 1), with `lr` the step's learning rate:
+///
+/// ```text
+/// d = g + λ·w                       (WeightDecay::L2)
+/// d = GC(d)                         (Placement::Gradient)
+/// b = d  if t = 1  else  μ·b + (1 − τ)·d          (μ > 0)
+/// d = d + μ·b  (nesterov)  or  b
+/// Δ = lr·d  [+ lr·λ·w   (WeightDecay::Decoupled, pre-update w)]
+/// Δ = GC(Δ)                         (Placement::Update)
+/// w = w − Δ
+/// ```
+///
+/// ```
+/// use gradient_centralization::optim::{SgdConfig, WeightDecay};
+///
+/// let sgd = SgdConfig::new()
+///     .with_momentum(0.9)
+///     .with_weight_decay(WeightDecay::L2(5e-4))
+///     .build()
+///     .unwrap();
+/// assert!(SgdConfig::new().with_nesterov(true).build().is_err()); // nesterov needs momentum
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SgdConfig {
+    momentum: f64,
+    dampening: f64,
+    nesterov: bool,
+    weight_decay: WeightDecay,
+}
+
+impl SgdConfig {
+    /// Plain SGD: no momentum, no decay.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Momentum factor μ (PyTorch's `momentum`, default 0).
+    pub fn with_momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
+    }
+
+    /// Dampening τ of the momentum buffer (default 0).
+    pub fn with_dampening(mut self, dampening: f64) -> Self {
+        self.dampening = dampening;
+        self
+    }
+
+    /// Nesterov momentum (needs μ > 0 and τ = 0, as in PyTorch).
+    pub fn with_nesterov(mut self, nesterov: bool) -> Self {
+        self.nesterov = nesterov;
+        self
+    }
+
+    /// Weight decay and how it couples.
+    pub fn with_weight_decay(mut self, weight_decay: WeightDecay) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+
+    /// Validate and build the optimizer (without GC; the plan adds it per parameter group).
+    pub fn build(&self) -> Result<Sgd, GcError> {
+        check(
+            "momentum",
+            self.momentum,
+            self.momentum >= 0.0,
+            "a finite number >= 0",
+        )?;
+        check(
+            "dampening",
+            self.dampening,
+            (0.0..=1.0).contains(&self.dampening),
+            "a number in [0, 1]",
+        )?;
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(GcError::Nesterov {
+                momentum: self.momentum,
+                dampening: self.dampening,
+            });
+        }
+        self.weight_decay.validate()?;
+        Ok(Sgd {
+            config: *self,
+            gc: Gc::NONE,
+        })
+    }
+}
+
+/// The seed-exact SGD (see [`SgdConfig`] for the update rule).
+#[derive(Debug, Clone)]
+pub struct Sgd {
+    config: SgdConfig,
+    gc: Gc,
+}
+
+/// State of [`Sgd`]: the momentum buffer (SGD without momentum keeps none).
+#[derive(RecordState, Clone)]
+pub struct SgdState<const D: usize> {
+    /// The momentum buffer `b`.
+    pub momentum: Tensor<D>,
+}
+
+impl Optimizer for Sgd {
+    type State<const D: usize> = SgdState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let SgdConfig {
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+        } = self.config;
+        let mut d = grad;
+        if let WeightDecay::L2(wd) = weight_decay
+            && wd != 0.0
+        {
+            d = d + tensor.clone().mul_scalar(wd);
+        }
+        d = self.gc.on_gradient(d);
+
+        let mut next = None;
+        if momentum != 0.0 {
+            let buf = match state {
+                // torch: the first buffer is the gradient itself, undamped.
+                None => d.clone(),
+                Some(SgdState { momentum: buf }) => {
+                    buf.mul_scalar(momentum) + d.clone().mul_scalar(1.0 - dampening)
+                }
+            };
+            d = if nesterov {
+                d + buf.clone().mul_scalar(momentum)
+            } else {
+                buf.clone()
+            };
+            next = Some(SgdState { momentum: buf });
+        }
+
+        let mut delta = d.mul_scalar(lr);
+        if let WeightDecay::Decoupled(wd) = weight_decay
+            && wd != 0.0
+        {
+            delta = delta + tensor.clone().mul_scalar(wd * lr);
+        }
+        (tensor - self.gc.on_update(delta), next)
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        SgdState {
+            momentum: state.momentum.to_device(device),
+        }
+    }
+}
+
+impl GcOptimizer for Sgd {
+    fn with_gc(&self, gc: Gc) -> Self {
+        Self {
+            config: self.config,
+            gc,
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The seed's optimizer names, each a one-line composition of an optimizer, a scope and a placement.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use serde::Deserialize;
+
+use crate::centralize::Placement;
+use crate::config::GcConfig;
+use crate::error::GcError;
+use crate::optim::{
+    AdagradConfig, AdamConfig, AdamWConfig, AdamWFormula, GcOptimizer, SgdConfig, WeightDecay,
+};
+use crate::plan::Scope;
+
+/// The optimizer under a preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// SGD with coupled L2 decay (torch's SGD; the seed's `SGD_GC`).
+    Sgd,
+    /// SGD with decoupled decay (the seed's `SGDW`).
+    Sgdw,
+    /// Adam with coupled L2 decay (the seed's `Adam_GC`).
+    Adam,
+    /// The seed's AdamW formula ([`AdamWFormula::Seed`]).
+    AdamW,
+    /// torch.optim.AdamW's formula ([`AdamWFormula::Torch`]).
+    AdamWTorch,
+    /// Adagrad with coupled L2 decay (the seed's `Adagrad_GCC`).
+    Adagrad,
+}
+
+/// A named optimizer of the seed (or its plain baseline): family, scope and placement.
+///
+/// Names are case-insensitive and accept the seed's spellings: `SGD_GC`, `sgd_gcc`, `SGDW_GCC`,
+/// `Adam_GC2`, `AdamW_GCC`, `adamw_torch`, `Adagrad_GCC`, ... (`_gc`: conv and linear, `_gcc`: conv
+/// only, a trailing `2`: GC on the update).
+///
+/// ```
+/// use burn::nn::{Linear, LinearConfig};
+/// use burn::tensor::Device;
+/// use gradient_centralization::{Hyper, Preset};
+///
+/// let model: Linear = LinearConfig::new(8, 4).init(&Device::flex());
+/// let preset: Preset = "SGD_GC".parse()?;
+/// let hyper = Hyper { momentum: Some(0.9), weight_decay: Some(5e-4), ..Hyper::default() };
+/// let optimizer = preset.init(&model, &hyper)?;
+/// assert_eq!(preset, Preset::SGD_GC);
+/// # Ok::<(), gradient_centralization::GcError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Preset {
+    /// The optimizer.
+    pub family: Family,
+    /// Which layers are centralized.
+    pub scope: Scope,
+    /// Where GC sits.
+    pub placement: Placement,
+}
+
+macro_rules! presets {
+    ($($name:ident = $family:ident, $scope:ident, $placement:ident;)*) => {
+        impl Preset {
+            $(
+                #[doc = concat!("`", stringify!($name), "`")]
+                pub const $name: Preset = Preset {
+                    family: Family::$family,
+                    scope: Scope::$scope,
+                    placement: Placement::$placement,
+                };
+            )*
+
+            /// Every named preset, in the order of the trace format's list.
+            pub const ALL: &'static [Preset] = &[$(Preset::$name),*];
+        }
+    };
+}
+
+presets! {
+    SGD = Sgd, None, Gradient;
+    SGD_GC = Sgd, ConvLinear, Gradient;
+    SGD_GCC = Sgd, ConvOnly, Gradient;
+    SGDW = Sgdw, None, Gradient;
+    SGDW_GC = Sgdw, ConvLinear, Gradient;
+    SGDW_GCC = Sgdw, ConvOnly, Gradient;
+    ADAM = Adam, None, Gradient;
+    ADAM_GC = Adam, ConvLinear, Gradient;
+    ADAM_GCC = Adam, ConvOnly, Gradient;
+    ADAM_GC2 = Adam, ConvLinear, Update;
+    ADAM_GCC2 = Adam, ConvOnly, Update;
+    ADAMW = AdamW, None, Gradient;
+    ADAMW_GC = AdamW, ConvLinear, Gradient;
+    ADAMW_GCC = AdamW, ConvOnly, Gradient;
+    ADAMW_GC2 = AdamW, ConvLinear, Update;
+    ADAMW_GCC2 = AdamW, ConvOnly, Update;
+    ADAMW_TORCH = AdamWTorch, None, Gradient;
+    ADAGRAD = Adagrad, None, Gradient;
+    ADAGRAD_GC = Adagrad, ConvLinear, Gradient;
+    ADAGRAD_GCC = Adagrad, ConvOnly, Gradient;
+}
+
+impl Preset {
+    /// The canonical (lower-case) name.
+    pub fn name(&self) -> String {
+        let family = match self.family {
+            Family::Sgd => "sgd",
+            Family::Sgdw => "sgdw",
+            Family::Adam => "adam",
+            Family::AdamW => "adamw",
+            Family::AdamWTorch => "adamw_torch",
+            Family::Adagrad => "adagrad",
+        };
+        let scope = match self.scope {
+            Scope::ConvLinear => "_gc",
+            Scope::ConvOnly => "_gcc",
+            Scope::None | Scope::SeedRank { .. } => "",
+        };
+        let placement = match (self.scope, self.placement) {
+            (Scope::None, _) | (_, Placement::Gradient) => "",
+            (_, Placement::Update) => "2",
+        };
+        format!("{family}{scope}{placement}")
+    }
+
+    /// The same preset with GC decided by the seed's rank rule (`rank > 1` for `_gc`, `rank > 3` for
+    /// `_gcc`), for parity checks against the seed.
+    pub fn seed_rank(self) -> Self {
+        let scope = match self.scope {
+            Scope::ConvLinear => Scope::SEED_GC,
+            Scope::ConvOnly => Scope::SEED_GCC,
+            other => other,
+        };
+        Self { scope, ..self }
+    }
+
+    /// The GC configuration of this preset.
+    pub fn gc_config(&self) -> GcConfig {
+        GcConfig::new(self.scope).with_placement(self.placement)
+    }
+
+    /// A burn `ModuleOptimizer` for `module` with these hyperparameters.
+    pub fn init<M: Module>(&self, module: &M, hyper: &Hyper) -> Result<ModuleOptimizer, GcError> {
+        self.init_with(module, hyper, &self.gc_config())
+    }
+
+    /// Like [`init`](Self::init) with a GC configuration of your own (rules, clipping); its scope and
+    /// placement are used as given.
+    pub fn init_with<M: Module>(
+        &self,
+        module: &M,
+        hyper: &Hyper,
+        gc: &GcConfig,
+    ) -> Result<ModuleOptimizer, GcError> {
+        struct Init<'a, M>(&'a M, &'a GcConfig);
+        impl<M: Module> WithOptimizer for Init<'_, M> {
+            type Output = Result<ModuleOptimizer, GcError>;
+            fn call<O: GcOptimizer>(self, optimizer: O) -> Self::Output {
+                self.1.init(self.0, optimizer)
+            }
+        }
+        self.with_optimizer(hyper, Init(module, gc))?
+    }
+
+    /// Build this preset's optimizer from `hyper` and hand it to `with`.
+    pub(crate) fn with_optimizer<W: WithOptimizer>(
+        &self,
+        hyper: &Hyper,
+        with: W,
+    ) -> Result<W::Output, GcError> {
+        hyper.check_applies(self)?;
+        let weight_decay = hyper.weight_decay.unwrap_or(0.0);
+        let betas = hyper.betas.unwrap_or((0.9, 0.999));
+        let amsgrad = hyper.amsgrad.unwrap_or(false);
+        Ok(match self.family {
+            Family::Sgd | Family::Sgdw => {
+                let decay = match (self.family, weight_decay) {
+                    (_, 0.0) => WeightDecay::None,
+                    (Family::Sgd, wd) => WeightDecay::L2(wd),
+                    (_, wd) => WeightDecay::Decoupled(wd),
+                };
+                with.call(
+                    SgdConfig::new()
+                        .with_momentum(hyper.momentum.unwrap_or(0.0))
+                        .with_dampening(hyper.dampening.unwrap_or(0.0))
+                        .with_nesterov(hyper.nesterov.unwrap_or(false))
+                        .with_weight_decay(decay)
+                        .build()?,
+                )
+            }
+            Family::Adam => with.call(
+                AdamConfig::new()
+                    .with_betas(betas.0, betas.1)
+                    .with_eps(hyper.eps.unwrap_or(1e-8))
+                    .with_weight_decay(weight_decay)
+                    .with_amsgrad(amsgrad)
+                    .build()?,
+            ),
+            Family::AdamW | Family::AdamWTorch => {
+                let (formula, default_decay) = match self.family {
+                    Family::AdamW => (AdamWFormula::Seed, 0.0),
+                    _ => (AdamWFormula::Torch, 1e-2),
+                };
+                with.call(
+                    AdamWConfig::new()
+                        .with_formula(formula)
+                        .with_betas(betas.0, betas.1)
+                        .with_eps(hyper.eps.unwrap_or(1e-8))
+                        .with_weight_decay(hyper.weight_decay.unwrap_or(default_decay))
+                        .with_amsgrad(amsgrad)
+                        .build()?,
+                )
+            }
+            Family::Adagrad => with.call(
+                AdagradConfig::new()
+                    .with_lr_decay(hyper.lr_decay.unwrap_or(0.0))
+                    .with_weight_decay(weight_decay)
+                    .with_initial_accumulator_value(hyper.initial_accumulator_value.unwrap_or(0.0))
+                    .with_eps(hyper.eps.unwrap_or(1e-10))
+                    .build()?,
+            ),
+        })
+    }
+}
+
+/// Something to do with a preset's optimizer, whatever its concrete type.
+pub(crate) trait WithOptimizer {
+    type Output;
+    fn call<O: GcOptimizer>(self, optimizer: O) -> Self::Output;
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl FromStr for Preset {
+    type Err = GcError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let wanted = name.trim().to_ascii_lowercase();
+        Preset::ALL
+            .iter()
+            .find(|preset| preset.name() == wanted)
+            .copied()
+            .ok_or_else(|| GcError::UnknownOptimizer {
+                name: name.to_string(),
+                known: Preset::ALL
+                    .iter()
+                    .map(Preset::name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+/// Hyperparameters by their PyTorch names; `None` takes the seed's/PyTorch's default for the
+/// optimizer (never burn's). The learning rate is not here: burn passes it to every step.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hyper {
+    /// SGD momentum (default 0).
+    pub momentum: Option<f64>,
+    /// SGD dampening (default 0).
+    pub dampening: Option<f64>,
+    /// SGD Nesterov momentum (default false).
+    pub nesterov: Option<bool>,
+    /// Weight decay (default 0; 1e-2 for `adamw_torch`). Coupled L2 for SGD, Adam, Adagrad;
+    /// decoupled for SGDW and AdamW.
+    pub weight_decay: Option<f64>,
+    /// Adam betas (default (0.9, 0.999)).
+    pub betas: Option<(f64, f64)>,
+    /// Denominator ε (default 1e-8; 1e-10 for Adagrad).
+    pub eps: Option<f64>,
+    /// AMSGrad (default false).
+    pub amsgrad: Option<bool>,
+    /// Adagrad learning-rate decay (default 0).
+    pub lr_decay: Option<f64>,
+    /// Adagrad's starting accumulator (default 0).
+    pub initial_accumulator_value: Option<f64>,
+}
+
+impl Hyper {
+    /// A hyperparameter that the preset's optimizer does not have is an error, not ignored.
+    fn check_applies(&self, preset: &Preset) -> Result<(), GcError> {
+        let sgd = matches!(preset.family, Family::Sgd | Family::Sgdw);
+        let adam = matches!(
+            preset.family,
+            Family::Adam | Family::AdamW | Family::AdamWTorch
+        );
+        let adagrad = preset.family == Family::Adagrad;
+        let given = [
+            ("momentum", self.momentum.is_some(), sgd),
+            ("dampening", self.dampening.is_some(), sgd),
+            ("nesterov", self.nesterov.is_some(), sgd),
+            ("betas", self.betas.is_some(), adam),
+            ("eps", self.eps.is_some(), adam || adagrad),
+            ("amsgrad", self.amsgrad.is_some(), adam),
+            ("lr_decay", self.lr_decay.is_some(), adagrad),
+            (
+                "initial_accumulator_value",
+                self.initial_accumulator_value.is_some(),
+                adagrad,
+            ),
+        ];
+        match given.iter().find(|(_, set, applies)| *set && !applies) {
+            Some((name, _, _)) => Err(GcError::NotApplicable {
+                name,
+                optimizer: preset.name(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One-line constructors under the seed's names: `sgd_gc(&model, &hyper)` is
+/// `Preset::SGD_GC.init(&model, &hyper)`.
+pub mod seed {
+    use super::*;
+
+    macro_rules! constructors {
+        ($($fn_name:ident = $preset:ident;)*) => {
+            $(
+                #[doc = concat!("`", stringify!($preset), "` for `module`: see [`Preset::", stringify!($preset), "`].")]
+                pub fn $fn_name<M: Module>(module: &M, hyper: &Hyper) -> Result<ModuleOptimizer, GcError> {
+                    Preset::$preset.init(module, hyper)
+                }
+            )*
+        };
+    }
+
+    constructors! {
+        sgd = SGD;
+        sgd_gc = SGD_GC;
+        sgd_gcc = SGD_GCC;
+        sgdw = SGDW;
+        sgdw_gc = SGDW_GC;
+        sgdw_gcc = SGDW_GCC;
+        adam = ADAM;
+        adam_gc = ADAM_GC;
+        adam_gcc = ADAM_GCC;
+        adam_gc2 = ADAM_GC2;
+        adam_gcc2 = ADAM_GCC2;
+        adamw = ADAMW;
+        adamw_gc = ADAMW_GC;
+        adamw_gcc = ADAMW_GCC;
+        adamw_gc2 = ADAMW_GC2;
+        adamw_gcc2 = ADAMW_GCC2;
+        adamw_torch = ADAMW_TORCH;
+        adagrad = ADAGRAD;
+        adagrad_gc = ADAGRAD_GC;
+        adagrad_gcc = ADAGRAD_GCC;
+    }
+}

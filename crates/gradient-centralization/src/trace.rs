@@ -1,0 +1,468 @@
+//! Replay given gradients through a named optimizer (the format of `shared/TRACE-FORMAT.md`), so
+//! anyone can compare our arithmetic with another implementation on the same numbers.
+
+use burn::optim::Optimizer;
+use burn::tensor::{Device, Element, Tensor, TensorData};
+use serde_json::{Map, Value};
+
+use crate::error::{GcError, check_lr};
+use crate::optim::{Gc, GcOptimizer};
+use crate::plan::{ConvTransposeRule, LayerKind, decide};
+use crate::presets::{Family, Hyper, Preset, WithOptimizer};
+
+/// Floating-point type a trace runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceDtype {
+    /// 32-bit floats (default).
+    F32,
+    /// 64-bit floats.
+    F64,
+}
+
+/// How a trace decides which parameters are centralized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceRule {
+    /// By layer kind, as the library's default plan does.
+    Layer,
+    /// The seed's rank test on PyTorch-layout shapes.
+    SeedRank,
+}
+
+/// One parameter of a trace, in PyTorch layout.
+#[derive(Debug, Clone)]
+pub struct TraceParam {
+    /// Its name; the output uses it as the key.
+    pub name: String,
+    /// Its layer kind.
+    pub kind: LayerKind,
+    /// Its shape in PyTorch layout.
+    pub shape: Vec<usize>,
+    /// Its initial value, flat, row-major.
+    pub value: Vec<f64>,
+    /// One flat gradient per step.
+    pub grads: Vec<Vec<f64>>,
+}
+
+/// A parsed, validated trace document.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// The optimizer's name as given.
+    pub name: String,
+    /// The preset it names.
+    pub preset: Preset,
+    /// The learning rate of every step.
+    pub lr: f64,
+    /// The other hyperparameters.
+    pub hyper: Hyper,
+    /// The float type.
+    pub dtype: TraceDtype,
+    /// How GC is decided.
+    pub rule: TraceRule,
+    /// The parameters.
+    pub params: Vec<TraceParam>,
+}
+
+fn field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    object.get(key).filter(|value| !value.is_null())
+}
+
+fn numbers(value: &Value, at: &str) -> Result<Vec<f64>, GcError> {
+    let array = value
+        .as_array()
+        .ok_or_else(|| GcError::trace(at, "expected an array of numbers"))?;
+    array
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            x.as_f64()
+                .ok_or_else(|| GcError::trace(format!("{at}[{i}]"), "expected a number"))
+        })
+        .collect()
+}
+
+fn kind_of(name: &str, groups: usize, at: &str) -> Result<LayerKind, GcError> {
+    Ok(match name {
+        "linear" => LayerKind::Linear,
+        "conv1d" => LayerKind::Conv(1),
+        "conv2d" => LayerKind::Conv(2),
+        "conv3d" => LayerKind::Conv(3),
+        "conv_transpose1d" => LayerKind::ConvTranspose { dims: 1, groups },
+        "conv_transpose2d" => LayerKind::ConvTranspose { dims: 2, groups },
+        "conv_transpose3d" => LayerKind::ConvTranspose { dims: 3, groups },
+        "embedding" => LayerKind::Embedding,
+        "bias" => LayerKind::Bias,
+        "norm" => LayerKind::Norm,
+        other => {
+            return Err(GcError::trace(
+                at,
+                format!(
+                    "unknown kind `{other}`; expected linear, conv1d, conv2d, conv3d, \
+                     conv_transpose1d, conv_transpose2d, conv_transpose3d, embedding, bias or norm"
+                ),
+            ));
+        }
+    })
+}
+
+/// The rank a kind's weight must have in PyTorch layout, when it is fixed.
+fn expected_rank(kind: LayerKind) -> Option<usize> {
+    match kind {
+        LayerKind::Linear | LayerKind::Embedding => Some(2),
+        LayerKind::Conv(n) | LayerKind::ConvTranspose { dims: n, .. } => Some(n as usize + 2),
+        LayerKind::Bias | LayerKind::Norm => Some(1),
+        LayerKind::Other => None,
+    }
+}
+
+impl Trace {
+    /// Parse and validate a trace document.
+    pub fn parse(text: &str) -> Result<Self, GcError> {
+        let root: Value = serde_json::from_str(text)
+            .map_err(|err| GcError::trace("$", format!("not valid JSON: {err}")))?;
+        let root = root
+            .as_object()
+            .ok_or_else(|| GcError::trace("$", "expected a JSON object"))?;
+        for key in root.keys() {
+            if !["optimizer", "hyper", "dtype", "rule", "params"].contains(&key.as_str()) {
+                return Err(GcError::trace(
+                    format!("$.{key}"),
+                    "unknown key; expected optimizer, hyper, dtype, rule, params",
+                ));
+            }
+        }
+
+        let name = field(root, "optimizer")
+            .and_then(Value::as_str)
+            .ok_or_else(|| GcError::trace("$.optimizer", "expected the optimizer's name"))?
+            .to_string();
+        let preset: Preset = name
+            .parse()
+            .map_err(|err: GcError| GcError::trace("$.optimizer", err.to_string()))?;
+
+        let mut hyper_object = match field(root, "hyper") {
+            None => Map::new(),
+            Some(Value::Object(object)) => object.clone(),
+            Some(_) => return Err(GcError::trace("$.hyper", "expected an object")),
+        };
+        let lr = match hyper_object.remove("lr") {
+            Some(value) => value
+                .as_f64()
+                .ok_or_else(|| GcError::trace("$.hyper.lr", "expected a number"))?,
+            None => match preset.family {
+                Family::Sgd | Family::Sgdw => {
+                    return Err(GcError::trace(
+                        "$.hyper.lr",
+                        "SGD has no default learning rate; give `lr`",
+                    ));
+                }
+                Family::Adagrad => 1e-2,
+                _ => 1e-3,
+            },
+        };
+        check_lr(lr).map_err(|err| GcError::trace("$.hyper.lr", err.to_string()))?;
+        let hyper: Hyper = serde_json::from_value(Value::Object(hyper_object))
+            .map_err(|err| GcError::trace("$.hyper", err.to_string()))?;
+
+        let dtype = match field(root, "dtype").map(|v| v.as_str()) {
+            None | Some(Some("f32")) => TraceDtype::F32,
+            Some(Some("f64")) => TraceDtype::F64,
+            _ => return Err(GcError::trace("$.dtype", "expected \"f32\" or \"f64\"")),
+        };
+        let rule = match field(root, "rule").map(|v| v.as_str()) {
+            None | Some(Some("layer")) => TraceRule::Layer,
+            Some(Some("seed_rank")) => TraceRule::SeedRank,
+            _ => {
+                return Err(GcError::trace(
+                    "$.rule",
+                    "expected \"layer\" or \"seed_rank\"",
+                ));
+            }
+        };
+
+        let params = field(root, "params")
+            .and_then(Value::as_array)
+            .ok_or_else(|| GcError::trace("$.params", "expected an array of parameters"))?;
+        let mut parsed: Vec<TraceParam> = Vec::with_capacity(params.len());
+        for (i, param) in params.iter().enumerate() {
+            let at = format!("$.params[{i}]");
+            let param = parse_param(param, &at)?;
+            if parsed.iter().any(|other| other.name == param.name) {
+                return Err(GcError::trace(
+                    format!("{at}.name"),
+                    format!("duplicate name `{}`", param.name),
+                ));
+            }
+            if let Some(first) = parsed.first()
+                && first.grads.len() != param.grads.len()
+            {
+                return Err(GcError::trace(
+                    format!("{at}.grads"),
+                    format!(
+                        "{} gradient steps, but `{}` has {}: every param needs the same number",
+                        param.grads.len(),
+                        first.name,
+                        first.grads.len()
+                    ),
+                ));
+            }
+            parsed.push(param);
+        }
+        Ok(Trace {
+            name,
+            preset,
+            lr,
+            hyper,
+            dtype,
+            rule,
+            params: parsed,
+        })
+    }
+
+    /// Run the trace on `device`: the parameters after each step, in PyTorch layout, as JSON.
+    pub fn run(&self, device: &Device) -> Result<Value, GcError> {
+        let preset = match self.rule {
+            TraceRule::Layer => self.preset,
+            TraceRule::SeedRank => self.preset.seed_rank(),
+        };
+        let steps = self
+            .preset
+            .with_optimizer(
+                &self.hyper,
+                Replay {
+                    trace: self,
+                    preset,
+                    device,
+                },
+            )
+            .map_err(|err| GcError::trace("$.hyper", err.to_string()))?;
+        let mut answer = Map::new();
+        answer.insert("optimizer".into(), Value::String(self.name.to_lowercase()));
+        answer.insert("steps".into(), Value::Array(steps));
+        Ok(Value::Object(answer))
+    }
+}
+
+fn parse_param(param: &Value, at: &str) -> Result<TraceParam, GcError> {
+    let object = param
+        .as_object()
+        .ok_or_else(|| GcError::trace(at, "expected an object"))?;
+    for key in object.keys() {
+        if !["name", "kind", "shape", "value", "grads", "groups"].contains(&key.as_str()) {
+            return Err(GcError::trace(
+                format!("{at}.{key}"),
+                "unknown key; expected name, kind, shape, value, grads, groups",
+            ));
+        }
+    }
+    let name = field(object, "name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| GcError::trace(format!("{at}.name"), "expected a string"))?
+        .to_string();
+    let groups = match field(object, "groups") {
+        None => 1,
+        Some(value) => value
+            .as_u64()
+            .filter(|&g| g >= 1)
+            .ok_or_else(|| GcError::trace(format!("{at}.groups"), "expected an integer >= 1"))?
+            as usize,
+    };
+    let kind_name = field(object, "kind")
+        .and_then(Value::as_str)
+        .ok_or_else(|| GcError::trace(format!("{at}.kind"), "expected a string"))?;
+    let kind = kind_of(kind_name, groups, &format!("{at}.kind"))?;
+    let shape = field(object, "shape")
+        .and_then(Value::as_array)
+        .ok_or_else(|| GcError::trace(format!("{at}.shape"), "expected an array of sizes"))?
+        .iter()
+        .enumerate()
+        .map(|(j, dim)| {
+            dim.as_u64()
+                .filter(|&d| d >= 1)
+                .map(|d| d as usize)
+                .ok_or_else(|| {
+                    GcError::trace(format!("{at}.shape[{j}]"), "expected an integer >= 1")
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if shape.is_empty() || shape.len() > 6 {
+        return Err(GcError::trace(
+            format!("{at}.shape"),
+            "expected a rank between 1 and 6",
+        ));
+    }
+    if let Some(rank) = expected_rank(kind)
+        && rank != shape.len()
+    {
+        return Err(GcError::trace(
+            format!("{at}.shape"),
+            format!(
+                "a {kind_name} weight has rank {rank}, this shape has rank {}",
+                shape.len()
+            ),
+        ));
+    }
+    if let LayerKind::ConvTranspose { groups, .. } = kind
+        && shape[0] % groups != 0
+    {
+        return Err(GcError::trace(
+            format!("{at}.groups"),
+            format!(
+                "{groups} groups do not divide the {} input channels",
+                shape[0]
+            ),
+        ));
+    }
+    let len: usize = shape.iter().product();
+    let value = numbers(
+        field(object, "value").ok_or_else(|| GcError::trace(format!("{at}.value"), "missing"))?,
+        &format!("{at}.value"),
+    )?;
+    if value.len() != len {
+        return Err(GcError::trace(
+            format!("{at}.value"),
+            format!("{} numbers, but shape {shape:?} holds {len}", value.len()),
+        ));
+    }
+    let grads = field(object, "grads")
+        .and_then(Value::as_array)
+        .ok_or_else(|| GcError::trace(format!("{at}.grads"), "expected an array of steps"))?
+        .iter()
+        .enumerate()
+        .map(|(step, grad)| {
+            let at = format!("{at}.grads[{step}]");
+            let grad = numbers(grad, &at)?;
+            if grad.len() != len {
+                return Err(GcError::trace(
+                    at,
+                    format!("{} numbers, but shape {shape:?} holds {len}", grad.len()),
+                ));
+            }
+            Ok(grad)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TraceParam {
+        name,
+        kind,
+        shape,
+        value,
+        grads,
+    })
+}
+
+struct Replay<'a> {
+    trace: &'a Trace,
+    preset: Preset,
+    device: &'a Device,
+}
+
+impl WithOptimizer for Replay<'_> {
+    type Output = Vec<Value>;
+
+    fn call<O: GcOptimizer>(self, optimizer: O) -> Self::Output {
+        let trace = self.trace;
+        let trajectories: Vec<Vec<Vec<f64>>> = trace
+            .params
+            .iter()
+            .map(|param| {
+                let burn_shape = to_burn_shape(param.kind, &param.shape);
+                let gc = decide(
+                    param.kind,
+                    &burn_shape,
+                    self.preset.scope,
+                    ConvTransposeRule::OutputChannel,
+                )
+                .centralize()
+                .map_or(Gc::NONE, |op| Gc::new(op, self.preset.placement));
+                let optimizer = optimizer.with_gc(gc);
+                match trace.dtype {
+                    TraceDtype::F32 => replay::<O, f32>(&optimizer, param, trace.lr, self.device),
+                    TraceDtype::F64 => replay::<O, f64>(&optimizer, param, trace.lr, self.device),
+                }
+            })
+            .collect();
+        let steps = trace.params.first().map_or(0, |param| param.grads.len());
+        (0..steps)
+            .map(|step| {
+                let object = trace
+                    .params
+                    .iter()
+                    .zip(&trajectories)
+                    .map(|(param, trajectory)| {
+                        let numbers = trajectory[step]
+                            .iter()
+                            .map(|&x| {
+                                serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+                            })
+                            .collect();
+                        (param.name.clone(), Value::Array(numbers))
+                    })
+                    .collect();
+                Value::Object(object)
+            })
+            .collect()
+    }
+}
+
+/// burn stores a Linear weight as `[d_input, d_output]`, the transpose of PyTorch's; every other kind
+/// has the same layout in both.
+fn to_burn_shape(kind: LayerKind, shape: &[usize]) -> Vec<usize> {
+    match kind {
+        LayerKind::Linear => vec![shape[1], shape[0]],
+        _ => shape.to_vec(),
+    }
+}
+
+/// The parameter's value after each step, in PyTorch layout.
+fn replay<O: Optimizer, E: Element>(
+    optimizer: &O,
+    param: &TraceParam,
+    lr: f64,
+    device: &Device,
+) -> Vec<Vec<f64>> {
+    macro_rules! with_rank {
+        ($($rank:literal),*) => {
+            match param.shape.len() {
+                $($rank => replay_rank::<O, E, $rank>(optimizer, param, lr, device),)*
+                rank => unreachable!("rank {rank} was rejected when parsing"),
+            }
+        };
+    }
+    with_rank!(1, 2, 3, 4, 5, 6)
+}
+
+fn replay_rank<O: Optimizer, E: Element, const D: usize>(
+    optimizer: &O,
+    param: &TraceParam,
+    lr: f64,
+    device: &Device,
+) -> Vec<Vec<f64>> {
+    let linear = param.kind == LayerKind::Linear;
+    let load = |values: &[f64]| -> Tensor<D> {
+        let data: Vec<E> = values.iter().map(|&x| E::from_elem(x)).collect();
+        let tensor = Tensor::<D>::from_data(
+            TensorData::new(data, param.shape.clone()),
+            (device, E::dtype()),
+        );
+        if linear { tensor.transpose() } else { tensor }
+    };
+    let mut tensor = load(&param.value);
+    let mut state = None;
+    let mut trajectory = Vec::with_capacity(param.grads.len());
+    for grad in &param.grads {
+        let (next, next_state) = optimizer.step(lr, tensor, load(grad), state);
+        tensor = next;
+        state = next_state;
+        let pytorch = if linear {
+            tensor.clone().transpose()
+        } else {
+            tensor.clone()
+        };
+        let values: Vec<E> = pytorch
+            .into_data()
+            .convert::<E>()
+            .try_to_vec()
+            .expect("the tensor holds elements of its own type");
+        trajectory.push(values.into_iter().map(|x| x.elem::<f64>()).collect());
+    }
+    trajectory
+}

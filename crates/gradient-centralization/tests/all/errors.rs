@@ -1,0 +1,264 @@
+//! Bad input gets a typed error naming the problem, never a panic.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+use gradient_centralization::optim::{
+    AdagradConfig, AdamConfig, AdamWConfig, SgdConfig, WeightDecay,
+};
+use gradient_centralization::trace::Trace;
+use gradient_centralization::{GcError, GcPlan, Hyper, PlanConfig, Preset, Rule, Scope, check_lr};
+
+fn hyper_error(result: Result<impl Sized, GcError>) -> &'static str {
+    match result {
+        Err(GcError::InvalidHyperparameter { name, .. }) => name,
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("accepted"),
+    }
+}
+
+#[test]
+fn invalid_hyperparameters_are_named() {
+    assert_eq!(hyper_error(check_lr(-0.1)), "lr");
+    assert_eq!(hyper_error(check_lr(f64::NAN)), "lr");
+    assert_eq!(
+        hyper_error(AdamConfig::new().with_betas(1.0, 0.999).build()),
+        "betas[0]"
+    );
+    assert_eq!(
+        hyper_error(AdamConfig::new().with_betas(0.9, -0.1).build()),
+        "betas[1]"
+    );
+    assert_eq!(hyper_error(AdamWConfig::new().with_eps(0.0).build()), "eps");
+    assert_eq!(
+        hyper_error(AdamWConfig::new().with_weight_decay(-1.0).build()),
+        "weight_decay"
+    );
+    assert_eq!(
+        hyper_error(AdagradConfig::new().with_eps(-1e-10).build()),
+        "eps"
+    );
+    assert_eq!(
+        hyper_error(AdagradConfig::new().with_lr_decay(-1.0).build()),
+        "lr_decay"
+    );
+    assert_eq!(
+        hyper_error(SgdConfig::new().with_momentum(-0.9).build()),
+        "momentum"
+    );
+    assert_eq!(
+        hyper_error(
+            SgdConfig::new()
+                .with_weight_decay(WeightDecay::Decoupled(f64::INFINITY))
+                .build()
+        ),
+        "weight_decay"
+    );
+    assert!(matches!(
+        SgdConfig::new().with_nesterov(true).build(),
+        Err(GcError::Nesterov { momentum: 0.0, .. })
+    ));
+    assert!(matches!(
+        SgdConfig::new()
+            .with_nesterov(true)
+            .with_momentum(0.9)
+            .with_dampening(0.1)
+            .build(),
+        Err(GcError::Nesterov { .. })
+    ));
+}
+
+#[test]
+fn names_and_inapplicable_hyperparameters() {
+    let model: Linear = LinearConfig::new(3, 2).init(&Device::flex());
+    assert!(matches!(
+        "sgd_gx".parse::<Preset>(),
+        Err(GcError::UnknownOptimizer { .. })
+    ));
+    assert_eq!("AdamW_GCC".parse::<Preset>().unwrap(), Preset::ADAMW_GCC);
+    let hyper = Hyper {
+        betas: Some((0.9, 0.99)),
+        ..Hyper::default()
+    };
+    assert!(matches!(
+        Preset::SGD_GC.init(&model, &hyper),
+        Err(GcError::NotApplicable { name: "betas", .. })
+    ));
+}
+
+#[test]
+fn a_rule_regex_that_does_not_compile_is_an_error() {
+    let err = PlanConfig::new(Scope::ConvLinear)
+        .with_rule("fc.(weight", Rule::Skip)
+        .unwrap_err();
+    assert!(
+        matches!(err, GcError::InvalidRule { ref pattern, .. } if pattern == "fc.(weight"),
+        "{err}"
+    );
+}
+
+fn trace_error(doc: &str) -> (String, String) {
+    match Trace::parse(doc) {
+        Err(GcError::Trace { at, message }) => (at, message),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("accepted {doc}"),
+    }
+}
+
+const PARAM: &str = r#"{"name": "fc.weight", "kind": "linear", "shape": [2, 2], "value": [1, 2, 3, 4], "grads": [[1, 1, 1, 1]]}"#;
+
+#[test]
+fn malformed_trace_documents_name_the_json_path() {
+    let doc = |optimizer: &str, hyper: &str, param: &str| {
+        format!(r#"{{"optimizer": "{optimizer}", "hyper": {hyper}, "params": [{param}]}}"#)
+    };
+    let cases = [
+        (
+            doc(
+                "sgd_gc",
+                r#"{"lr": 0.1}"#,
+                &PARAM.replace("[1, 2, 3, 4]", "[1, 2, 3]"),
+            ),
+            "$.params[0].value",
+        ),
+        (
+            doc(
+                "sgd_gc",
+                r#"{"lr": 0.1}"#,
+                &PARAM.replace("[[1, 1, 1, 1]]", "[[1, 1, 1, 1], [1]]"),
+            ),
+            "$.params[0].grads[1]",
+        ),
+        (
+            doc("sgd_gc", r#"{"lr": 0.1}"#, &PARAM.replace("linear", "lstm")),
+            "$.params[0].kind",
+        ),
+        (
+            doc("sgd_gc", r#"{"lr": 0.1}"#, &PARAM.replace("[2, 2]", "[4]")),
+            "$.params[0].shape",
+        ),
+        (
+            doc(
+                "sgd_gc",
+                r#"{"lr": 0.1}"#,
+                &PARAM.replace("\"name\"", "\"nmae\""),
+            ),
+            "$.params[0].nmae",
+        ),
+        (doc("sgd_gx", r#"{"lr": 0.1}"#, PARAM), "$.optimizer"),
+        (doc("sgd_gc", r#"{"lr": -0.1}"#, PARAM), "$.hyper.lr"),
+        (doc("sgd_gc", r#"{}"#, PARAM), "$.hyper.lr"),
+        (
+            doc("sgd_gc", r#"{"lr": 0.1, "mometum": 0.9}"#, PARAM),
+            "$.hyper",
+        ),
+        (doc("adam_gc", r#"{"betas": [0.9, 1.5]}"#, PARAM), "$.hyper"),
+        (
+            doc("sgd_gc", r#"{"lr": 0.1, "nesterov": true}"#, PARAM),
+            "$.hyper",
+        ),
+        (r#"{"optimizer": "sgd", "params": []"#.to_string(), "$"),
+        (
+            r#"{"optimizer": "sgd", "hyper": {"lr": 1}, "params": [], "extra": 1}"#.to_string(),
+            "$.extra",
+        ),
+    ];
+    for (doc, expected_at) in cases {
+        let parsed = Trace::parse(&doc);
+        // Hyperparameter ranges are checked when the optimizer is built, at run time.
+        let (at, message) = match parsed {
+            Ok(trace) => match trace.run(&Device::flex()) {
+                Err(GcError::Trace { at, message }) => (at, message),
+                other => panic!("{doc}: {other:?}"),
+            },
+            Err(_) => trace_error(&doc),
+        };
+        assert_eq!(at, expected_at, "{doc}: {message}");
+    }
+}
+
+#[test]
+fn steps_must_agree_between_params() {
+    let other = PARAM
+        .replace("fc.weight", "fc2.weight")
+        .replace("[[1, 1, 1, 1]]", "[[1, 1, 1, 1], [1, 1, 1, 1]]");
+    let doc =
+        format!(r#"{{"optimizer": "sgd", "hyper": {{"lr": 1}}, "params": [{PARAM}, {other}]}}"#);
+    let (at, message) = trace_error(&doc);
+    assert_eq!(at, "$.params[1].grads");
+    assert!(message.contains("fc.weight"), "{message}");
+}
+
+#[test]
+fn non_finite_gradients_are_reported_with_the_path() {
+    #[derive(Module, Debug)]
+    struct Two {
+        first: Linear,
+        second: Linear,
+    }
+    let device = Device::flex().autodiff();
+    let model = Two {
+        first: LinearConfig::new(2, 2).init(&device),
+        second: LinearConfig::new(2, 2).init(&device),
+    };
+    let x = Tensor::<2>::from_floats([[1.0, f32::NAN]], &device);
+    let loss = model
+        .second
+        .forward(model.first.forward(Tensor::<2>::ones([1, 2], &device)))
+        .sum()
+        + model.second.forward(x).sum().mul_scalar(0.0);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let plan = GcPlan::new(&model, Scope::ConvLinear);
+    match plan.check_gradients(&model, &grads) {
+        Err(GcError::NonFiniteGradient { path, count }) => {
+            assert_eq!(path, "second.weight");
+            assert!(count > 0);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn gc_trace(stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gc-trace"))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn the_trace_program_answers_or_fails_without_partial_output() {
+    let doc = format!(r#"{{"optimizer": "SGD_GC", "hyper": {{"lr": 0.5}}, "params": [{PARAM}]}}"#);
+    let (code, stdout, stderr) = gc_trace(&doc);
+    assert_eq!(code, 0, "{stderr}");
+    let answer: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["optimizer"], "sgd_gc");
+    // A constant gradient per output row is removed entirely by GC: the weight does not move.
+    assert_eq!(
+        answer["steps"][0]["fc.weight"],
+        serde_json::json!([1.0, 2.0, 3.0, 4.0])
+    );
+
+    let (code, stdout, stderr) = gc_trace(&doc.replace("[1, 2, 3, 4]", "[1, 2]"));
+    assert_ne!(code, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("$.params[0].value"), "{stderr}");
+}
