@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::centralize::Placement;
 use crate::config::GcConfig;
@@ -258,27 +258,36 @@ impl FromStr for Preset {
 
 /// Hyperparameters by their PyTorch names; `None` takes the seed's/PyTorch's default for the
 /// optimizer (never burn's). The learning rate is not here: burn passes it to every step.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hyper {
     /// SGD momentum (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,
     /// SGD dampening (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dampening: Option<f64>,
     /// SGD Nesterov momentum (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nesterov: Option<bool>,
     /// Weight decay (default 0; 1e-2 for `adamw_torch`). Coupled L2 for SGD, Adam, Adagrad;
     /// decoupled for SGDW and AdamW.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
     /// Adam betas (default (0.9, 0.999)).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub betas: Option<(f64, f64)>,
     /// Denominator ε (default 1e-8; 1e-10 for Adagrad).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub eps: Option<f64>,
     /// AMSGrad (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub amsgrad: Option<bool>,
     /// Adagrad learning-rate decay (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lr_decay: Option<f64>,
     /// Adagrad's starting accumulator (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub initial_accumulator_value: Option<f64>,
 }
 

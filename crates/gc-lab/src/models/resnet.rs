@@ -1,0 +1,262 @@
+//! ResNets: the CIFAR variants (3x3 stem, as the seed's CIFAR-100 code) and the ImageNet ones
+//! (7x7 stem and max-pool, torchvision's layout with the stride on the 3x3 convolution).
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::tensor::{Device, Tensor};
+
+fn conv(i: usize, o: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
+    let p = k / 2;
+    Conv2dConfig::new([i, o], [k, k])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+        .with_bias(false)
+        .init(device)
+}
+
+fn bn(c: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(c).init(device)
+}
+
+/// A 1x1 projection on the shortcut when the shape changes.
+#[derive(Module, Debug)]
+pub struct Downsample {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+impl Downsample {
+    fn new(i: usize, o: usize, stride: usize, device: &Device) -> Option<Self> {
+        (stride != 1 || i != o).then(|| Downsample {
+            conv: conv(i, o, 1, stride, device),
+            bn: bn(o, device),
+        })
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward(self.conv.forward(x))
+    }
+}
+
+/// Two 3x3 convolutions (ResNet-18/34, ResNet-20).
+#[derive(Module, Debug)]
+pub struct BasicBlock {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    downsample: Option<Downsample>,
+    act: Relu,
+}
+
+/// 1x1 reduce, 3x3 (with the stride), 1x1 expand by 4 (ResNet-50/101).
+#[derive(Module, Debug)]
+pub struct Bottleneck {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    conv3: Conv2d,
+    bn3: BatchNorm,
+    downsample: Option<Downsample>,
+    act: Relu,
+}
+
+/// A residual block.
+// burn's Module derive needs the blocks inline; a block is moved once per optimizer step, where a
+// few kilobytes of copy are nothing next to the convolutions.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum Block {
+    /// Two 3x3 convolutions.
+    Basic(BasicBlock),
+    /// The bottleneck.
+    Bottleneck(Bottleneck),
+}
+
+impl Block {
+    fn new(kind: BlockKind, i: usize, width: usize, stride: usize, device: &Device) -> Self {
+        match kind {
+            BlockKind::Basic => Block::Basic(BasicBlock {
+                conv1: conv(i, width, 3, stride, device),
+                bn1: bn(width, device),
+                conv2: conv(width, width, 3, 1, device),
+                bn2: bn(width, device),
+                downsample: Downsample::new(i, width, stride, device),
+                act: Relu::new(),
+            }),
+            BlockKind::Bottleneck => Block::Bottleneck(Bottleneck {
+                conv1: conv(i, width, 1, 1, device),
+                bn1: bn(width, device),
+                conv2: conv(width, width, 3, stride, device),
+                bn2: bn(width, device),
+                conv3: conv(width, width * 4, 1, 1, device),
+                bn3: bn(width * 4, device),
+                downsample: Downsample::new(i, width * 4, stride, device),
+                act: Relu::new(),
+            }),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Block::Basic(b) => {
+                let shortcut = match &b.downsample {
+                    Some(d) => d.forward(x.clone()),
+                    None => x.clone(),
+                };
+                let y = b.act.forward(b.bn1.forward(b.conv1.forward(x)));
+                let y = b.bn2.forward(b.conv2.forward(y));
+                b.act.forward(y + shortcut)
+            }
+            Block::Bottleneck(b) => {
+                let shortcut = match &b.downsample {
+                    Some(d) => d.forward(x.clone()),
+                    None => x.clone(),
+                };
+                let y = b.act.forward(b.bn1.forward(b.conv1.forward(x)));
+                let y = b.act.forward(b.bn2.forward(b.conv2.forward(y)));
+                let y = b.bn3.forward(b.conv3.forward(y));
+                b.act.forward(y + shortcut)
+            }
+        }
+    }
+}
+
+/// Which block a ResNet uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// [`BasicBlock`].
+    Basic,
+    /// [`Bottleneck`].
+    Bottleneck,
+}
+
+/// The stem: CIFAR's single 3x3 convolution, or ImageNet's 7x7/2 convolution and 3x3/2 max-pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stem {
+    /// 3x3, stride 1, no pooling.
+    Cifar,
+    /// 7x7, stride 2, then max-pool 3x3/2.
+    ImageNet,
+}
+
+/// A ResNet's shape.
+#[derive(Debug, Clone)]
+pub struct ResNetSpec {
+    /// The stem.
+    pub stem: Stem,
+    /// The block.
+    pub block: BlockKind,
+    /// Blocks per stage.
+    pub depths: Vec<usize>,
+    /// Width of each stage (before the bottleneck's expansion).
+    pub widths: Vec<usize>,
+}
+
+impl ResNetSpec {
+    /// He et al.'s CIFAR ResNet-20: 3 stages of 3 basic blocks, widths 16/32/64 (projection
+    /// shortcuts, so slightly more parameters than the paper's identity-padding variant).
+    pub fn cifar_resnet20() -> Self {
+        Self {
+            stem: Stem::Cifar,
+            block: BlockKind::Basic,
+            depths: vec![3, 3, 3],
+            widths: vec![16, 32, 64],
+        }
+    }
+
+    /// A ResNet-18/34/50/101 with the given stem.
+    pub fn standard(depth: usize, stem: Stem) -> Option<Self> {
+        let (block, depths) = match depth {
+            18 => (BlockKind::Basic, vec![2, 2, 2, 2]),
+            34 => (BlockKind::Basic, vec![3, 4, 6, 3]),
+            50 => (BlockKind::Bottleneck, vec![3, 4, 6, 3]),
+            101 => (BlockKind::Bottleneck, vec![3, 4, 23, 3]),
+            _ => return None,
+        };
+        Some(Self {
+            stem,
+            block,
+            depths,
+            widths: vec![64, 128, 256, 512],
+        })
+    }
+}
+
+/// A ResNet classifier.
+#[derive(Module, Debug)]
+pub struct ResNet {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    maxpool: Option<MaxPool2d>,
+    stages: Vec<Vec<Block>>,
+    avgpool: AdaptiveAvgPool2d,
+    fc: Linear,
+    act: Relu,
+}
+
+impl ResNet {
+    /// Build `spec` for `channels`-channel inputs and `classes` classes.
+    pub fn new(spec: &ResNetSpec, channels: usize, classes: usize, device: &Device) -> Self {
+        let stem_width = spec.widths[0];
+        let (conv1, maxpool) = match spec.stem {
+            Stem::Cifar => (conv(channels, stem_width, 3, 1, device), None),
+            Stem::ImageNet => (
+                conv(channels, stem_width, 7, 2, device),
+                Some(
+                    MaxPool2dConfig::new([3, 3])
+                        .with_strides([2, 2])
+                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                        .init(),
+                ),
+            ),
+        };
+        let expansion = match spec.block {
+            BlockKind::Basic => 1,
+            BlockKind::Bottleneck => 4,
+        };
+        let mut channels_in = stem_width;
+        let stages = spec
+            .depths
+            .iter()
+            .zip(&spec.widths)
+            .enumerate()
+            .map(|(s, (&depth, &width))| {
+                (0..depth)
+                    .map(|b| {
+                        let stride = if s > 0 && b == 0 { 2 } else { 1 };
+                        let block = Block::new(spec.block, channels_in, width, stride, device);
+                        channels_in = width * expansion;
+                        block
+                    })
+                    .collect()
+            })
+            .collect();
+        ResNet {
+            conv1,
+            bn1: bn(stem_width, device),
+            maxpool,
+            stages,
+            avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            fc: LinearConfig::new(channels_in, classes).init(device),
+            act: Relu::new(),
+        }
+    }
+
+    /// Logits `[n, classes]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = self.act.forward(self.bn1.forward(self.conv1.forward(x)));
+        if let Some(pool) = &self.maxpool {
+            x = pool.forward(x);
+        }
+        for stage in &self.stages {
+            for block in stage {
+                x = block.forward(x);
+            }
+        }
+        self.fc.forward(self.avgpool.forward(x).flatten(1, 3))
+    }
+}

@@ -1,0 +1,118 @@
+//! Experiment presets: dataset, model, schedule and the seed's per-optimizer learning rates.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use gradient_centralization::{Family, Hyper, Preset};
+
+use crate::data::augment::Augment;
+use crate::data::{Splits, fashion};
+use crate::models::ModelName;
+use crate::train::schedule::Schedule;
+
+/// A named suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// Fashion-MNIST sized for 2 CPU cores: small CNN, a balanced subset, a few epochs.
+    Fashion,
+    /// Fashion-MNIST, full training and test sets (the set Debian's dataset-fashion-mnist installs).
+    FashionFull,
+}
+
+/// A suite's settings; every field can be overridden on the command line.
+#[derive(Debug, Clone)]
+pub struct SuiteSettings {
+    /// The model.
+    pub model: ModelName,
+    /// Base learning rate for SGD; other families scale it as the seed does.
+    pub sgd_lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Schedule.
+    pub schedule: Schedule,
+    /// Training images per class (None: all).
+    pub train_per_class: Option<usize>,
+    /// Test images per class (None: all).
+    pub test_per_class: Option<usize>,
+    /// Augmentation.
+    pub augment: Augment,
+}
+
+impl Suite {
+    /// The suite's settings.
+    pub fn settings(self) -> SuiteSettings {
+        match self {
+            Suite::Fashion => SuiteSettings {
+                model: ModelName::SmallCnn,
+                sgd_lr: 0.05,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+                epochs: 3,
+                batch_size: 128,
+                schedule: Schedule::Cosine,
+                train_per_class: Some(1000),
+                test_per_class: Some(200),
+                augment: Augment::None,
+            },
+            Suite::FashionFull => SuiteSettings {
+                model: ModelName::SmallCnn,
+                sgd_lr: 0.05,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+                epochs: 10,
+                batch_size: 128,
+                schedule: Schedule::Cosine,
+                train_per_class: None,
+                test_per_class: None,
+                augment: Augment::None,
+            },
+        }
+    }
+
+    /// Load the suite's data from `dir` (or the default places).
+    pub fn load(self, dir: Option<&PathBuf>, settings: &SuiteSettings) -> Result<Splits> {
+        let found = fashion::locate(dir.map(PathBuf::as_path))?;
+        let mut splits = fashion::load(&found, "Fashion-MNIST")?;
+        if self == Suite::FashionFull && splits.train.len() < 60_000 {
+            bail!(
+                "the full-set suite needs all 60000 training images, {} holds {}; \
+                 install Debian's dataset-fashion-mnist (scripts/install-data.sh) or use --suite fashion",
+                found.display(),
+                splits.train.len()
+            );
+        }
+        if let Some(n) = settings.train_per_class {
+            splits.train = splits.train.balanced_subset(n);
+        }
+        if let Some(n) = settings.test_per_class {
+            splits.test = splits.test.balanced_subset(n);
+        }
+        Ok(splits)
+    }
+}
+
+/// The seed's learning-rate convention: SGD's rate for SGD/SGDW, ×0.01 for Adam/AdamW, ×0.1 for
+/// Adagrad (its CIFAR-100 commands).
+pub fn lr_for(preset: &Preset, sgd_lr: f64) -> f64 {
+    match preset.family {
+        Family::Sgd | Family::Sgdw => sgd_lr,
+        Family::Adam | Family::AdamW | Family::AdamWTorch => sgd_lr * 0.01,
+        Family::Adagrad => sgd_lr * 0.1,
+    }
+}
+
+/// The suite's hyperparameters for `preset`: momentum for SGD, weight decay for all.
+pub fn hyper_for(preset: &Preset, settings: &SuiteSettings) -> Hyper {
+    let sgd = matches!(preset.family, Family::Sgd | Family::Sgdw);
+    Hyper {
+        momentum: sgd.then_some(settings.momentum),
+        weight_decay: Some(settings.weight_decay),
+        ..Hyper::default()
+    }
+}

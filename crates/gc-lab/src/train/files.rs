@@ -1,0 +1,78 @@
+//! Writing results so that a crash never leaves a half-written file.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// Write `bytes` to `path` atomically: a temporary file beside it, synced, then renamed over it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let mut file = std::fs::File::create(&tmp).with_context(|| {
+        format!(
+            "cannot create {} (is the folder writable, is the disk full?)",
+            tmp.display()
+        )
+    })?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {} (is the disk full?)", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+/// Append one line to `path` and flush it to disk.
+pub fn append_line(path: &Path, line: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {} for appending", path.display()))?;
+    writeln!(file, "{line}")
+        .and_then(|()| file.sync_data())
+        .with_context(|| format!("cannot append to {} (is the disk full?)", path.display()))
+}
+
+/// Create `dir` (and parents), naming it in the error.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "cannot create the output folder {} (is it writable?)",
+            dir.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("gclab-files-{}", std::process::id()));
+        create_dir(&dir).unwrap();
+        let path = dir.join("summary.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_unwritable_folder_is_a_clear_error() {
+        let err = write_atomic(Path::new("/proc/gclab/summary.json"), b"x").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("cannot create /proc/gclab/summary.json.tmp"),
+            "{err:#}"
+        );
+    }
+}

@@ -1,0 +1,493 @@
+//! One training run: config in, per-epoch metrics and a summary out, written as it goes.
+
+pub mod files;
+pub mod schedule;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use gradient_centralization::{Hyper, Preset, check_lr};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Splits;
+use crate::data::augment::{Augment, Rng};
+use crate::data::loader::{Batch, Batches, EpochPlan};
+use crate::models::{ModelName, Net};
+use files::{append_line, create_dir, write_atomic};
+use schedule::Schedule;
+
+/// Everything that defines a run; saved as `config.json` beside its results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// The arm's label in tables and plots (e.g. `sgd_gc`).
+    pub label: String,
+    /// The model.
+    pub model: ModelName,
+    /// The optimizer, by the library's preset name (`sgd_gc`, `AdamW_GCC`, ...).
+    pub optimizer: String,
+    /// Its hyperparameters (PyTorch names; unset ones take the seed's defaults).
+    pub hyper: Hyper,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Schedule after warmup.
+    pub schedule: Schedule,
+    /// Epochs of linear warmup.
+    pub warmup_epochs: usize,
+    /// Epochs in all.
+    pub epochs: usize,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Seed of the model's initialization, the shuffling and the augmentation.
+    pub seed: u64,
+    /// Training augmentation.
+    pub augment: Augment,
+    /// Threads preparing batches.
+    pub workers: usize,
+}
+
+/// One epoch's numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Learning rate at the epoch's last step.
+    pub lr: f64,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Training top-1 accuracy (%), measured on the fly.
+    pub train_top1: f64,
+    /// Test loss.
+    pub test_loss: f64,
+    /// Test top-1 accuracy (%).
+    pub test_top1: f64,
+    /// Test top-5 accuracy (%).
+    pub test_top5: f64,
+    /// Wall-clock seconds of the epoch (training and test).
+    pub seconds: f64,
+    /// Training images per second.
+    pub images_per_second: f64,
+}
+
+impl EpochMetrics {
+    /// The CSV header matching [`csv_row`](Self::csv_row).
+    pub const CSV_HEADER: &'static str =
+        "epoch,lr,train_loss,train_top1,test_loss,test_top1,test_top5,seconds,images_per_second";
+
+    /// One CSV row.
+    pub fn csv_row(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{:.3},{:.1}",
+            self.epoch,
+            self.lr,
+            self.train_loss,
+            self.train_top1,
+            self.test_loss,
+            self.test_top1,
+            self.test_top5,
+            self.seconds,
+            self.images_per_second
+        )
+    }
+}
+
+/// The outcome of a run; saved as `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The run's config.
+    pub config: RunConfig,
+    /// The data: name, where it was read from, and the number of images.
+    pub data: DataInfo,
+    /// Every finished epoch.
+    pub epochs: Vec<EpochMetrics>,
+    /// Test top-1 after the last finished epoch.
+    pub final_test_top1: f64,
+    /// Best test top-1 and its epoch.
+    pub best_test_top1: f64,
+    /// Epoch of the best test top-1.
+    pub best_epoch: usize,
+    /// Wall-clock seconds of the whole run.
+    pub seconds: f64,
+    /// Whether the run stopped early on Ctrl-C.
+    pub interrupted: bool,
+}
+
+/// Which data a run saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// The dataset's name.
+    pub name: String,
+    /// The folder it was read from.
+    pub source: PathBuf,
+    /// Training images.
+    pub train_images: usize,
+    /// Test images.
+    pub test_images: usize,
+}
+
+/// Set by Ctrl-C: the loop finishes its batch, saves what it has and stops.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Train `config` on `splits`, writing into `out_dir`: `config.json` and `plan.txt` first,
+/// `metrics.csv` and `metrics.jsonl` after every epoch, `summary.json` at the end.
+///
+/// The model's initialization draws from the backend's generator, which `run` seeds with
+/// `config.seed`; that generator is global to the process, so runs are reproducible when they run
+/// one after another (as `gclab` does), not when several run at once in one process.
+pub fn run(
+    config: &RunConfig,
+    splits: &Splits,
+    out_dir: &Path,
+    bar: &ProgressBar,
+) -> Result<Summary> {
+    let started = Instant::now();
+    create_dir(out_dir)?;
+    write_atomic(
+        &out_dir.join("config.json"),
+        serde_json::to_string_pretty(config)?.as_bytes(),
+    )?;
+    for stale in ["metrics.csv", "metrics.jsonl", "summary.json"] {
+        let _ = std::fs::remove_file(out_dir.join(stale));
+    }
+
+    let device = Device::flex().autodiff();
+    device.seed(config.seed);
+    let train = Arc::new(splits.train.clone());
+    let test = Arc::new(splits.test.clone());
+    let normalize = Arc::new(splits.normalize.clone());
+    let (channels, size) = (train.channels, train.height);
+    let mut model = Net::new(config.model, channels, size, train.classes, &device);
+
+    let preset: Preset = config.optimizer.parse()?;
+    let gc = preset.gc_config();
+    write_atomic(
+        &out_dir.join("plan.txt"),
+        format!("{}\n", gc.plan(&model)?).as_bytes(),
+    )?;
+    let mut optimizer = preset.init_with(&model, &config.hyper, &gc)?;
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+
+    let steps_per_epoch = train.len().div_ceil(config.batch_size);
+    let mut epochs = Vec::new();
+    let mut interrupted = false;
+    append_line(&out_dir.join("metrics.csv"), EpochMetrics::CSV_HEADER)?;
+
+    for epoch in 0..config.epochs {
+        let epoch_started = Instant::now();
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        Rng::new(&[config.seed, epoch as u64, 0x5EED]).shuffle(&mut order);
+        let batches = Batches::start(
+            train.clone(),
+            normalize.clone(),
+            EpochPlan {
+                order,
+                batch_size: config.batch_size,
+                augment: config.augment,
+                keys: [config.seed, epoch as u64],
+            },
+            config.workers,
+        );
+        bar.set_length(steps_per_epoch as u64);
+        bar.set_position(0);
+        bar.set_prefix(format!(
+            "{} epoch {}/{}",
+            config.label,
+            epoch + 1,
+            config.epochs
+        ));
+        let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0f64, 0usize, 0usize, config.lr);
+        for (step, Batch { inputs, labels }) in batches.enumerate() {
+            if STOP.load(Ordering::Relaxed) {
+                interrupted = true;
+                break;
+            }
+            lr = config.schedule.lr(
+                config.lr,
+                epoch,
+                step as f64 / steps_per_epoch as f64,
+                config.epochs,
+                config.warmup_epochs,
+            );
+            check_lr(lr)?;
+            let n = labels.len();
+            let x = Tensor::<4>::from_data(
+                TensorData::new(inputs, [n, channels, size, train.width]),
+                &device,
+            );
+            let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [n]), &device);
+            let logits = model.forward(x);
+            let loss = loss_fn.forward(logits.clone(), y);
+            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            if !loss_value.is_finite() {
+                bail!(
+                    "{}: the loss became {loss_value} at epoch {}, step {} of {steps_per_epoch} \
+                     (lr {lr:e}); lower the learning rate or add warmup",
+                    config.label,
+                    epoch + 1,
+                    step + 1
+                );
+            }
+            correct += top_k_correct(logits.inner().into_data(), &labels, 1);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(lr, model, grads);
+            loss_sum += loss_value * n as f64;
+            seen += n;
+            bar.inc(1);
+            bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+        }
+        if interrupted || seen == 0 {
+            interrupted = true;
+            break;
+        }
+        let train_seconds = epoch_started.elapsed().as_secs_f64();
+        let (test_loss, test_top1, test_top5) =
+            evaluate(&model, &test, &normalize, config, &device);
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / seen as f64,
+            train_top1: 100.0 * correct as f64 / seen as f64,
+            test_loss,
+            test_top1,
+            test_top5,
+            seconds: epoch_started.elapsed().as_secs_f64(),
+            images_per_second: seen as f64 / train_seconds,
+        };
+        append_line(&out_dir.join("metrics.csv"), &metrics.csv_row())?;
+        append_line(
+            &out_dir.join("metrics.jsonl"),
+            &serde_json::to_string(&metrics)?,
+        )?;
+        bar.println(format!(
+            "{:<12} epoch {:>3}  train loss {:.4}  test loss {:.4}  test top-1 {:6.2}%  {:6.0} img/s",
+            config.label, metrics.epoch, metrics.train_loss, test_loss, test_top1, metrics.images_per_second
+        ));
+        epochs.push(metrics);
+    }
+
+    let (best_epoch, best_test_top1) =
+        epochs
+            .iter()
+            .map(|m| (m.epoch, m.test_top1))
+            .fold((0, f64::NAN), |best, m| {
+                if best.1.is_nan() || m.1 > best.1 {
+                    m
+                } else {
+                    best
+                }
+            });
+    let summary = Summary {
+        config: config.clone(),
+        data: DataInfo {
+            name: splits.name.clone(),
+            source: splits.source.clone(),
+            train_images: train.len(),
+            test_images: test.len(),
+        },
+        final_test_top1: epochs.last().map_or(f64::NAN, |m| m.test_top1),
+        best_test_top1,
+        best_epoch,
+        epochs,
+        seconds: started.elapsed().as_secs_f64(),
+        interrupted,
+    };
+    write_atomic(
+        &out_dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )
+    .context("writing the run's summary")?;
+    Ok(summary)
+}
+
+/// Test loss, top-1 and top-5 (%), without autodiff and with BatchNorm's running statistics.
+fn evaluate(
+    model: &Net,
+    test: &Arc<crate::data::ImageSet>,
+    normalize: &Arc<crate::data::Normalize>,
+    config: &RunConfig,
+    device: &Device,
+) -> (f64, f64, f64) {
+    let model = model.valid();
+    let device = device.clone().inner();
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let plan = EpochPlan {
+        order: (0..test.len()).collect(),
+        batch_size: config.batch_size.max(256),
+        augment: Augment::None,
+        keys: [0, 0],
+    };
+    let (mut loss_sum, mut top1, mut top5) = (0.0f64, 0usize, 0usize);
+    for Batch { inputs, labels } in
+        Batches::start(test.clone(), normalize.clone(), plan, config.workers)
+    {
+        let n = labels.len();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(inputs, [n, test.channels, test.height, test.width]),
+            &device,
+        );
+        let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [n]), &device);
+        let logits = model.forward(x);
+        loss_sum += loss_fn.forward(logits.clone(), y).into_scalar::<f32>() as f64 * n as f64;
+        let data = logits.into_data();
+        top1 += top_k_correct(data.clone(), &labels, 1);
+        top5 += top_k_correct(data, &labels, 5);
+    }
+    let n = test.len().max(1) as f64;
+    (
+        loss_sum / n,
+        100.0 * top1 as f64 / n,
+        100.0 * top5 as f64 / n,
+    )
+}
+
+/// How many rows of `logits` (`[n, classes]`) rank their label among the top `k`.
+pub fn top_k_correct(logits: TensorData, labels: &[i64], k: usize) -> usize {
+    let classes = logits.shape()[1];
+    let values: Vec<f32> = logits.convert::<f32>().try_to_vec().expect("float logits");
+    values
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(row, label)| {
+            let target = row[**label as usize];
+            // Rank = how many classes score strictly higher; ties count in the label's favour.
+            row.iter().filter(|&&v| v > target).count() < k
+        })
+        .count()
+}
+
+/// A progress bar in the lab's style: prefix, bar, position, throughput, ETA, message.
+pub fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>22} [{bar:30}] {pos:>5}/{len:5} {per_sec:>12} eta {eta:>4} {msg}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{ImageSet, Normalize};
+
+    /// 8x8 images: class 0 bright on the left half, class 1 on the right, with a little noise.
+    fn halves(n: usize, seed: u64) -> ImageSet {
+        let mut rng = Rng::new(&[seed]);
+        let mut pixels = Vec::with_capacity(n * 64);
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let label = (i % 2) as u32;
+            for _ in 0..8 {
+                for x in 0..8 {
+                    let bright = (x < 4) == (label == 0);
+                    pixels.push(if bright { 200 } else { 20 } + rng.below(30) as u8);
+                }
+            }
+            labels.push(label);
+        }
+        ImageSet {
+            channels: 1,
+            height: 8,
+            width: 8,
+            pixels,
+            labels,
+            classes: 2,
+        }
+    }
+
+    fn splits() -> Splits {
+        Splits {
+            name: "halves".into(),
+            source: "generated".into(),
+            train: halves(64, 1),
+            test: halves(16, 2),
+            normalize: Normalize {
+                mean: vec![0.4],
+                std: vec![0.35],
+            },
+        }
+    }
+
+    fn config(lr: f64) -> RunConfig {
+        RunConfig {
+            label: "sgd_gc".into(),
+            model: ModelName::SmallCnn,
+            optimizer: "SGD_GC".into(),
+            hyper: Hyper {
+                momentum: Some(0.9),
+                ..Hyper::default()
+            },
+            lr,
+            schedule: Schedule::Constant,
+            warmup_epochs: 0,
+            epochs: 2,
+            batch_size: 16,
+            seed: 3,
+            augment: Augment::None,
+            workers: 2,
+        }
+    }
+
+    /// Runs seed the backend's process-wide generator: tests that train take turns.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("gclab-run-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn a_run_writes_its_folder_and_learns_an_easy_task() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = temp("ok");
+        let summary = run(&config(0.05), &splits(), &dir, &ProgressBar::hidden()).unwrap();
+        assert_eq!(summary.epochs.len(), 2);
+        assert!(summary.final_test_top1 > 90.0, "{summary:?}");
+        for file in [
+            "config.json",
+            "plan.txt",
+            "metrics.csv",
+            "metrics.jsonl",
+            "summary.json",
+        ] {
+            assert!(dir.join(file).is_file(), "{file}");
+        }
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 3);
+        // The same seed gives the same numbers.
+        let again = run(&config(0.05), &splits(), &dir, &ProgressBar::hidden()).unwrap();
+        assert_eq!(again.epochs[1].train_loss, summary.epochs[1].train_loss);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_diverging_loss_stops_the_run_naming_epoch_and_step() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = temp("nan");
+        let err = run(&config(1e30), &splits(), &dir, &ProgressBar::hidden())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("at epoch 1, step") && err.contains("lower the learning rate"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn top_k_counts_ties_for_the_label() {
+        let logits = TensorData::new(vec![0.1f32, 0.9, 0.5, 0.5, 0.2, 0.3], [2, 3]);
+        assert_eq!(top_k_correct(logits.clone(), &[1, 0], 1), 2);
+        assert_eq!(top_k_correct(logits.clone(), &[0, 2], 1), 0);
+        assert_eq!(top_k_correct(logits, &[2, 2], 2), 2);
+    }
+}
