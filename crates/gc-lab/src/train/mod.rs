@@ -265,10 +265,19 @@ pub fn run(
             &out_dir.join("metrics.jsonl"),
             &serde_json::to_string(&metrics)?,
         )?;
-        bar.println(format!(
-            "{:<12} epoch {:>3}  train loss {:.4}  test loss {:.4}  test top-1 {:6.2}%  {:6.0} img/s",
-            config.label, metrics.epoch, metrics.train_loss, test_loss, test_top1, metrics.images_per_second
-        ));
+        // `suspend` prints whether or not a terminal shows the bar (logs get the lines too).
+        bar.suspend(|| {
+            println!(
+                "{:<12} seed {} epoch {:>3}  train loss {:.4}  test loss {:.4}  test top-1 {:6.2}%  {:6.0} img/s",
+                config.label,
+                config.seed,
+                metrics.epoch,
+                metrics.train_loss,
+                test_loss,
+                test_top1,
+                metrics.images_per_second
+            )
+        });
         epochs.push(metrics);
     }
 

@@ -1,0 +1,283 @@
+//! One optimizer step over the parameters of a torchvision-layout ResNet-50 (161 tensors, 25.6M
+//! parameters, burn layout), through burn's `ModuleOptimizer` as training uses it.
+//!
+//! Every figure is relative to numbers measured in the same run: our plain SGD (ratio to plain) and
+//! a memory-bandwidth probe (ratio to the time the optimizer's minimal memory traffic needs at the
+//! probed bandwidth). Run with `cargo bench --bench optim_step`; `-- --quick` takes fewer samples.
+//!
+//! A hand-rolled harness rather than criterion or divan: the ratios need every measurement of the
+//! run at once, and the machine-readable lines have a fixed format.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig as BurnSgdConfig};
+use burn::tensor::{Device, Distribution, Tensor};
+use gc_lab::models::{ModelName, Net};
+use gradient_centralization::{Centralize, GcPlan, Hyper, Preset, Scope};
+
+/// Gradients for every parameter, kept to hand out fresh `GradientsParams` each step.
+struct GradientSet {
+    grads: Vec<(burn::module::ParamId, usize, burn::tensor::TensorData)>,
+}
+
+struct Collect<'a> {
+    out: &'a mut Vec<(burn::module::ParamId, usize, burn::tensor::TensorData)>,
+    device: Device,
+}
+
+impl ModuleVisitor for Collect<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let shape = param.lazy_shape();
+        // BatchNorm's running statistics have no gradient.
+        if !param.val().is_require_grad() {
+            return;
+        }
+        let g = Tensor::<D>::random(
+            shape,
+            Distribution::Normal(0.0, 1e-2),
+            &self.device.clone().inner(),
+        );
+        self.out.push((param.id, D, g.into_data()));
+    }
+}
+
+impl GradientSet {
+    fn new(model: &Net, device: &Device) -> Self {
+        let mut grads = Vec::new();
+        model.visit(&mut Collect {
+            out: &mut grads,
+            device: device.clone(),
+        });
+        Self { grads }
+    }
+
+    fn params(&self) -> usize {
+        self.grads.iter().map(|(_, _, d)| d.num_elements()).sum()
+    }
+
+    /// Fresh, uniquely owned gradients (as a backward pass hands them over).
+    fn fresh(&self, device: &Device) -> GradientsParams {
+        let device = device.clone().inner();
+        let mut params = GradientsParams::new();
+        for (id, rank, data) in &self.grads {
+            match rank {
+                1 => params.register(*id, Tensor::<1>::from_data(data.clone(), &device)),
+                2 => params.register(*id, Tensor::<2>::from_data(data.clone(), &device)),
+                4 => params.register(*id, Tensor::<4>::from_data(data.clone(), &device)),
+                other => panic!("unexpected rank {other}"),
+            }
+        }
+        params
+    }
+}
+
+/// Wait for the step to have happened: read one value of the last parameter the optimizer wrote.
+fn sync(model: &Net) {
+    struct Last(Option<f32>);
+    impl ModuleVisitor for Last {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0 = Some(
+                param
+                    .val()
+                    .flatten::<1>(0, D - 1)
+                    .slice(0..1)
+                    .into_scalar::<f32>(),
+            );
+        }
+    }
+    let mut last = Last(None);
+    model.visit(&mut last);
+    black_box(last.0);
+}
+
+/// Median seconds of `samples` timed calls after `warmup` untimed ones.
+fn time(warmup: usize, samples: usize, mut f: impl FnMut()) -> (f64, f64) {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut times: Vec<f64> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times[0])
+}
+
+/// Copy bandwidth in bytes/s (read + write counted), the best of several copies of `n` floats.
+fn bandwidth(n: usize) -> f64 {
+    let src = vec![1.0f32; n];
+    let mut dst = vec![0.0f32; n];
+    let (_, best) = time(2, 9, || {
+        dst.copy_from_slice(black_box(&src));
+        black_box(&mut dst);
+    });
+    (2 * 4 * n) as f64 / best
+}
+
+struct Case {
+    name: &'static str,
+    /// Minimal bytes moved per parameter by a fused f32 implementation.
+    bytes: f64,
+    optimizer: Box<dyn Fn(&Net) -> ModuleOptimizer>,
+}
+
+fn preset(name: &'static str, bytes: f64, hyper: Hyper) -> Case {
+    Case {
+        name,
+        bytes,
+        optimizer: Box::new(move |model| {
+            name.parse::<Preset>().unwrap().init(model, &hyper).unwrap()
+        }),
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (warmup, samples) = if quick { (1, 3) } else { (2, 7) };
+    let device = Device::flex().autodiff();
+    device.seed(0);
+    let model = Net::new(ModelName::ImageNet(50), 3, 224, 1000, &device);
+    let grads = GradientSet::new(&model, &device);
+    let n = grads.params();
+    let bw = bandwidth(n);
+
+    let sgd = Hyper {
+        momentum: Some(0.9),
+        weight_decay: Some(5e-4),
+        ..Hyper::default()
+    };
+    let adam = Hyper {
+        weight_decay: Some(5e-4),
+        ..Hyper::default()
+    };
+    let cases = vec![
+        preset("sgd", 20.0, sgd),
+        Case {
+            name: "burn_sgd",
+            bytes: 20.0,
+            optimizer: Box::new(|_| {
+                BurnSgdConfig::new()
+                    .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
+                    .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
+                    .init()
+            }),
+        },
+        preset("sgd_gc", 24.0, sgd),
+        preset("sgd_gcc", 24.0, sgd),
+        preset("sgdw_gcc", 24.0, sgd),
+        preset("adam", 28.0, adam),
+        preset("adam_gc", 32.0, adam),
+        preset("adamw_gcc", 32.0, adam),
+        preset("adagrad_gcc", 24.0, Hyper::default()),
+        Case {
+            // GC alone: the wrapper around an optimizer that returns the weights untouched would
+            // still pay burn's bookkeeping; time GC on the tensors directly instead (below).
+            name: "gc_only",
+            bytes: 12.0,
+            optimizer: Box::new(|_| unreachable!()),
+        },
+    ];
+
+    println!(
+        "ResNet-50 (torchvision layout): {} parameter tensors, {n} parameters; copy bandwidth {:.1} GB/s",
+        grads.grads.len(),
+        bw / 1e9
+    );
+    println!(
+        "{:<12} {:>10} {:>11} {:>9} {:>9} {:>9}",
+        "optimizer", "ms/step", "ns/param", "B/param", "x plain", "x bound"
+    );
+    let mut plain = None;
+    let mut lines = Vec::new();
+    for case in &cases {
+        let seconds = if case.name == "gc_only" {
+            gc_only(&model, &grads, &device, warmup, samples)
+        } else {
+            let mut optimizer = (case.optimizer)(&model);
+            let mut current = Some(model.clone());
+            // Gradients are built before the clock starts, one uniquely owned set per step.
+            let mut ready: Vec<GradientsParams> = (0..warmup + samples)
+                .map(|_| grads.fresh(&device))
+                .collect();
+            time(warmup, samples, || {
+                let m = current.take().unwrap();
+                let m = optimizer.step(0.01, m, ready.pop().unwrap());
+                sync(&m);
+                current = Some(m);
+            })
+            .0
+        };
+        let ns = seconds * 1e9 / n as f64;
+        let plain_ns = *plain.get_or_insert(ns);
+        let bound = case.bytes * n as f64 / bw;
+        let (ratio_plain, ratio_bound) = (ns / plain_ns, seconds / bound);
+        println!(
+            "{:<12} {:>10.2} {:>11.3} {:>9.0} {:>9.2} {:>9.2}",
+            case.name,
+            seconds * 1e3,
+            ns,
+            case.bytes,
+            ratio_plain,
+            ratio_bound
+        );
+        lines.push(format!(
+            "optim_step {} {ns:.4} {ratio_plain:.3} {ratio_bound:.3}",
+            case.name
+        ));
+    }
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+/// Median seconds to centralize every gradient the SGD_GC plan centralizes (out of place).
+fn gc_only(
+    model: &Net,
+    grads: &GradientSet,
+    device: &Device,
+    warmup: usize,
+    samples: usize,
+) -> f64 {
+    let plan = GcPlan::new(model, Scope::ConvLinear);
+    let inner = device.clone().inner();
+    let work: Vec<(Centralize, Tensor<4>, Option<Tensor<2>>)> = grads
+        .grads
+        .iter()
+        .filter_map(|(id, rank, data)| {
+            let op = plan.get(*id)?.decision.centralize()?;
+            match rank {
+                4 => Some((op, Tensor::<4>::from_data(data.clone(), &inner), None)),
+                2 => Some((
+                    op,
+                    Tensor::<4>::zeros([1, 1, 1, 1], &inner),
+                    Some(Tensor::<2>::from_data(data.clone(), &inner)),
+                )),
+                _ => None,
+            }
+        })
+        .collect();
+    time(warmup, samples, || {
+        let mut last = 0.0;
+        for (op, t4, t2) in &work {
+            last = match t2 {
+                Some(t2) => op
+                    .apply(t2.clone())
+                    .slice([0..1, 0..1])
+                    .into_scalar::<f32>(),
+                None => op
+                    .apply(t4.clone())
+                    .slice([0..1, 0..1, 0..1, 0..1])
+                    .into_scalar::<f32>(),
+            };
+        }
+        black_box(last);
+    })
+    .0
+}
