@@ -11,3 +11,8 @@ pub mod models;
 pub mod report;
 pub mod suites;
 pub mod train;
+
+/// Tests that build or train models take turns: burn's CPU backend shares one thread pool, and
+/// bit-for-bit comparisons between runs hold only when runs do not compete for it.
+#[cfg(test)]
+pub(crate) static TEST_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());

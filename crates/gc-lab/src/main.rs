@@ -66,7 +66,12 @@ struct CompareArgs {
     #[arg(long, value_enum, default_value_t = Suite::Fashion)]
     suite: Suite,
     /// Optimizers, comma-separated, by the seed's names (sgd, sgd_gc, SGD_GCC, adam_gc, AdamW_GCC, ...).
-    #[arg(long, value_delimiter = ',', default_value = "sgd,sgd_gc")]
+    #[arg(
+        long,
+        alias = "alg",
+        value_delimiter = ',',
+        default_value = "sgd,sgd_gc"
+    )]
     arms: Vec<String>,
     /// Number of seeds per arm (seeds 0, 1, ...).
     #[arg(long, default_value_t = 2)]
@@ -106,6 +111,10 @@ struct CompareArgs {
     /// The training loss whose first epoch the table reports (default: the highest final loss).
     #[arg(long)]
     target_loss: Option<f64>,
+    /// Continue the runs in --out: finished runs are kept, interrupted ones resume from their last
+    /// epoch's checkpoint (ending with the numbers an uninterrupted run gives), missing ones start.
+    #[arg(long, requires = "out")]
+    resume: bool,
 }
 
 fn main() -> ExitCode {
@@ -235,7 +244,14 @@ fn compare(args: CompareArgs) -> Result<()> {
                 workers: args.workers,
             };
             let dir = out.join(&config.label).join(format!("seed{seed}"));
-            let summary = run(&config, &splits, &dir, &bar)?;
+            let finished = args.resume.then(|| finished_run(&dir, &config)).flatten();
+            let summary = match finished {
+                Some(summary) => {
+                    println!("{} seed {seed}: finished earlier, kept", config.label);
+                    summary
+                }
+                None => run(&config, &splits, &dir, &bar, args.resume)?,
+            };
             let interrupted = summary.interrupted;
             summaries.push(summary);
             if interrupted {
@@ -257,6 +273,17 @@ fn compare(args: CompareArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The summary of a run in `dir` that finished (not interrupted) with `config`.
+fn finished_run(dir: &std::path::Path, config: &RunConfig) -> Option<gc_lab::train::Summary> {
+    let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
+    let summary: gc_lab::train::Summary = serde_json::from_str(&text).ok()?;
+    let same = RunConfig {
+        workers: config.workers,
+        ..summary.config.clone()
+    } == *config;
+    (same && !summary.interrupted).then_some(summary)
 }
 
 fn report(runs: Vec<PathBuf>, out: Option<PathBuf>, target_loss: Option<f64>) -> Result<()> {

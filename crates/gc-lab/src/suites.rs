@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 use gradient_centralization::{Family, Hyper, Preset};
 
 use crate::data::augment::Augment;
+use crate::data::cifar::{self, Cifar};
 use crate::data::{Splits, fashion};
 use crate::models::ModelName;
 use crate::train::schedule::Schedule;
@@ -17,6 +18,12 @@ pub enum Suite {
     Fashion,
     /// Fashion-MNIST, full training and test sets (the set Debian's dataset-fashion-mnist installs).
     FashionFull,
+    /// The seed's CIFAR-100 runs (binary version, `--data cifar-100-binary/`): ResNet-18 by default
+    /// (`--model r50` etc.), 200 epochs, batch 128, lr 0.1, momentum 0.9, wd 5e-4, x0.1 every 60
+    /// epochs, random crop (pad 4) and flip.
+    Cifar100,
+    /// The same recipe on CIFAR-10 (`--data cifar-10-batches-bin/`).
+    Cifar10,
 }
 
 /// A suite's settings; every field can be overridden on the command line.
@@ -72,13 +79,60 @@ impl Suite {
                 test_per_class: None,
                 augment: Augment::None,
             },
+            Suite::Cifar100 | Suite::Cifar10 => SuiteSettings {
+                model: ModelName::Cifar(18),
+                sgd_lr: 0.1,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+                epochs: 200,
+                batch_size: 128,
+                schedule: Schedule::Step {
+                    every: 60,
+                    gamma: 0.1,
+                },
+                train_per_class: None,
+                test_per_class: None,
+                augment: Augment::CropFlip { pad: 4 },
+            },
         }
     }
 
     /// Load the suite's data from `dir` (or the default places).
     pub fn load(self, dir: Option<&PathBuf>, settings: &SuiteSettings) -> Result<Splits> {
+        let mut splits = match self {
+            Suite::Fashion | Suite::FashionFull => self.load_fashion(dir)?,
+            Suite::Cifar100 | Suite::Cifar10 => {
+                let Some(dir) = dir else {
+                    bail!(
+                        "the {self:?} suite needs --data: the folder of the unpacked binary version \
+                         ({})",
+                        if self == Suite::Cifar100 {
+                            "cifar-100-binary/"
+                        } else {
+                            "cifar-10-batches-bin/"
+                        }
+                    );
+                };
+                let kind = if self == Suite::Cifar100 {
+                    Cifar::HundredFine
+                } else {
+                    Cifar::Ten
+                };
+                cifar::load(dir, kind)?
+            }
+        };
+        if let Some(n) = settings.train_per_class {
+            splits.train = splits.train.balanced_subset(n);
+        }
+        if let Some(n) = settings.test_per_class {
+            splits.test = splits.test.balanced_subset(n);
+        }
+        Ok(splits)
+    }
+
+    fn load_fashion(self, dir: Option<&PathBuf>) -> Result<Splits> {
         let found = fashion::locate(dir.map(PathBuf::as_path))?;
-        let mut splits = fashion::load(&found, "Fashion-MNIST")?;
+        let splits = fashion::load(&found, "Fashion-MNIST")?;
         if self == Suite::FashionFull && splits.train.len() < 60_000 {
             bail!(
                 "the full-set suite needs all 60000 training images, {} holds {}; \
@@ -86,12 +140,6 @@ impl Suite {
                 found.display(),
                 splits.train.len()
             );
-        }
-        if let Some(n) = settings.train_per_class {
-            splits.train = splits.train.balanced_subset(n);
-        }
-        if let Some(n) = settings.test_per_class {
-            splits.test = splits.test.balanced_subset(n);
         }
         Ok(splits)
     }

@@ -14,11 +14,7 @@ use std::path::{Path, PathBuf};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::InMemDataset;
-use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::renderer::CliMetricsRenderer;
@@ -28,55 +24,16 @@ use burn::train::{
 };
 use gradient_centralization::prelude::*;
 
-const SIDE: usize = 8;
-const CLASSES: usize = 4;
+mod quadrants;
+use quadrants::{Cnn, SIDE, make_data};
+
 const TRAIN: usize = 1024;
 const VALID: usize = 512;
 const BATCH: usize = 64;
 const EPOCHS: usize = 3;
 const LR: f64 = 0.02;
 
-#[derive(Module, Debug)]
-struct Cnn {
-    conv1: Conv2d,
-    bn1: BatchNorm,
-    conv2: Conv2d,
-    bn2: BatchNorm,
-    act: Relu,
-    pool: MaxPool2d,
-    head: Linear,
-}
-
 impl Cnn {
-    fn new(device: &Device) -> Self {
-        let conv = |channels| {
-            Conv2dConfig::new(channels, [3, 3])
-                .with_padding(PaddingConfig2d::Same)
-                .init(device)
-        };
-        Self {
-            conv1: conv([1, 8]),
-            bn1: BatchNormConfig::new(8).init(device),
-            conv2: conv([8, 16]),
-            bn2: BatchNormConfig::new(16).init(device),
-            act: Relu::new(),
-            pool: MaxPool2dConfig::new([2, 2]).init(),
-            // Flatten, not global pooling: the answer is *where* the blob is.
-            head: LinearConfig::new(16 * 2 * 2, CLASSES).init(device),
-        }
-    }
-
-    fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(
-            self.act
-                .forward(self.bn1.forward(self.conv1.forward(images))),
-        );
-        let x = self
-            .pool
-            .forward(self.act.forward(self.bn2.forward(self.conv2.forward(x))));
-        self.head.forward(x.flatten(1, 3))
-    }
-
     fn classify(&self, batch: QuadrantBatch) -> ClassificationOutput {
         let logits = self.forward(batch.images);
         let loss = CrossEntropyLossConfig::new()
@@ -108,28 +65,6 @@ impl InferenceStep for Cnn {
     }
 }
 
-/// A 64-bit LCG (Knuth's MMIX constants): deterministic everywhere, and no `rand` dependency.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next_u32(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        // The low bits of an LCG cycle quickly; the high ones are the usable part.
-        (self.0 >> 32) as u32
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u32() as usize) % n
-    }
-
-    fn unit(&mut self) -> f32 {
-        self.next_u32() as f32 / (u32::MAX as f32 + 1.0)
-    }
-}
-
 #[derive(Clone, Debug)]
 struct QuadrantItem {
     image: Vec<f32>,
@@ -138,29 +73,19 @@ struct QuadrantItem {
 }
 
 fn make_items(seed: u64, n: usize) -> Vec<QuadrantItem> {
-    let mut rng = Lcg(seed);
-    (0..n)
-        .map(|_| {
-            let mut image: Vec<f32> = (0..SIDE * SIDE).map(|_| rng.unit()).collect();
-            let quadrant = rng.below(CLASSES);
-            let decoy = (quadrant + 1 + rng.below(CLASSES - 1)) % CLASSES;
-            for (q, brightness) in [(quadrant, 0.8), (decoy, 0.5)] {
-                let top = (q / 2) * 4 + rng.below(3);
-                let left = (q % 2) * 4 + rng.below(3);
-                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                    image[(top + dy) * SIDE + left + dx] += brightness;
-                }
-            }
-            QuadrantItem {
-                image,
-                label: quadrant as i64,
-            }
+    let (images, labels) = make_data(seed, n);
+    images
+        .chunks_exact(SIDE * SIDE)
+        .zip(labels)
+        .map(|(image, label)| QuadrantItem {
+            image: image.to_vec(),
+            label,
         })
         .collect()
 }
 
 #[derive(Clone, Debug)]
-struct QuadrantBatch {
+pub struct QuadrantBatch {
     images: Tensor<4>,
     targets: Tensor<1, Int>,
 }

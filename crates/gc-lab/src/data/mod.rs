@@ -1,6 +1,7 @@
 //! Datasets held in memory as bytes, and the batches the training loop reads.
 
 pub mod augment;
+pub mod cifar;
 pub mod fashion;
 pub mod idx;
 pub mod loader;

@@ -112,9 +112,39 @@ pub enum Net {
     ResNet(ResNet),
 }
 
+/// The backend's generator is global to the process: seeding it and drawing the initial weights
+/// must not interleave with another model's initialization.
+static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Net {
+    /// [`Net::new`] with the backend's generator seeded with `seed` first, so the initial weights
+    /// depend on `seed` alone, even with other models being built on other threads.
+    pub fn seeded(
+        name: ModelName,
+        channels: usize,
+        size: usize,
+        classes: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
+        let _turn = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        device.seed(seed);
+        Self::build(name, channels, size, classes, device)
+    }
+
     /// Build `name` for `channels`×`size`×`size` inputs and `classes` classes.
     pub fn new(
+        name: ModelName,
+        channels: usize,
+        size: usize,
+        classes: usize,
+        device: &Device,
+    ) -> Self {
+        let _turn = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Self::build(name, channels, size, classes, device)
+    }
+
+    fn build(
         name: ModelName,
         channels: usize,
         size: usize,
@@ -170,6 +200,7 @@ mod tests {
     /// list 11.7M and 25.6M); 62 and 161 parameter tensors.
     #[test]
     fn imagenet_resnets_have_torchvisions_parameter_counts() {
+        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
         let device = Device::flex();
         let r18 = Net::new(ModelName::ImageNet(18), 3, 224, 1000, &device);
         assert_eq!(trainable(&r18), (62, 11_689_512));
@@ -179,6 +210,7 @@ mod tests {
 
     #[test]
     fn forward_and_backward_on_a_tiny_batch() {
+        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
         let device = Device::flex().autodiff();
         for (name, channels, size) in [
             (ModelName::SmallCnn, 1, 28),

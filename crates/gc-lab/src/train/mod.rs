@@ -1,5 +1,6 @@
 //! One training run: config in, per-epoch metrics and a summary out, written as it goes.
 
+pub mod checkpoint;
 pub mod files;
 pub mod schedule;
 
@@ -138,32 +139,59 @@ pub static STOP: AtomicBool = AtomicBool::new(false);
 /// Train `config` on `splits`, writing into `out_dir`: `config.json` and `plan.txt` first,
 /// `metrics.csv` and `metrics.jsonl` after every epoch, `summary.json` at the end.
 ///
-/// The model's initialization draws from the backend's generator, which `run` seeds with
-/// `config.seed`; that generator is global to the process, so runs are reproducible when they run
-/// one after another (as `gclab` does), not when several run at once in one process.
+/// The initial weights depend on `config.seed` alone ([`Net::seeded`]); shuffling and augmentation
+/// on (seed, epoch, batch): the same config gives the same numbers.
+///
+/// After every epoch the model and optimizer are checkpointed. With `resume`, a run folder holding a
+/// checkpoint continues from it (its `config.json` must match `config`) and ends with the same
+/// numbers as a run that was never interrupted; without a checkpoint it starts afresh.
 pub fn run(
     config: &RunConfig,
     splits: &Splits,
     out_dir: &Path,
     bar: &ProgressBar,
+    resume: bool,
 ) -> Result<Summary> {
     let started = Instant::now();
     create_dir(out_dir)?;
-    write_atomic(
-        &out_dir.join("config.json"),
-        serde_json::to_string_pretty(config)?.as_bytes(),
-    )?;
-    for stale in ["metrics.csv", "metrics.jsonl", "summary.json"] {
-        let _ = std::fs::remove_file(out_dir.join(stale));
+    let resumed = if resume {
+        checkpoint::find(out_dir)
+    } else {
+        None
+    };
+    match &resumed {
+        Some(_) => check_same_config(config, &out_dir.join("config.json"))?,
+        None => {
+            for stale in ["metrics.csv", "metrics.jsonl", "summary.json"] {
+                let _ = std::fs::remove_file(out_dir.join(stale));
+            }
+            for stale in ["checkpoint", "checkpoint.old", "checkpoint.tmp"] {
+                let _ = std::fs::remove_dir_all(out_dir.join(stale));
+            }
+            write_atomic(
+                &out_dir.join("config.json"),
+                serde_json::to_string_pretty(config)?.as_bytes(),
+            )?;
+        }
     }
 
     let device = Device::flex().autodiff();
-    device.seed(config.seed);
     let train = Arc::new(splits.train.clone());
     let test = Arc::new(splits.test.clone());
     let normalize = Arc::new(splits.normalize.clone());
     let (channels, size) = (train.channels, train.height);
-    let mut model = Net::new(config.model, channels, size, train.classes, &device);
+    let mut model = Net::seeded(
+        config.model,
+        channels,
+        size,
+        train.classes,
+        config.seed,
+        &device,
+    );
+    if let Some((dir, _)) = &resumed {
+        // Before the optimizer is built: loading restores the parameter ids its groups refer to.
+        model = checkpoint::load_model(dir, model)?;
+    }
 
     let preset: Preset = config.optimizer.parse()?;
     let gc = preset.gc_config();
@@ -177,9 +205,19 @@ pub fn run(
     let steps_per_epoch = train.len().div_ceil(config.batch_size);
     let mut epochs = Vec::new();
     let mut interrupted = false;
-    append_line(&out_dir.join("metrics.csv"), EpochMetrics::CSV_HEADER)?;
+    let first_epoch = match &resumed {
+        Some((dir, state)) => {
+            optimizer = checkpoint::load_optimizer(dir, optimizer)?;
+            epochs = saved_epochs(out_dir, state.epochs_done)?;
+            state.epochs_done
+        }
+        None => {
+            append_line(&out_dir.join("metrics.csv"), EpochMetrics::CSV_HEADER)?;
+            0
+        }
+    };
 
-    for epoch in 0..config.epochs {
+    for epoch in first_epoch..config.epochs {
         let epoch_started = Instant::now();
         let mut order: Vec<usize> = (0..train.len()).collect();
         Rng::new(&[config.seed, epoch as u64, 0x5EED]).shuffle(&mut order);
@@ -265,6 +303,7 @@ pub fn run(
             &out_dir.join("metrics.jsonl"),
             &serde_json::to_string(&metrics)?,
         )?;
+        checkpoint::save(out_dir, &model, &optimizer, epoch + 1)?;
         // `suspend` prints whether or not a terminal shows the bar (logs get the lines too).
         bar.suspend(|| {
             println!(
@@ -313,6 +352,61 @@ pub fn run(
     )
     .context("writing the run's summary")?;
     Ok(summary)
+}
+
+/// A run folder may only be resumed with the config it was started with.
+fn check_same_config(config: &RunConfig, path: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let saved: RunConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a run config", path.display()))?;
+    // The number of loader threads does not change any number.
+    let comparable = RunConfig {
+        workers: config.workers,
+        ..saved
+    };
+    if &comparable != config {
+        bail!(
+            "cannot resume {}: it was started with another config ({}); give another --out to start \
+             a new run",
+            path.display(),
+            serde_json::to_string(&comparable)?
+        );
+    }
+    Ok(())
+}
+
+/// The metrics of the first `done` epochs, from `metrics.jsonl`; both metric files are rewritten to
+/// hold exactly those (an interrupted epoch may have been logged after the last checkpoint).
+fn saved_epochs(out_dir: &Path, done: usize) -> Result<Vec<EpochMetrics>> {
+    let path = out_dir.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let epochs: Vec<EpochMetrics> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{} is corrupt", path.display()))?;
+    if epochs.len() < done {
+        bail!(
+            "{} holds {} epochs but the checkpoint is after epoch {done}",
+            path.display(),
+            epochs.len()
+        );
+    }
+    let epochs: Vec<EpochMetrics> = epochs.into_iter().take(done).collect();
+    let mut jsonl = String::new();
+    let mut csv = format!("{}\n", EpochMetrics::CSV_HEADER);
+    for m in &epochs {
+        jsonl.push_str(&serde_json::to_string(m)?);
+        jsonl.push('\n');
+        csv.push_str(&m.csv_row());
+        csv.push('\n');
+    }
+    write_atomic(&path, jsonl.as_bytes())?;
+    write_atomic(&out_dir.join("metrics.csv"), csv.as_bytes())?;
+    Ok(epochs)
 }
 
 /// Test loss, top-1 and top-5 (%), without autodiff and with BatchNorm's running statistics.
@@ -447,18 +541,22 @@ mod tests {
         }
     }
 
-    /// Runs seed the backend's process-wide generator: tests that train take turns.
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
     fn temp(name: &str) -> std::path::PathBuf {
         std::env::temp_dir().join(format!("gclab-run-{name}-{}", std::process::id()))
     }
 
     #[test]
     fn a_run_writes_its_folder_and_learns_an_easy_task() {
-        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
         let dir = temp("ok");
-        let summary = run(&config(0.05), &splits(), &dir, &ProgressBar::hidden()).unwrap();
+        let summary = run(
+            &config(0.05),
+            &splits(),
+            &dir,
+            &ProgressBar::hidden(),
+            false,
+        )
+        .unwrap();
         assert_eq!(summary.epochs.len(), 2);
         assert!(summary.final_test_top1 > 90.0, "{summary:?}");
         for file in [
@@ -473,18 +571,111 @@ mod tests {
         let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
         assert_eq!(csv.lines().count(), 3);
         // The same seed gives the same numbers.
-        let again = run(&config(0.05), &splits(), &dir, &ProgressBar::hidden()).unwrap();
+        let again = run(
+            &config(0.05),
+            &splits(),
+            &dir,
+            &ProgressBar::hidden(),
+            false,
+        )
+        .unwrap();
         assert_eq!(again.epochs[1].train_loss, summary.epochs[1].train_loss);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// Stop after epoch 1 (as Ctrl-C or a crash would), resume, and end with the numbers of a run
+    /// that was never stopped: same metrics, same final weights.
     #[test]
-    fn a_diverging_loss_stops_the_run_naming_epoch_and_step() {
-        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = temp("nan");
-        let err = run(&config(1e30), &splits(), &dir, &ProgressBar::hidden())
+    fn a_resumed_run_ends_with_the_numbers_of_an_uninterrupted_one() {
+        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cfg = config(0.05);
+        cfg.epochs = 3;
+        let straight_dir = temp("straight");
+        let straight = run(
+            &cfg,
+            &splits(),
+            &straight_dir,
+            &ProgressBar::hidden(),
+            false,
+        )
+        .unwrap();
+
+        let dir = temp("resumed");
+        let first = RunConfig {
+            epochs: 3,
+            ..cfg.clone()
+        };
+        // Run one epoch, then pretend the process died: drop the summary, keep the checkpoint.
+        let mut one = first.clone();
+        one.epochs = 1;
+        run(&one, &splits(), &dir, &ProgressBar::hidden(), false).unwrap();
+        write_atomic(
+            &dir.join("config.json"),
+            serde_json::to_string_pretty(&first).unwrap().as_bytes(),
+        )
+        .unwrap();
+        std::fs::remove_file(dir.join("summary.json")).unwrap();
+        let resumed = run(&first, &splits(), &dir, &ProgressBar::hidden(), true).unwrap();
+
+        assert_eq!(resumed.epochs.len(), 3);
+        for (a, b) in straight.epochs.iter().zip(&resumed.epochs) {
+            assert_eq!(
+                (a.train_loss, a.test_loss, a.test_top1),
+                (b.train_loss, b.test_loss, b.test_top1)
+            );
+        }
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 4, "{csv}");
+        // The final weights agree: the same outputs on the same input, to the last bit.
+        let device = Device::flex();
+        let fresh = || Net::new(ModelName::SmallCnn, 1, 8, 2, &device);
+        let a = checkpoint::load_model(&straight_dir.join("checkpoint"), fresh()).unwrap();
+        let b = checkpoint::load_model(&dir.join("checkpoint"), fresh()).unwrap();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                splits()
+                    .test
+                    .pixels
+                    .iter()
+                    .map(|&p| p as f32 / 255.0)
+                    .collect::<Vec<_>>(),
+                [16, 1, 8, 8],
+            ),
+            &device,
+        );
+        let (ya, yb) = (
+            a.valid().forward(x.clone()).into_data(),
+            b.valid().forward(x).into_data(),
+        );
+        assert_eq!(
+            ya.try_to_vec::<f32>().unwrap(),
+            yb.try_to_vec::<f32>().unwrap()
+        );
+
+        // A different config is refused.
+        let mut other = first.clone();
+        other.lr = 0.1;
+        let err = run(&other, &splits(), &dir, &ProgressBar::hidden(), true)
             .unwrap_err()
             .to_string();
+        assert!(err.contains("another config"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+        std::fs::remove_dir_all(straight_dir).unwrap();
+    }
+
+    #[test]
+    fn a_diverging_loss_stops_the_run_naming_epoch_and_step() {
+        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = temp("nan");
+        let err = run(
+            &config(1e30),
+            &splits(),
+            &dir,
+            &ProgressBar::hidden(),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("at epoch 1, step") && err.contains("lower the learning rate"),
             "{err}"
