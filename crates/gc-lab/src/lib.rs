@@ -16,3 +16,12 @@ pub mod train;
 /// bit-for-bit comparisons between runs hold only when runs do not compete for it.
 #[cfg(test)]
 pub(crate) static TEST_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A fresh, empty folder for one test, unique to this process.
+#[cfg(test)]
+pub(crate) fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("gclab-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -279,11 +279,7 @@ fn compare(args: CompareArgs) -> Result<()> {
 fn finished_run(dir: &std::path::Path, config: &RunConfig) -> Option<gc_lab::train::Summary> {
     let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
     let summary: gc_lab::train::Summary = serde_json::from_str(&text).ok()?;
-    let same = RunConfig {
-        workers: config.workers,
-        ..summary.config.clone()
-    } == *config;
-    (same && !summary.interrupted).then_some(summary)
+    (config.same_numbers_as(&summary.config) && !summary.interrupted).then_some(summary)
 }
 
 fn report(runs: Vec<PathBuf>, out: Option<PathBuf>, target_loss: Option<f64>) -> Result<()> {

@@ -179,6 +179,7 @@ pub fn load(dir: &Path, kind: Cifar) -> Result<Splits, DataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_dir;
     use proptest::prelude::*;
 
     fn record(labels: &[u8], fill: u8) -> Vec<u8> {
@@ -187,16 +188,9 @@ mod tests {
         r
     }
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("gclab-cifar-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn cifar100_fine_and_coarse_labels() {
-        let dir = temp("100");
+        let dir = test_dir("cifar-100");
         let train: Vec<u8> = [record(&[3, 42], 7), record(&[19, 99], 9)].concat();
         std::fs::write(dir.join("train.bin"), &train).unwrap();
         std::fs::write(dir.join("test.bin"), record(&[0, 5], 1)).unwrap();
@@ -212,7 +206,7 @@ mod tests {
 
     #[test]
     fn cifar10_reads_all_five_training_batches() {
-        let dir = temp("10");
+        let dir = test_dir("cifar-10");
         for b in 1..=5 {
             std::fs::write(
                 dir.join(format!("data_batch_{b}.bin")),
@@ -229,7 +223,7 @@ mod tests {
 
     #[test]
     fn missing_files_say_which_and_how_to_get_them() {
-        let dir = temp("missing");
+        let dir = test_dir("cifar-missing");
         let err = load(&dir, Cifar::HundredFine).unwrap_err().to_string();
         assert!(
             err.contains("train.bin") && err.contains("cifar-100-binary.tar.gz"),

@@ -176,6 +176,7 @@ pub fn load(dir: &Path, name: &str) -> Result<Splits, DataError> {
 mod tests {
     use super::*;
     use crate::data::idx::encode;
+    use crate::test_dir;
     use std::io::Write;
 
     fn write(dir: &Path, name: &str, bytes: &[u8], gzip: bool) {
@@ -217,17 +218,10 @@ mod tests {
         write(dir, "t10k-labels-idx1-ubyte", &encode(&[1], &[5]), gzip);
     }
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("gclab-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn loads_plain_and_gzipped_files() {
         for gzip in [false, true] {
-            let dir = temp(&format!("fashion-{gzip}"));
+            let dir = test_dir(&format!("fashion-{gzip}"));
             tiny(&dir, gzip, false);
             let splits = load(&locate(Some(&dir)).unwrap(), "tiny").unwrap();
             assert_eq!(splits.train.len(), 3);
@@ -240,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_label_out_of_range_names_the_file_and_image() {
-        let dir = temp("fashion-label");
+        let dir = test_dir("fashion-label");
         tiny(&dir, false, true);
         let err = load(&dir, "tiny").unwrap_err().to_string();
         assert!(
@@ -252,7 +246,7 @@ mod tests {
 
     #[test]
     fn a_missing_dataset_says_where_it_looked_and_how_to_get_it() {
-        let dir = temp("fashion-missing");
+        let dir = test_dir("fashion-missing");
         let err = locate(Some(&dir)).unwrap_err().to_string();
         assert!(
             err.contains(&dir.display().to_string()) && err.contains("apt-get install"),
@@ -263,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_truncated_gzip_file_names_the_file() {
-        let dir = temp("fashion-trunc");
+        let dir = test_dir("fashion-trunc");
         tiny(&dir, true, false);
         let path = dir.join("train-images-idx3-ubyte.gz");
         let bytes = std::fs::read(&path).unwrap();

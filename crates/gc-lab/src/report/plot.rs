@@ -167,8 +167,7 @@ mod tests {
 
     #[test]
     fn writes_svg_and_png_files_with_the_arms_named() {
-        let dir = std::env::temp_dir().join(format!("gclab-plot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_dir("plot");
         let arms = arms(vec![
             summary("sgd", 0, &[1.0, 0.5, 0.3], &[50.0, 60.0, 70.0]),
             summary("sgd_gc", 0, &[0.8, 0.3, 0.2], &[55.0, 66.0, 72.0]),

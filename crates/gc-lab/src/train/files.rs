@@ -53,8 +53,7 @@ mod tests {
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temporary() {
-        let dir = std::env::temp_dir().join(format!("gclab-files-{}", std::process::id()));
-        create_dir(&dir).unwrap();
+        let dir = crate::test_dir("files");
         let path = dir.join("summary.json");
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();

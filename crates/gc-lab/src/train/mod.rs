@@ -54,6 +54,18 @@ pub struct RunConfig {
     pub workers: usize,
 }
 
+impl RunConfig {
+    /// Whether a run with `other` gives the same numbers: equal in everything but the number of
+    /// loader threads, which changes no number.
+    pub fn same_numbers_as(&self, other: &RunConfig) -> bool {
+        let comparable = RunConfig {
+            workers: self.workers,
+            ..other.clone()
+        };
+        comparable == *self
+    }
+}
+
 /// One epoch's numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
@@ -360,17 +372,12 @@ fn check_same_config(config: &RunConfig, path: &Path) -> Result<()> {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let saved: RunConfig = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a run config", path.display()))?;
-    // The number of loader threads does not change any number.
-    let comparable = RunConfig {
-        workers: config.workers,
-        ..saved
-    };
-    if &comparable != config {
+    if !config.same_numbers_as(&saved) {
         bail!(
             "cannot resume {}: it was started with another config ({}); give another --out to start \
              a new run",
             path.display(),
-            serde_json::to_string(&comparable)?
+            serde_json::to_string(&saved)?
         );
     }
     Ok(())
@@ -541,14 +548,10 @@ mod tests {
         }
     }
 
-    fn temp(name: &str) -> std::path::PathBuf {
-        std::env::temp_dir().join(format!("gclab-run-{name}-{}", std::process::id()))
-    }
-
     #[test]
     fn a_run_writes_its_folder_and_learns_an_easy_task() {
         let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = temp("ok");
+        let dir = crate::test_dir("run-ok");
         let summary = run(
             &config(0.05),
             &splits(),
@@ -590,7 +593,7 @@ mod tests {
         let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
         let mut cfg = config(0.05);
         cfg.epochs = 3;
-        let straight_dir = temp("straight");
+        let straight_dir = crate::test_dir("run-straight");
         let straight = run(
             &cfg,
             &splits(),
@@ -600,7 +603,7 @@ mod tests {
         )
         .unwrap();
 
-        let dir = temp("resumed");
+        let dir = crate::test_dir("run-resumed");
         let first = RunConfig {
             epochs: 3,
             ..cfg.clone()
@@ -666,7 +669,7 @@ mod tests {
     #[test]
     fn a_diverging_loss_stops_the_run_naming_epoch_and_step() {
         let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = temp("nan");
+        let dir = crate::test_dir("run-nan");
         let err = run(
             &config(1e30),
             &splits(),
