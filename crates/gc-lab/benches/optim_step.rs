@@ -143,7 +143,13 @@ fn main() {
     let (warmup, samples) = if quick { (1, 3) } else { (2, 7) };
     let device = Device::flex().autodiff();
     device.seed(0);
-    let model = Net::new(ModelName::ImageNet(50), 3, 224, 1000, &device);
+    let model = Net::new(
+        "imagenet-r50".parse::<ModelName>().expect("a model name"),
+        3,
+        224,
+        1000,
+        &device,
+    );
     let grads = GradientSet::new(&model, &device);
     let n = grads.params();
     let bw = bandwidth(n);

@@ -304,12 +304,13 @@ fn plan(model: ModelName, scope: &str, channels: usize, classes: usize) -> Resul
         "seed-gcc" => Scope::SEED_GCC,
         other => bail!("unknown scope `{other}`; expected gc, gcc, none, seed-gc or seed-gcc"),
     };
-    let size = match model {
-        ModelName::SmallCnn => 28,
-        ModelName::ImageNet(_) => 224,
-        _ => 32,
-    };
-    let net = Net::new(model, channels, size, classes, &Device::flex());
+    let net = Net::new(
+        model,
+        channels,
+        model.default_size(),
+        classes,
+        &Device::flex(),
+    );
     let plan = GcPlan::new(&net, scope);
     println!("{model} ({channels} input channels, {classes} classes)\n{plan}");
     Ok(())

@@ -18,11 +18,11 @@ pub enum Suite {
     Fashion,
     /// Fashion-MNIST, full training and test sets (the set Debian's dataset-fashion-mnist installs).
     FashionFull,
-    /// The seed's CIFAR-100 runs (binary version, `--data cifar-100-binary/`): ResNet-18 by default
+    /// The seed's CIFAR-100 runs (`--data cifar-100-python/` or `cifar-100-binary/`): ResNet-18 by default
     /// (`--model r50` etc.), 200 epochs, batch 128, lr 0.1, momentum 0.9, wd 5e-4, x0.1 every 60
     /// epochs, random crop (pad 4) and flip.
     Cifar100,
-    /// The same recipe on CIFAR-10 (`--data cifar-10-batches-bin/`).
+    /// The same recipe on CIFAR-10 (`--data cifar-10-batches-py/` or `cifar-10-batches-bin/`).
     Cifar10,
 }
 
@@ -104,12 +104,12 @@ impl Suite {
             Suite::Cifar100 | Suite::Cifar10 => {
                 let Some(dir) = dir else {
                     bail!(
-                        "the {self:?} suite needs --data: the folder of the unpacked binary version \
-                         ({})",
+                        "the {self:?} suite needs --data: the unpacked folder of the python or the \
+                         binary version ({})",
                         if self == Suite::Cifar100 {
-                            "cifar-100-binary/"
+                            "cifar-100-python/ or cifar-100-binary/"
                         } else {
-                            "cifar-10-batches-bin/"
+                            "cifar-10-batches-py/ or cifar-10-batches-bin/"
                         }
                     );
                 };

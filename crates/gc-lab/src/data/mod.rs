@@ -5,6 +5,7 @@ pub mod cifar;
 pub mod fashion;
 pub mod idx;
 pub mod loader;
+pub mod pickle;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,10 @@
 //! The models the lab trains, by name.
 
+pub mod densenet;
 pub mod resnet;
+pub mod resnext;
 pub mod small;
+pub mod vgg;
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,8 +12,11 @@ use std::str::FromStr;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use resnet::{ResNet, ResNetSpec, Stem};
+use densenet::DenseNet;
+use resnet::{NormKind, ResNet, ResNetSpec, Stem};
+use resnext::ResNeXt;
 use small::SmallCnn;
+use vgg::Vgg;
 
 /// A model the lab can build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -22,8 +28,22 @@ pub enum ModelName {
     ResNet20,
     /// The seed's CIFAR ResNet-18/34/50/101 (3x3 stem, no max-pool).
     Cifar(usize),
-    /// torchvision's ImageNet ResNet-18/34/50/101 (7x7 stem and max-pool).
-    ImageNet(usize),
+    /// torchvision's ImageNet ResNet-18/34/50/101 (7x7 stem and max-pool), with BatchNorm or
+    /// GroupNorm(32), and optionally Weight Standardization on every convolution.
+    ImageNet {
+        /// 18, 34, 50 or 101.
+        depth: usize,
+        /// The normalization.
+        norm: NormKind,
+        /// Weight Standardization.
+        ws: bool,
+    },
+    /// The seed's CIFAR VGG-11 with BatchNorm (32x32 inputs).
+    Vgg11Bn,
+    /// The seed's CIFAR ResNeXt-29 4x64d (32x32 inputs).
+    ResNeXt29,
+    /// The seed's CIFAR DenseNet-121 (32x32 inputs).
+    DenseNet121,
 }
 
 impl ModelName {
@@ -35,11 +55,29 @@ impl ModelName {
         "r34",
         "r50",
         "r101",
+        "vgg11-bn",
+        "resnext29-4x64d",
+        "densenet121",
         "imagenet-r18",
         "imagenet-r34",
         "imagenet-r50",
         "imagenet-r101",
+        "imagenet-r50-gn",
+        "imagenet-r50-ws",
+        "imagenet-r50-gn-ws",
+        "imagenet-r101-gn",
+        "imagenet-r101-ws",
+        "imagenet-r101-gn-ws",
     ];
+
+    /// The side of the square images the model is built for by default.
+    pub fn default_size(self) -> usize {
+        match self {
+            ModelName::SmallCnn => 28,
+            ModelName::ImageNet { .. } => 224,
+            _ => 32,
+        }
+    }
 }
 
 impl fmt::Display for ModelName {
@@ -48,7 +86,19 @@ impl fmt::Display for ModelName {
             ModelName::SmallCnn => write!(f, "small-cnn"),
             ModelName::ResNet20 => write!(f, "resnet20"),
             ModelName::Cifar(depth) => write!(f, "r{depth}"),
-            ModelName::ImageNet(depth) => write!(f, "imagenet-r{depth}"),
+            ModelName::ImageNet { depth, norm, ws } => {
+                write!(f, "imagenet-r{depth}")?;
+                if norm == &NormKind::Group {
+                    write!(f, "-gn")?;
+                }
+                if *ws {
+                    write!(f, "-ws")?;
+                }
+                Ok(())
+            }
+            ModelName::Vgg11Bn => write!(f, "vgg11-bn"),
+            ModelName::ResNeXt29 => write!(f, "resnext29-4x64d"),
+            ModelName::DenseNet121 => write!(f, "densenet121"),
         }
     }
 }
@@ -63,12 +113,31 @@ impl FromStr for ModelName {
                 .ok()
                 .filter(|d| [18, 34, 50, 101].contains(d))
         };
+        let imagenet = |rest: &str| {
+            let (rest, ws) = match rest.strip_suffix("-ws") {
+                Some(r) => (r, true),
+                None => (rest, false),
+            };
+            let (rest, norm) = match rest.strip_suffix("-gn") {
+                Some(r) => (r, NormKind::Group),
+                None => (rest, NormKind::Batch),
+            };
+            depth(rest).map(|depth| ModelName::ImageNet { depth, norm, ws })
+        };
         let parsed = match lower.as_str() {
             "small-cnn" | "small_cnn" | "cnn" => Some(ModelName::SmallCnn),
             "resnet20" | "r20" => Some(ModelName::ResNet20),
+            // The seed's CIFAR-100 `--model` values, and its ImageNet `r50bn` / `r50gn`.
+            "vgg11-bn" | "vgg11_bn" | "vgg11" | "v11" => Some(ModelName::Vgg11Bn),
+            "resnext29-4x64d" | "resnext29_4x64d" | "resnext29" | "rx29" => {
+                Some(ModelName::ResNeXt29)
+            }
+            "densenet121" | "densenet-121" | "d121" => Some(ModelName::DenseNet121),
+            "r50bn" => imagenet("50"),
+            "r50gn" => imagenet("50-gn"),
             other => {
                 if let Some(rest) = other.strip_prefix("imagenet-r") {
-                    depth(rest).map(ModelName::ImageNet)
+                    imagenet(rest)
                 } else if let Some(rest) = other.strip_prefix("resnet") {
                     depth(rest).map(ModelName::Cifar)
                 } else {
@@ -110,6 +179,12 @@ pub enum Net {
     Small(SmallCnn),
     /// A ResNet.
     ResNet(ResNet),
+    /// VGG.
+    Vgg(Vgg),
+    /// ResNeXt.
+    ResNeXt(ResNeXt),
+    /// DenseNet.
+    DenseNet(DenseNet),
 }
 
 /// The backend's generator is global to the process: seeding it and drawing the initial weights
@@ -159,14 +234,22 @@ impl Net {
                 classes,
                 device,
             )),
-            ModelName::Cifar(depth) | ModelName::ImageNet(depth) => {
-                let stem = if matches!(name, ModelName::Cifar(_)) {
-                    Stem::Cifar
-                } else {
-                    Stem::ImageNet
-                };
-                let spec = ResNetSpec::standard(depth, stem).expect("depth checked when parsing");
+            ModelName::Cifar(depth) => {
+                let spec = ResNetSpec::standard(depth, Stem::Cifar).expect("depth checked");
                 Net::ResNet(ResNet::new(&spec, channels, classes, device))
+            }
+            ModelName::ImageNet { depth, norm, ws } => {
+                let mut spec = ResNetSpec::standard(depth, Stem::ImageNet).expect("depth checked");
+                spec.norm = norm;
+                spec.weight_standardization = ws;
+                Net::ResNet(ResNet::new(&spec, channels, classes, device))
+            }
+            ModelName::Vgg11Bn => Net::Vgg(Vgg::vgg11_bn(channels, classes, device)),
+            ModelName::ResNeXt29 => {
+                Net::ResNeXt(ResNeXt::resnext29(4, 64, channels, classes, device))
+            }
+            ModelName::DenseNet121 => {
+                Net::DenseNet(DenseNet::densenet121(channels, classes, device))
             }
         }
     }
@@ -176,6 +259,9 @@ impl Net {
         match self {
             Net::Small(m) => m.forward(x),
             Net::ResNet(m) => m.forward(x),
+            Net::Vgg(m) => m.forward(x),
+            Net::ResNeXt(m) => m.forward(x),
+            Net::DenseNet(m) => m.forward(x),
         }
     }
 }
@@ -197,35 +283,112 @@ mod tests {
 
     /// Published counts: torchvision's `resnet18()` and `resnet50()` (1000 classes) have 11,689,512
     /// and 25,557,032 parameters (`sum(p.numel() for p in model.parameters())`; torchvision's docs
-    /// list 11.7M and 25.6M); 62 and 161 parameter tensors.
+    /// list 11.7M and 25.6M); 62 and 161 parameter tensors. GroupNorm has BatchNorm's parameters.
     #[test]
     fn imagenet_resnets_have_torchvisions_parameter_counts() {
         let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
         let device = Device::flex();
-        let r18 = Net::new(ModelName::ImageNet(18), 3, 224, 1000, &device);
-        assert_eq!(trainable(&r18), (62, 11_689_512));
-        let r50 = Net::new(ModelName::ImageNet(50), 3, 224, 1000, &device);
-        assert_eq!(trainable(&r50), (161, 25_557_032));
+        let count = |name: &str, classes| {
+            trainable(&Net::new(name.parse().unwrap(), 3, 224, classes, &device))
+        };
+        assert_eq!(count("imagenet-r18", 1000), (62, 11_689_512));
+        assert_eq!(count("imagenet-r50", 1000), (161, 25_557_032));
+        assert_eq!(count("imagenet-r50-gn", 1000), (161, 25_557_032));
+        // Mini-ImageNet's 100 classes: `reference/param_counts.py` (the seed's resnet_ws.py).
+        assert_eq!(count("imagenet-r50-ws", 100), (161, 23_712_932));
+    }
+
+    /// The seed's CIFAR-100 models at 100 classes, counted from their definitions by
+    /// `crates/gc-lab/reference/param_counts.py` (which also reproduces torchvision's published
+    /// counts for resnet18/50, densenet121 and vgg11_bn, as a check of its method).
+    #[test]
+    fn cifar_models_have_the_seeds_parameter_counts() {
+        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        for (name, expected) in [
+            ("r18", 11_220_132),
+            ("r50", 23_705_252),
+            ("vgg11-bn", 9_277_284),
+            ("resnext29-4x64d", 27_288_996),
+            ("densenet121", 7_048_548),
+        ] {
+            let net = Net::new(name.parse().unwrap(), 3, 32, 100, &device);
+            assert_eq!(trainable(&net).1, expected, "{name}");
+        }
     }
 
     #[test]
     fn forward_and_backward_on_a_tiny_batch() {
         let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
         let device = Device::flex().autodiff();
+        // Global average pooling lets the CIFAR models take 8x8 inputs, which keeps this fast;
+        // VGG's five pools need 32x32.
         for (name, channels, size) in [
-            (ModelName::SmallCnn, 1, 28),
-            (ModelName::ResNet20, 3, 32),
-            (ModelName::Cifar(18), 3, 32),
-            (ModelName::Cifar(50), 3, 32),
-            (ModelName::ImageNet(18), 3, 64),
+            ("small-cnn", 1, 28),
+            ("resnet20", 3, 32),
+            ("r18", 3, 32),
+            ("r50", 3, 32),
+            ("vgg11-bn", 3, 32),
+            ("resnext29-4x64d", 3, 8),
+            ("densenet121", 3, 8),
+            ("imagenet-r18", 3, 64),
+            ("imagenet-r50-gn-ws", 3, 32),
         ] {
+            let name: ModelName = name.parse().unwrap();
             let net = Net::new(name, channels, size, 10, &device);
             let x = Tensor::<4>::ones([2, channels, size, size], &device);
             let logits = net.forward(x);
             assert_eq!(logits.dims(), [2, 10], "{name}");
             let grads = logits.sum().backward();
             let params = burn::optim::GradientsParams::from_grads(grads, &net);
-            assert!(!params.is_empty(), "{name}");
+            assert_eq!(
+                params.len(),
+                GcPlan::new(&net, Scope::None).entries().len(),
+                "{name}"
+            );
+        }
+    }
+
+    /// Weight Standardization: each output channel's weights become `(w − mean) / (std + 1e-5)`
+    /// with the unbiased std, checked against the formula in f64 by reading the standardized
+    /// kernel back through one-hot inputs.
+    #[test]
+    fn weight_standardization_matches_the_formula() {
+        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        let conv = burn::nn::conv::Conv2dConfig::new([2, 3], [3, 3])
+            .with_bias(false)
+            .init(&device);
+        let fan_in = 2 * 9;
+        let weights: Vec<f32> = conv.weight.val().into_data().try_to_vec().unwrap();
+        // Input k is the one-hot of weight position k: the output is that weight, standardized.
+        let mut eye = vec![0f32; fan_in * fan_in];
+        for k in 0..fan_in {
+            eye[k * fan_in + k] = 1.0;
+        }
+        let x = Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(eye, [fan_in, 2, 3, 3]),
+            &device,
+        );
+        let out: Vec<f32> = resnet::apply(&conv, x, true)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        for o in 0..3 {
+            let w: Vec<f64> = weights[o * fan_in..(o + 1) * fan_in]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            let mean = w.iter().sum::<f64>() / fan_in as f64;
+            let var = w.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (fan_in - 1) as f64;
+            for (k, &v) in w.iter().enumerate() {
+                let expected = (v - mean) / (var.sqrt() + 1e-5);
+                let got = out[k * 3 + o] as f64;
+                assert!(
+                    (got - expected).abs() < 1e-5,
+                    "channel {o}, weight {k}: {got} vs {expected}"
+                );
+            }
         }
     }
 
@@ -233,6 +396,15 @@ mod tests {
     fn names_parse_and_print() {
         for name in ModelName::ALL {
             assert_eq!(name.parse::<ModelName>().unwrap().to_string(), *name);
+        }
+        for (seed, ours) in [
+            ("v11", "vgg11-bn"),
+            ("rx29", "resnext29-4x64d"),
+            ("d121", "densenet121"),
+            ("r50gn", "imagenet-r50-gn"),
+            ("r50bn", "imagenet-r50"),
+        ] {
+            assert_eq!(seed.parse::<ModelName>().unwrap().to_string(), ours);
         }
         assert_eq!(
             "ResNet50".parse::<ModelName>().unwrap(),

@@ -1,13 +1,20 @@
 //! ResNets: the CIFAR variants (3x3 stem, as the seed's CIFAR-100 code) and the ImageNet ones
-//! (7x7 stem and max-pool, torchvision's layout with the stride on the 3x3 convolution).
+//! (7x7 stem and max-pool, torchvision's layout with the stride on the 3x3 convolution), with
+//! BatchNorm or GroupNorm(32) and optionally Weight Standardization on every convolution (the
+//! seed's GroupNorm and Weight Standardization experiments).
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
+    Relu,
+};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
-fn conv(i: usize, o: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
+pub(crate) fn conv(i: usize, o: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
     let p = k / 2;
     Conv2dConfig::new([i, o], [k, k])
         .with_stride([stride, stride])
@@ -16,27 +23,95 @@ fn conv(i: usize, o: usize, k: usize, stride: usize, device: &Device) -> Conv2d 
         .init(device)
 }
 
-fn bn(c: usize, device: &Device) -> BatchNorm {
+pub(crate) fn bn(c: usize, device: &Device) -> BatchNorm {
     BatchNormConfig::new(c).init(device)
+}
+
+/// Which normalization follows each convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NormKind {
+    /// BatchNorm.
+    #[default]
+    Batch,
+    /// GroupNorm with 32 groups (eps 1e-5, affine), as the seed's `myresnetgn.py`.
+    Group,
+}
+
+/// A BatchNorm or a GroupNorm.
+#[derive(Module, Debug)]
+pub enum Norm {
+    /// BatchNorm.
+    Batch(BatchNorm),
+    /// GroupNorm.
+    Group(GroupNorm),
+}
+
+impl Norm {
+    pub(crate) fn new(kind: NormKind, c: usize, device: &Device) -> Self {
+        match kind {
+            NormKind::Batch => Norm::Batch(bn(c, device)),
+            NormKind::Group => Norm::Group(GroupNormConfig::new(32, c).init(device)),
+        }
+    }
+
+    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Norm::Batch(n) => n.forward(x),
+            Norm::Group(n) => n.forward(x),
+        }
+    }
+}
+
+/// `conv` applied to `x`, with its weight standardized first when `ws` is set (Weight
+/// Standardization, Qiao et al., as the seed's `resnet_ws.py`): per output channel,
+/// `(w − mean) / (std + 1e-5)` over the fan-in, `std` with Bessel's correction.
+pub(crate) fn apply(conv: &Conv2d, x: Tensor<4>, ws: bool) -> Tensor<4> {
+    if !ws {
+        return conv.forward(x);
+    }
+    let weight = conv.weight.val();
+    let [o, i, kh, kw] = weight.dims();
+    let fan_in = i * kh * kw;
+    let flat = weight.reshape([o, fan_in]);
+    let centered = flat.clone() - flat.mean_dim(1);
+    let variance = centered.clone().powi_scalar(2).sum_dim(1) / (fan_in.max(2) - 1) as f64;
+    let standardized = (centered / (variance.sqrt() + 1e-5)).reshape([o, i, kh, kw]);
+    // The lab's convolutions all have explicit padding.
+    let ((top, bottom), (left, right)) = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
+        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+        PaddingConfig2d::Same => unimplemented!("Weight Standardization with `Same` padding"),
+    };
+    conv2d(
+        x,
+        standardized,
+        conv.bias.as_ref().map(|b| b.val()),
+        ConvOptions::new_with_padding(
+            conv.stride,
+            [(top, bottom), (left, right)],
+            conv.dilation,
+            conv.groups,
+        ),
+    )
 }
 
 /// A 1x1 projection on the shortcut when the shape changes.
 #[derive(Module, Debug)]
 pub struct Downsample {
     conv: Conv2d,
-    bn: BatchNorm,
+    bn: Norm,
 }
 
 impl Downsample {
-    fn new(i: usize, o: usize, stride: usize, device: &Device) -> Option<Self> {
+    fn new(i: usize, o: usize, stride: usize, norm: NormKind, device: &Device) -> Option<Self> {
         (stride != 1 || i != o).then(|| Downsample {
             conv: conv(i, o, 1, stride, device),
-            bn: bn(o, device),
+            bn: Norm::new(norm, o, device),
         })
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+    fn forward(&self, x: Tensor<4>, ws: bool) -> Tensor<4> {
+        self.bn.forward(apply(&self.conv, x, ws))
     }
 }
 
@@ -44,24 +119,28 @@ impl Downsample {
 #[derive(Module, Debug)]
 pub struct BasicBlock {
     conv1: Conv2d,
-    bn1: BatchNorm,
+    bn1: Norm,
     conv2: Conv2d,
-    bn2: BatchNorm,
+    bn2: Norm,
     downsample: Option<Downsample>,
     act: Relu,
+    #[module(skip)]
+    ws: bool,
 }
 
 /// 1x1 reduce, 3x3 (with the stride), 1x1 expand by 4 (ResNet-50/101).
 #[derive(Module, Debug)]
 pub struct Bottleneck {
     conv1: Conv2d,
-    bn1: BatchNorm,
+    bn1: Norm,
     conv2: Conv2d,
-    bn2: BatchNorm,
+    bn2: Norm,
     conv3: Conv2d,
-    bn3: BatchNorm,
+    bn3: Norm,
     downsample: Option<Downsample>,
     act: Relu,
+    #[module(skip)]
+    ws: bool,
 }
 
 /// A residual block.
@@ -77,25 +156,28 @@ pub enum Block {
 }
 
 impl Block {
-    fn new(kind: BlockKind, i: usize, width: usize, stride: usize, device: &Device) -> Self {
-        match kind {
+    fn new(spec: &ResNetSpec, i: usize, width: usize, stride: usize, device: &Device) -> Self {
+        let norm = |c| Norm::new(spec.norm, c, device);
+        match spec.block {
             BlockKind::Basic => Block::Basic(BasicBlock {
                 conv1: conv(i, width, 3, stride, device),
-                bn1: bn(width, device),
+                bn1: norm(width),
                 conv2: conv(width, width, 3, 1, device),
-                bn2: bn(width, device),
-                downsample: Downsample::new(i, width, stride, device),
+                bn2: norm(width),
+                downsample: Downsample::new(i, width, stride, spec.norm, device),
                 act: Relu::new(),
+                ws: spec.weight_standardization,
             }),
             BlockKind::Bottleneck => Block::Bottleneck(Bottleneck {
                 conv1: conv(i, width, 1, 1, device),
-                bn1: bn(width, device),
+                bn1: norm(width),
                 conv2: conv(width, width, 3, stride, device),
-                bn2: bn(width, device),
+                bn2: norm(width),
                 conv3: conv(width, width * 4, 1, 1, device),
-                bn3: bn(width * 4, device),
-                downsample: Downsample::new(i, width * 4, stride, device),
+                bn3: norm(width * 4),
+                downsample: Downsample::new(i, width * 4, stride, spec.norm, device),
                 act: Relu::new(),
+                ws: spec.weight_standardization,
             }),
         }
     }
@@ -104,21 +186,21 @@ impl Block {
         match self {
             Block::Basic(b) => {
                 let shortcut = match &b.downsample {
-                    Some(d) => d.forward(x.clone()),
+                    Some(d) => d.forward(x.clone(), b.ws),
                     None => x.clone(),
                 };
-                let y = b.act.forward(b.bn1.forward(b.conv1.forward(x)));
-                let y = b.bn2.forward(b.conv2.forward(y));
+                let y = b.act.forward(b.bn1.forward(apply(&b.conv1, x, b.ws)));
+                let y = b.bn2.forward(apply(&b.conv2, y, b.ws));
                 b.act.forward(y + shortcut)
             }
             Block::Bottleneck(b) => {
                 let shortcut = match &b.downsample {
-                    Some(d) => d.forward(x.clone()),
+                    Some(d) => d.forward(x.clone(), b.ws),
                     None => x.clone(),
                 };
-                let y = b.act.forward(b.bn1.forward(b.conv1.forward(x)));
-                let y = b.act.forward(b.bn2.forward(b.conv2.forward(y)));
-                let y = b.bn3.forward(b.conv3.forward(y));
+                let y = b.act.forward(b.bn1.forward(apply(&b.conv1, x, b.ws)));
+                let y = b.act.forward(b.bn2.forward(apply(&b.conv2, y, b.ws)));
+                let y = b.bn3.forward(apply(&b.conv3, y, b.ws));
                 b.act.forward(y + shortcut)
             }
         }
@@ -154,6 +236,10 @@ pub struct ResNetSpec {
     pub depths: Vec<usize>,
     /// Width of each stage (before the bottleneck's expansion).
     pub widths: Vec<usize>,
+    /// The normalization.
+    pub norm: NormKind,
+    /// Weight Standardization on every convolution.
+    pub weight_standardization: bool,
 }
 
 impl ResNetSpec {
@@ -165,6 +251,8 @@ impl ResNetSpec {
             block: BlockKind::Basic,
             depths: vec![3, 3, 3],
             widths: vec![16, 32, 64],
+            norm: NormKind::Batch,
+            weight_standardization: false,
         }
     }
 
@@ -182,6 +270,8 @@ impl ResNetSpec {
             block,
             depths,
             widths: vec![64, 128, 256, 512],
+            norm: NormKind::Batch,
+            weight_standardization: false,
         })
     }
 }
@@ -190,12 +280,14 @@ impl ResNetSpec {
 #[derive(Module, Debug)]
 pub struct ResNet {
     conv1: Conv2d,
-    bn1: BatchNorm,
+    bn1: Norm,
     maxpool: Option<MaxPool2d>,
     stages: Vec<Vec<Block>>,
     avgpool: AdaptiveAvgPool2d,
     fc: Linear,
     act: Relu,
+    #[module(skip)]
+    ws: bool,
 }
 
 impl ResNet {
@@ -228,7 +320,7 @@ impl ResNet {
                 (0..depth)
                     .map(|b| {
                         let stride = if s > 0 && b == 0 { 2 } else { 1 };
-                        let block = Block::new(spec.block, channels_in, width, stride, device);
+                        let block = Block::new(spec, channels_in, width, stride, device);
                         channels_in = width * expansion;
                         block
                     })
@@ -237,18 +329,21 @@ impl ResNet {
             .collect();
         ResNet {
             conv1,
-            bn1: bn(stem_width, device),
+            bn1: Norm::new(spec.norm, stem_width, device),
             maxpool,
             stages,
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             fc: LinearConfig::new(channels_in, classes).init(device),
             act: Relu::new(),
+            ws: spec.weight_standardization,
         }
     }
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self.act.forward(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = self
+            .act
+            .forward(self.bn1.forward(apply(&self.conv1, x, self.ws)));
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }
