@@ -507,8 +507,12 @@ mod tests {
     }
 }
 
-/// Writers of the python version's files, byte for byte in the form Python 2.7's cPickle gives
-/// them (protocol 2: `U`/`T` strings, memo `q`, numpy's `_reconstruct` + BUILD), for the tests.
+/// Writers of the python version's files, byte for byte in the form Python 2's cPickle gave them
+/// (protocol 2; memo from 1; strings `U`/`T`, memoized only when cPickle would: not the
+/// temporaries numpy's `__reduce__` makes; lists appended in batches of 1000; numpy's
+/// `_reconstruct` + BUILD), for the tests. The layout was derived from cPickle's rules and checked
+/// against the real `batches.meta` (158 bytes, reproduced byte for byte) and the sizes of the
+/// official batch files.
 #[cfg(test)]
 pub(crate) mod py2 {
     /// A py2 cPickle protocol-2 stream under construction.
@@ -535,7 +539,7 @@ pub(crate) mod py2 {
             }
         }
 
-        pub fn string(&mut self, s: &[u8]) {
+        fn raw_string(&mut self, s: &[u8]) {
             if s.len() < 256 {
                 self.out.extend([b'U', s.len() as u8]);
             } else {
@@ -543,6 +547,11 @@ pub(crate) mod py2 {
                 self.out.extend((s.len() as u32).to_le_bytes());
             }
             self.out.extend(s);
+        }
+
+        /// A string held by the dict (memoized).
+        pub fn string(&mut self, s: &[u8]) {
+            self.raw_string(s);
             self.memo();
         }
 
@@ -566,35 +575,29 @@ pub(crate) mod py2 {
             self.memo();
         }
 
-        /// A list of ints, appended in batches of 1000 as cPickle does.
-        pub fn int_list(&mut self, values: &[u32]) {
+        fn list<T>(&mut self, values: &[T], mut item: impl FnMut(&mut Self, &T)) {
             self.out.push(b']');
             self.memo();
             for chunk in values.chunks(1000) {
-                if chunk.len() == 1 {
-                    self.int(chunk[0]);
+                if let [one] = chunk {
+                    item(self, one);
                     self.out.push(b'a');
                 } else {
                     self.out.push(b'(');
-                    for &v in chunk {
-                        self.int(v);
+                    for v in chunk {
+                        item(self, v);
                     }
                     self.out.push(b'e');
                 }
             }
         }
 
-        pub fn string_list(&mut self, values: &[&[u8]]) {
-            self.out.push(b']');
-            self.memo();
-            if values.is_empty() {
-                return;
-            }
-            self.out.push(b'(');
-            for v in values {
-                self.string(v);
-            }
-            self.out.push(b'e');
+        pub fn int_list(&mut self, values: &[u32]) {
+            self.list(values, |w, &v| w.int(v));
+        }
+
+        pub fn string_list(&mut self, values: &[Vec<u8>]) {
+            self.list(values, |w, v| w.string(v));
         }
 
         /// `numpy.ndarray` of uint8, C order.
@@ -602,7 +605,7 @@ pub(crate) mod py2 {
             self.global("numpy.core.multiarray", "_reconstruct");
             self.global("numpy", "ndarray");
             self.out.extend([b'K', 0, 0x85]);
-            self.string(b"b");
+            self.raw_string(b"b");
             self.out.extend([0x87, b'R']);
             self.memo();
             self.out.extend([b'(', b'K', 1]);
@@ -611,17 +614,16 @@ pub(crate) mod py2 {
             }
             self.out.push(if shape.len() == 2 { 0x86 } else { 0x85 });
             self.global("numpy", "dtype");
-            self.string(b"u1");
+            self.raw_string(b"u1");
             self.out.extend([b'K', 0, b'K', 1, 0x87, b'R']);
             self.memo();
             self.out.extend([b'(', b'K', 3]);
-            self.string(b"|");
+            self.raw_string(b"|");
             self.out
                 .extend(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb");
             self.out.push(0x89);
-            self.string(data);
+            self.raw_string(data);
             self.out.extend(b"tb");
-            self.memo();
         }
 
         pub fn begin_dict(&mut self) {
@@ -636,38 +638,78 @@ pub(crate) mod py2 {
         }
     }
 
-    /// A CIFAR-100 `train`/`test` file.
+    fn names(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| format!("leptodactylus_pentadactylus_s_{i:06}.png").into_bytes())
+            .collect()
+    }
+
+    /// A CIFAR-100 `train`/`test` file, keys in the official files' order.
     pub fn cifar100(fine: &[u32], coarse: &[u32], pixels: &[u8]) -> Vec<u8> {
         let mut w = Writer::new();
         w.begin_dict();
-        w.string(b"data");
-        w.u8_array(&[fine.len() as u32, 3072], pixels);
-        w.string(b"fine_labels");
-        w.int_list(fine);
+        w.string(b"filenames");
+        w.string_list(&names(fine.len()));
         w.string(b"batch_label");
         w.string(b"training batch 1 of 1");
+        w.string(b"fine_labels");
+        w.int_list(fine);
         w.string(b"coarse_labels");
         w.int_list(coarse);
-        w.string(b"filenames");
-        let names: Vec<Vec<u8>> = (0..fine.len())
-            .map(|i| format!("img_{i}.png").into_bytes())
-            .collect();
-        w.string_list(&names.iter().map(|n| &n[..]).collect::<Vec<_>>());
+        w.string(b"data");
+        w.u8_array(&[fine.len() as u32, 3072], pixels);
         w.end_dict()
     }
 
-    /// A CIFAR-10 `data_batch_*`/`test_batch` file.
+    /// A CIFAR-10 `data_batch_*`/`test_batch` file, keys in the official files' order.
     pub fn cifar10(labels: &[u32], pixels: &[u8]) -> Vec<u8> {
         let mut w = Writer::new();
         w.begin_dict();
-        w.string(b"data");
-        w.u8_array(&[labels.len() as u32, 3072], pixels);
-        w.string(b"labels");
-        w.int_list(labels);
         w.string(b"batch_label");
         w.string(b"training batch 1 of 5");
+        w.string(b"labels");
+        w.int_list(labels);
+        w.string(b"data");
+        w.u8_array(&[labels.len() as u32, 3072], pixels);
         w.string(b"filenames");
-        w.string_list(&[]);
+        w.string_list(&names(labels.len()));
         w.end_dict()
+    }
+
+    /// The real `cifar-10-batches-py/batches.meta` has these 158 bytes; the writer must give them.
+    #[test]
+    fn the_writer_reproduces_the_real_batches_meta() {
+        let mut w = Writer::new();
+        w.begin_dict();
+        w.string(b"num_cases_per_batch");
+        w.int(10000);
+        w.string(b"label_names");
+        let labels = [
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ];
+        w.string_list(&labels.map(|l| l.as_bytes().to_vec()));
+        w.string(b"num_vis");
+        w.int(3072);
+        let bytes = w.end_dict();
+        assert_eq!(bytes.len(), 158);
+        let mut expected =
+            b"\x80\x02}q\x01(U\x13num_cases_per_batchq\x02M\x10'U\x0blabel_namesq\x03]q\x04("
+                .to_vec();
+        for (i, l) in labels.iter().enumerate() {
+            expected.extend([b'U', l.len() as u8]);
+            expected.extend(l.as_bytes());
+            expected.extend([b'q', 5 + i as u8]);
+        }
+        expected.extend(b"eU\x07num_visq\x0fM\x00\x0cu.");
+        assert_eq!(bytes, expected);
     }
 }
