@@ -212,6 +212,12 @@ fn compare(args: CompareArgs) -> Result<()> {
         PathBuf::from("runs").join(format!("{:?}-{}", args.suite, timestamp()).to_lowercase())
     });
     create_dir(&out)?;
+    if args.suite == Suite::FineGrained {
+        println!(
+            "Note: the paper fine-tunes an ImageNet-pretrained ResNet-50 on fine-grained sets; this \
+             run trains from scratch, so its accuracies are not comparable with the paper's."
+        );
+    }
     println!(
         "{} from {}: {} training / {} test images; {} on {} arms x {} seeds, {} epochs -> {}",
         splits.name,
@@ -241,6 +247,7 @@ fn compare(args: CompareArgs) -> Result<()> {
                 batch_size: settings.batch_size,
                 seed,
                 augment: settings.augment,
+                test_augment: settings.test_augment,
                 workers: args.workers,
             };
             let dir = out.join(&config.label).join(format!("seed{seed}"));

@@ -29,6 +29,11 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// Uniform in [0, 1), 53 bits.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
         (((self.next_u64() >> 11) as u128 * n as u128) >> 53) as usize
@@ -55,6 +60,47 @@ pub enum Augment {
         /// Padding on each side.
         pad: usize,
     },
+    /// For image files: torchvision's `RandomResizedCrop(size)` (8% to 100% of the area, aspect
+    /// 3/4 to 4/3), then a horizontal flip with probability 1/2 (the seed's ImageNet training).
+    RandomResizedCrop {
+        /// Side of the square output.
+        size: usize,
+    },
+    /// For image files: the shorter side resized to `resize`, a random `crop`x`crop` square, and
+    /// a horizontal flip with probability 1/2 (the seed's fine-grained training: 512, 448).
+    ResizeRandomCrop {
+        /// Shorter side after resizing.
+        resize: usize,
+        /// Side of the square crop.
+        crop: usize,
+    },
+    /// For image files: the shorter side resized to `resize`, then the centred `crop`x`crop`
+    /// square (the seed's evaluation: 256, 224; fine-grained: 512, 448).
+    ResizeCenterCrop {
+        /// Shorter side after resizing.
+        resize: usize,
+        /// Side of the square crop.
+        crop: usize,
+    },
+}
+
+impl Augment {
+    /// Whether this transform works on images of any size (files), rather than on a dataset's
+    /// fixed-size images in memory.
+    pub fn resizes(self) -> bool {
+        !matches!(self, Augment::None | Augment::CropFlip { .. })
+    }
+
+    /// The side of the square images it makes, for resizing transforms.
+    pub fn output_size(self) -> Option<usize> {
+        match self {
+            Augment::None | Augment::CropFlip { .. } => None,
+            Augment::RandomResizedCrop { size } => Some(size),
+            Augment::ResizeRandomCrop { crop, .. } | Augment::ResizeCenterCrop { crop, .. } => {
+                Some(crop)
+            }
+        }
+    }
 }
 
 /// Write image `pixels` (`[c, h, w]` bytes) into `out` (`c·h·w` floats), augmented and normalized.
@@ -67,12 +113,13 @@ pub fn write_image(
     out: &mut [f32],
 ) {
     let (dy, dx, flip) = match augment {
-        Augment::None => (0isize, 0isize, false),
         Augment::CropFlip { pad } => {
             let dy = rng.below(2 * pad + 1) as isize - pad as isize;
             let dx = rng.below(2 * pad + 1) as isize - pad as isize;
             (dy, dx, rng.next_u64() & 1 == 1)
         }
+        // Resizing transforms are for files; `Images::shape` rejects them for images in memory.
+        _ => (0isize, 0isize, false),
     };
     for c in 0..channels {
         let (mean, std) = (normalize.mean[c], normalize.std[c]);

@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use super::pickle::{self, Value};
-use super::{DataError, ImageSet, Normalize, Splits};
+use super::{DataError, ImageSet, Images, Normalize, Splits};
 
 const PIXELS: usize = 3 * 32 * 32;
 
@@ -283,8 +283,8 @@ pub fn load(dir: &Path, kind: Cifar) -> Result<Splits, DataError> {
         }
         .into(),
         source: dir.to_path_buf(),
-        train: read(dir, &train_files, kind, form)?,
-        test: read(dir, &[test_file], kind, form)?,
+        train: Images::Memory(read(dir, &train_files, kind, form)?),
+        test: Images::Memory(read(dir, &[test_file], kind, form)?),
         normalize: kind.normalize(),
     })
 }
@@ -308,12 +308,18 @@ mod tests {
         std::fs::write(dir.join("train.bin"), &train).unwrap();
         std::fs::write(dir.join("test.bin"), record(&[0, 5], 1)).unwrap();
         let fine = load(&dir, Cifar::HundredFine).unwrap();
-        assert_eq!(fine.train.labels, vec![42, 99]);
-        assert_eq!(fine.train.image(1)[0], 9);
-        assert_eq!((fine.train.channels, fine.train.height), (3, 32));
+        assert_eq!(fine.train.memory().unwrap().labels, vec![42, 99]);
+        assert_eq!(fine.train.memory().unwrap().image(1)[0], 9);
+        assert_eq!(
+            (
+                fine.train.memory().unwrap().channels,
+                fine.train.memory().unwrap().height
+            ),
+            (3, 32)
+        );
         let coarse = load(&dir, Cifar::HundredCoarse).unwrap();
-        assert_eq!(coarse.train.labels, vec![3, 19]);
-        assert_eq!(coarse.test.labels, vec![0]);
+        assert_eq!(coarse.train.memory().unwrap().labels, vec![3, 19]);
+        assert_eq!(coarse.test.memory().unwrap().labels, vec![0]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -329,8 +335,8 @@ mod tests {
         }
         std::fs::write(dir.join("test_batch.bin"), record(&[9], 0)).unwrap();
         let splits = load(&dir, Cifar::Ten).unwrap();
-        assert_eq!(splits.train.labels, vec![1, 2, 3, 4, 5]);
-        assert_eq!(splits.test.labels, vec![9]);
+        assert_eq!(splits.train.memory().unwrap().labels, vec![1, 2, 3, 4, 5]);
+        assert_eq!(splits.test.memory().unwrap().labels, vec![9]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -382,11 +388,11 @@ mod tests {
         .unwrap();
         std::fs::write(dir.join("test"), py2::cifar100(&[5], &[1], &pixels(1))).unwrap();
         let fine = load(&dir, Cifar::HundredFine).unwrap();
-        assert_eq!(fine.train.labels, vec![42, 99, 7]);
-        assert_eq!(fine.train.pixels, pixels(3));
-        assert_eq!(fine.test.labels, vec![5]);
+        assert_eq!(fine.train.memory().unwrap().labels, vec![42, 99, 7]);
+        assert_eq!(fine.train.memory().unwrap().pixels, pixels(3));
+        assert_eq!(fine.test.memory().unwrap().labels, vec![5]);
         let coarse = load(&dir, Cifar::HundredCoarse).unwrap();
-        assert_eq!(coarse.train.labels, vec![3, 19, 0]);
+        assert_eq!(coarse.train.memory().unwrap().labels, vec![3, 19, 0]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -405,8 +411,11 @@ mod tests {
         std::fs::write(dir.join("test_batch"), py2::cifar10(&[9], &pixels(1))).unwrap();
         let splits = load(&dir, Cifar::Ten).unwrap();
         assert_eq!(splits.train.len(), 5 * 1203);
-        assert_eq!(&splits.train.labels[1195..1203], &labels[1195..1203]);
-        assert_eq!(splits.test.labels, vec![9]);
+        assert_eq!(
+            &splits.train.memory().unwrap().labels[1195..1203],
+            &labels[1195..1203]
+        );
+        assert_eq!(splits.test.memory().unwrap().labels, vec![9]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{DataError, ImageSet, Normalize, Splits, idx};
+use super::{DataError, ImageSet, Images, Normalize, Splits, idx};
 
 /// Where Debian's `dataset-fashion-mnist` package puts the full set.
 pub const DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -166,8 +166,8 @@ pub fn load(dir: &Path, name: &str) -> Result<Splits, DataError> {
     Ok(Splits {
         name: name.into(),
         source: dir.to_path_buf(),
-        train,
-        test,
+        train: Images::Memory(train),
+        test: Images::Memory(test),
         normalize,
     })
 }
@@ -225,9 +225,15 @@ mod tests {
             tiny(&dir, gzip, false);
             let splits = load(&locate(Some(&dir)).unwrap(), "tiny").unwrap();
             assert_eq!(splits.train.len(), 3);
-            assert_eq!(splits.train.labels, vec![0, 9, 2]);
-            assert_eq!(splits.test.image(0)[15], 15);
-            assert_eq!((splits.train.height, splits.train.width), (4, 4));
+            assert_eq!(splits.train.memory().unwrap().labels, vec![0, 9, 2]);
+            assert_eq!(splits.test.memory().unwrap().image(0)[15], 15);
+            assert_eq!(
+                (
+                    splits.train.memory().unwrap().height,
+                    splits.train.memory().unwrap().width
+                ),
+                (4, 4)
+            );
             std::fs::remove_dir_all(dir).unwrap();
         }
     }

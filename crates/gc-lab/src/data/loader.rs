@@ -5,7 +5,8 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
 use super::augment::{Augment, Rng, write_image};
-use super::{ImageSet, Normalize};
+use super::folder::write_file_image;
+use super::{DataError, Images, Normalize};
 
 /// One batch: inputs `[n, c, h, w]` normalized, and labels.
 #[derive(Debug, Clone)]
@@ -16,12 +17,13 @@ pub struct Batch {
     pub labels: Vec<i64>,
 }
 
-/// An epoch's batches, made by `workers` threads, each keeping up to `prefetch` batches ready.
+/// An epoch's batches, made by `workers` threads, each keeping two batches ready.
 ///
 /// Batch `b` is made by worker `b % workers` with a generator keyed by (seed, epoch, b), so the
-/// batches are the same whatever the number of workers.
+/// batches are the same whatever the number of workers. A file that cannot be read or decoded
+/// ends the epoch with its error.
 pub struct Batches {
-    receivers: Vec<Receiver<Batch>>,
+    receivers: Vec<Receiver<Result<Batch, DataError>>>,
     handles: Vec<JoinHandle<()>>,
     next: usize,
     count: usize,
@@ -42,8 +44,10 @@ pub struct EpochPlan {
 
 impl Batches {
     /// Start the workers.
+    ///
+    /// `plan.augment` must suit `set` ([`Images::shape`]).
     pub fn start(
-        set: Arc<ImageSet>,
+        set: Arc<Images>,
         normalize: Arc<Normalize>,
         plan: EpochPlan,
         workers: usize,
@@ -59,8 +63,9 @@ impl Batches {
             handles.push(std::thread::spawn(move || {
                 for b in (worker..count).step_by(workers) {
                     let batch = make_batch(&set, &normalize, &plan, b);
-                    if sender.send(batch).is_err() {
-                        return; // the epoch was abandoned
+                    let failed = batch.is_err();
+                    if sender.send(batch).is_err() || failed {
+                        return; // the epoch was abandoned, or cannot go on
                     }
                 }
             }));
@@ -86,20 +91,23 @@ impl Batches {
 }
 
 impl Iterator for Batches {
-    type Item = Batch;
+    type Item = Result<Batch, DataError>;
 
-    fn next(&mut self) -> Option<Batch> {
+    fn next(&mut self) -> Option<Self::Item> {
         if self.next >= self.count {
             return None;
         }
         let worker = self.next % self.receivers.len();
         self.next += 1;
-        // A worker only stops early if it panicked; surface that rather than hang.
-        Some(
-            self.receivers[worker]
-                .recv()
-                .expect("a batch worker thread died"),
-        )
+        // A worker stops early after sending an error (the epoch ends with it), or if it
+        // panicked: surface that rather than hang.
+        let batch = self.receivers[worker]
+            .recv()
+            .expect("a batch worker thread died");
+        if batch.is_err() {
+            self.next = self.count;
+        }
+        Some(batch)
     }
 }
 
@@ -112,41 +120,55 @@ impl Drop for Batches {
     }
 }
 
-fn make_batch(set: &ImageSet, normalize: &Normalize, plan: &EpochPlan, b: usize) -> Batch {
+fn make_batch(
+    set: &Images,
+    normalize: &Normalize,
+    plan: &EpochPlan,
+    b: usize,
+) -> Result<Batch, DataError> {
     let start = b * plan.batch_size;
     let indices = &plan.order[start..(start + plan.batch_size).min(plan.order.len())];
-    let len = set.image_len();
+    let [c, h, w] = set
+        .shape(plan.augment)
+        .expect("the transform was checked against the images before the epoch");
+    let len = c * h * w;
     let mut inputs = vec![0f32; indices.len() * len];
     let mut rng = Rng::new(&[plan.keys[0], plan.keys[1], b as u64]);
     for (slot, &i) in indices.iter().enumerate() {
-        write_image(
-            set.image(i),
-            (set.channels, set.height, set.width),
-            plan.augment,
-            normalize,
-            &mut rng,
-            &mut inputs[slot * len..(slot + 1) * len],
-        );
+        let out = &mut inputs[slot * len..(slot + 1) * len];
+        match set {
+            Images::Memory(set) => write_image(
+                set.image(i),
+                (set.channels, set.height, set.width),
+                plan.augment,
+                normalize,
+                &mut rng,
+                out,
+            ),
+            Images::Files(set) => {
+                write_file_image(&set.files[i], plan.augment, normalize, &mut rng, out)?
+            }
+        }
     }
-    Batch {
+    Ok(Batch {
         inputs,
-        labels: indices.iter().map(|&i| set.labels[i] as i64).collect(),
-    }
+        labels: indices.iter().map(|&i| set.label(i) as i64).collect(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn set() -> ImageSet {
-        ImageSet {
+    fn set() -> Images {
+        Images::Memory(super::super::ImageSet {
             channels: 1,
             height: 2,
             width: 2,
             pixels: (0..40).collect(),
             labels: (0..10).map(|i| i % 3).collect(),
             classes: 3,
-        }
+        })
     }
 
     fn collect(workers: usize) -> Vec<(Vec<f32>, Vec<i64>)> {
@@ -161,6 +183,7 @@ mod tests {
             keys: [1, 2],
         };
         Batches::start(Arc::new(set()), Arc::new(normalize), plan, workers)
+            .map(|b| b.unwrap())
             .map(|b| (b.inputs, b.labels))
             .collect()
     }

@@ -1,13 +1,17 @@
-//! Datasets held in memory as bytes, and the batches the training loop reads.
+//! Datasets, held in memory as bytes or read from image files, and the batches the training
+//! loop reads.
 
 pub mod augment;
 pub mod cifar;
 pub mod fashion;
+pub mod folder;
 pub mod idx;
 pub mod loader;
 pub mod pickle;
 
 use std::path::{Path, PathBuf};
+
+use augment::Augment;
 
 /// Everything that can go wrong reading data; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +138,93 @@ impl ImageSet {
     }
 }
 
+/// A split's images: decoded in memory (IDX, CIFAR), or files decoded batch by batch
+/// (ImageFolder trees).
+#[derive(Debug, Clone)]
+pub enum Images {
+    /// Fixed-size images in memory.
+    Memory(ImageSet),
+    /// Image files of any size.
+    Files(folder::FileSet),
+}
+
+impl Images {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        match self {
+            Images::Memory(set) => set.len(),
+            Images::Files(set) => set.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The images in memory, if that is where they are.
+    pub fn memory(&self) -> Option<&ImageSet> {
+        match self {
+            Images::Memory(set) => Some(set),
+            Images::Files(_) => None,
+        }
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        match self {
+            Images::Memory(set) => set.classes,
+            Images::Files(set) => set.classes.len(),
+        }
+    }
+
+    /// Class of image `i`.
+    pub fn label(&self, i: usize) -> u32 {
+        match self {
+            Images::Memory(set) => set.labels[i],
+            Images::Files(set) => set.labels[i],
+        }
+    }
+
+    /// The first `n` images of each class.
+    pub fn balanced_subset(&self, per_class: usize) -> Images {
+        match self {
+            Images::Memory(set) => Images::Memory(set.balanced_subset(per_class)),
+            Images::Files(set) => Images::Files(set.balanced_subset(per_class)),
+        }
+    }
+
+    /// `[channels, height, width]` of the inputs the loader makes from these images with
+    /// `augment`, or why the two do not go together.
+    pub fn shape(&self, augment: Augment) -> Result<[usize; 3], String> {
+        match (self, augment.output_size()) {
+            (Images::Memory(set), None) => Ok([set.channels, set.height, set.width]),
+            (Images::Memory(set), Some(_)) => Err(format!(
+                "{augment:?} resizes image files; these images are {}x{} in memory: use none or \
+                 crop_flip",
+                set.height, set.width
+            )),
+            (Images::Files(set), None) => Err(format!(
+                "the images under {} are files of any size: they need a resizing transform \
+                 (random_resized_crop, resize_random_crop or resize_center_crop), not {augment:?}",
+                set.root.display()
+            )),
+            (Images::Files(_), Some(size)) => match augment {
+                Augment::ResizeRandomCrop { resize, crop }
+                | Augment::ResizeCenterCrop { resize, crop }
+                    if crop > resize =>
+                {
+                    Err(format!(
+                        "{augment:?}: the crop is larger than the resized image"
+                    ))
+                }
+                _ if size == 0 => Err(format!("{augment:?}: the output would be empty")),
+                _ => Ok([3, size, size]),
+            },
+        }
+    }
+}
+
 /// A train and a test split.
 #[derive(Debug, Clone)]
 pub struct Splits {
@@ -142,9 +233,9 @@ pub struct Splits {
     /// Where it was read from.
     pub source: PathBuf,
     /// Training images.
-    pub train: ImageSet,
+    pub train: Images,
     /// Test images.
-    pub test: ImageSet,
+    pub test: Images,
     /// Per-channel mean and standard deviation used to normalize inputs.
     pub normalize: Normalize,
 }

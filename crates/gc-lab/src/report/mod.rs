@@ -240,6 +240,7 @@ pub(crate) mod tests {
                 batch_size: 8,
                 seed,
                 augment: Augment::None,
+                test_augment: Augment::None,
                 workers: 1,
             },
             data: DataInfo {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
@@ -50,6 +50,10 @@ pub struct RunConfig {
     pub seed: u64,
     /// Training augmentation.
     pub augment: Augment,
+    /// How test images are prepared: `none` for datasets of fixed-size images, a resize and
+    /// centre crop for image files.
+    #[serde(default)]
+    pub test_augment: Augment,
     /// Threads preparing batches.
     pub workers: usize,
 }
@@ -191,12 +195,24 @@ pub fn run(
     let train = Arc::new(splits.train.clone());
     let test = Arc::new(splits.test.clone());
     let normalize = Arc::new(splits.normalize.clone());
-    let (channels, size) = (train.channels, train.height);
+    let shape = train
+        .shape(config.augment)
+        .map_err(|e| anyhow!("training images: {e}"))?;
+    let test_shape = test
+        .shape(config.test_augment)
+        .map_err(|e| anyhow!("test images: {e}"))?;
+    if shape != test_shape {
+        bail!(
+            "training inputs would be {shape:?} but test inputs {test_shape:?}; make the test \
+             transform's crop the training size"
+        );
+    }
+    let [channels, size, _] = shape;
     let mut model = Net::seeded(
         config.model,
         channels,
         size,
-        train.classes,
+        train.classes(),
         config.seed,
         &device,
     );
@@ -253,11 +269,12 @@ pub fn run(
             config.epochs
         ));
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0f64, 0usize, 0usize, config.lr);
-        for (step, Batch { inputs, labels }) in batches.enumerate() {
+        for (step, batch) in batches.enumerate() {
             if STOP.load(Ordering::Relaxed) {
                 interrupted = true;
                 break;
             }
+            let Batch { inputs, labels } = batch?;
             lr = config.schedule.lr(
                 config.lr,
                 epoch,
@@ -268,7 +285,7 @@ pub fn run(
             check_lr(lr)?;
             let n = labels.len();
             let x = Tensor::<4>::from_data(
-                TensorData::new(inputs, [n, channels, size, train.width]),
+                TensorData::new(inputs, [n, channels, size, shape[2]]),
                 &device,
             );
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [n]), &device);
@@ -298,7 +315,7 @@ pub fn run(
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
         let (test_loss, test_top1, test_top5) =
-            evaluate(&model, &test, &normalize, config, &device);
+            evaluate(&model, &test, &normalize, config, &device)?;
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             lr,
@@ -419,27 +436,29 @@ fn saved_epochs(out_dir: &Path, done: usize) -> Result<Vec<EpochMetrics>> {
 /// Test loss, top-1 and top-5 (%), without autodiff and with BatchNorm's running statistics.
 fn evaluate(
     model: &Net,
-    test: &Arc<crate::data::ImageSet>,
+    test: &Arc<crate::data::Images>,
     normalize: &Arc<crate::data::Normalize>,
     config: &RunConfig,
     device: &Device,
-) -> (f64, f64, f64) {
+) -> Result<(f64, f64, f64)> {
+    let [channels, height, width] = test
+        .shape(config.test_augment)
+        .map_err(|e| anyhow!("test images: {e}"))?;
     let model = model.valid();
     let device = device.clone().inner();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let plan = EpochPlan {
         order: (0..test.len()).collect(),
         batch_size: config.batch_size.max(256),
-        augment: Augment::None,
+        augment: config.test_augment,
         keys: [0, 0],
     };
     let (mut loss_sum, mut top1, mut top5) = (0.0f64, 0usize, 0usize);
-    for Batch { inputs, labels } in
-        Batches::start(test.clone(), normalize.clone(), plan, config.workers)
-    {
+    for batch in Batches::start(test.clone(), normalize.clone(), plan, config.workers) {
+        let Batch { inputs, labels } = batch?;
         let n = labels.len();
         let x = Tensor::<4>::from_data(
-            TensorData::new(inputs, [n, test.channels, test.height, test.width]),
+            TensorData::new(inputs, [n, channels, height, width]),
             &device,
         );
         let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [n]), &device);
@@ -450,11 +469,11 @@ fn evaluate(
         top5 += top_k_correct(data, &labels, 5);
     }
     let n = test.len().max(1) as f64;
-    (
+    Ok((
         loss_sum / n,
         100.0 * top1 as f64 / n,
         100.0 * top5 as f64 / n,
-    )
+    ))
 }
 
 /// How many rows of `logits` (`[n, classes]`) rank their label among the top `k`.
@@ -488,7 +507,7 @@ pub fn progress_bar() -> ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{ImageSet, Normalize};
+    use crate::data::{ImageSet, Images, Normalize};
 
     /// 8x8 images: class 0 bright on the left half, class 1 on the right, with a little noise.
     fn halves(n: usize, seed: u64) -> ImageSet {
@@ -519,8 +538,8 @@ mod tests {
         Splits {
             name: "halves".into(),
             source: "generated".into(),
-            train: halves(64, 1),
-            test: halves(16, 2),
+            train: Images::Memory(halves(64, 1)),
+            test: Images::Memory(halves(16, 2)),
             normalize: Normalize {
                 mean: vec![0.4],
                 std: vec![0.35],
@@ -544,8 +563,62 @@ mod tests {
             batch_size: 16,
             seed: 3,
             augment: Augment::None,
+            test_augment: Augment::None,
             workers: 2,
         }
+    }
+
+    /// An ImageFolder tree of PNG and JPEG files of several sizes: bright-left images are class
+    /// `a`, bright-right ones class `b`; the run decodes, crops and resizes them batch by batch.
+    #[test]
+    fn a_run_trains_on_an_image_folder() {
+        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = crate::test_dir("run-folder");
+        let data = dir.join("data");
+        for (split, n) in [("train", 12), ("val", 4)] {
+            for (class, left) in [("a", true), ("b", false)] {
+                let folder = data.join(split).join(class);
+                std::fs::create_dir_all(&folder).unwrap();
+                for i in 0..n {
+                    let (w, h) = (16 + 2 * i, 12 + i);
+                    let image = image::RgbImage::from_fn(w, h, |x, _| {
+                        let bright = (x < w / 2) == left;
+                        image::Rgb([if bright { 220 } else { 30 }; 3])
+                    });
+                    let ext = if i % 2 == 0 { "png" } else { "jpg" };
+                    image.save(folder.join(format!("{i}.{ext}"))).unwrap();
+                }
+            }
+        }
+        let splits = crate::data::folder::load(&data, "halves").unwrap();
+        let mut config = config(0.05);
+        config.augment = Augment::ResizeRandomCrop { resize: 9, crop: 8 };
+        config.test_augment = Augment::ResizeCenterCrop { resize: 9, crop: 8 };
+        config.epochs = 1;
+        config.batch_size = 8;
+        let summary = run(
+            &config,
+            &splits,
+            &dir.join("run"),
+            &ProgressBar::hidden(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(summary.epochs.len(), 1);
+        assert!(summary.epochs[0].train_loss.is_finite(), "{summary:?}");
+        // A transform that does not resize cannot read files of any size.
+        config.augment = Augment::None;
+        let err = run(
+            &config,
+            &splits,
+            &dir.join("run2"),
+            &ProgressBar::hidden(),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("need a resizing transform"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -638,6 +711,8 @@ mod tests {
             TensorData::new(
                 splits()
                     .test
+                    .memory()
+                    .unwrap()
                     .pixels
                     .iter()
                     .map(|&p| p as f32 / 255.0)
