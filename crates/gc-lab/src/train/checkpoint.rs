@@ -56,6 +56,13 @@ pub fn save(
         &tmp.join("state.json"),
         serde_json::to_string(&State { epochs_done })?.as_bytes(),
     )?;
+    // On disk before the swap, so that a power cut cannot leave a checkpoint of empty files.
+    for name in ["model.bpk", "optimizer.bpk"] {
+        let path = tmp.join(name);
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync {} (is the disk full?)", path.display()))?;
+    }
     let current = dir(run);
     let _ = std::fs::remove_dir_all(&old);
     if current.exists() {

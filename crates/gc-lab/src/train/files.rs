@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 /// Write `bytes` to `path` atomically: a temporary file beside it, synced, then renamed over it.
+/// On failure (a full disk, say) the temporary file is removed and `path` keeps its old content.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!(
         "{}.tmp",
@@ -17,9 +18,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             tmp.display()
         )
     })?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {} (is the disk full?)", tmp.display()))?;
+    if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_all()) {
+        drop(file);
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| {
+            format!(
+                "cannot write {} (is the disk full?); {} is unchanged",
+                tmp.display(),
+                path.display()
+            )
+        });
+    }
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
     Ok(())
@@ -63,6 +72,24 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A full disk, made by pointing the temporary file at `/dev/full` (every write fails with
+    /// ENOSPC): a clear error, the old file intact, no temporary left.
+    #[test]
+    fn a_full_disk_is_a_clear_error_and_keeps_the_old_file() {
+        let dir = crate::test_dir("files-full");
+        let path = dir.join("summary.json");
+        write_atomic(&path, b"old").unwrap();
+        std::os::unix::fs::symlink("/dev/full", dir.join("summary.json.tmp")).unwrap();
+        let err = format!("{:#}", write_atomic(&path, b"new").unwrap_err());
+        assert!(
+            err.contains("is the disk full?") && err.contains("No space left on device"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert!(!dir.join("summary.json.tmp").exists());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
