@@ -1,0 +1,197 @@
+//! Training steps of the lab's models on the CPU backend, split into forward + loss, backward and
+//! optimizer step, with the process's peak memory, for comparison with PyTorch
+//! (`scripts/bench-vs-pytorch.sh` runs this and its PyTorch twin and prints the ratios).
+//!
+//! `cargo bench --bench train_step -- [resnet20|resnet50] [--optimizer NAME] [--quick]`
+//! (default: resnet20, sgd_gc). ResNet-20: batch 128 of 3x32x32, 10 classes. ResNet-50: the ImageNet
+//! model (torchvision layout), batch 16 of 3x224x224, 1000 classes. One model per process, so that
+//! the peak memory is that model's.
+//!
+//! Ends with machine-readable lines:
+//! `train_step <model> <optimizer> <step_ms> <forward_ms> <backward_ms> <optimizer_ms> <peak_mib>`
+//! and `gc_share <model> <fraction>`: the time GC itself adds to a step (SGD_GC's optimizer step
+//! minus plain SGD's, both measured here) over the whole SGD_GC training step.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use gc_lab::models::{ModelName, Net};
+use gradient_centralization::{Hyper, Preset};
+
+struct Phases {
+    forward: f64,
+    backward: f64,
+    step: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Peak resident memory of this process in MiB (`VmHWM`).
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Train `steps` steps after `warmup` ones; median seconds of each phase.
+fn measure(
+    name: ModelName,
+    batch: usize,
+    size: usize,
+    classes: usize,
+    optimizer: &str,
+    warmup: usize,
+    steps: usize,
+) -> Phases {
+    let device = Device::flex().autodiff();
+    let mut model = Net::seeded(name, 3, size, classes, 0, &device);
+    let hyper = Hyper {
+        momentum: Some(0.9),
+        weight_decay: Some(5e-4),
+        ..Hyper::default()
+    };
+    let preset: Preset = optimizer.parse().expect("an optimizer name");
+    let hyper = if preset.family == gradient_centralization::Family::Sgd {
+        hyper
+    } else {
+        Hyper {
+            momentum: None,
+            ..hyper
+        }
+    };
+    let mut optim = preset.init(&model, &hyper).expect("the optimizer builds");
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let x = Tensor::<4>::random(
+        [batch, 3, size, size],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes as i64).collect();
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
+    let (mut forward, mut backward, mut step) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        let loss = loss_fn.forward(model.forward(x.clone()), y.clone());
+        // Reading the loss waits for the forward pass.
+        black_box(loss.clone().into_scalar::<f32>());
+        let t1 = Instant::now();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let t2 = Instant::now();
+        model = optim.step(0.01, model, grads);
+        black_box(first_value(&model));
+        let t3 = Instant::now();
+        if i >= warmup {
+            forward.push((t1 - t0).as_secs_f64());
+            backward.push((t2 - t1).as_secs_f64());
+            step.push((t3 - t2).as_secs_f64());
+        }
+    }
+    Phases {
+        forward: median(forward),
+        backward: median(backward),
+        step: median(step),
+    }
+}
+
+/// One value of the classifier's weights, read to wait for the optimizer.
+fn first_value(model: &Net) -> f32 {
+    struct First(Option<f32>);
+    impl burn::module::ModuleVisitor for First {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            if self.0.is_none() {
+                self.0 = Some(
+                    param
+                        .val()
+                        .flatten::<1>(0, D - 1)
+                        .slice(0..1)
+                        .into_scalar::<f32>(),
+                );
+            }
+        }
+    }
+    let mut first = First(None);
+    burn::module::Module::visit(model, &mut first);
+    first.0.unwrap_or(0.0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let model = if args.iter().any(|a| a == "resnet50") {
+        "resnet50"
+    } else {
+        "resnet20"
+    };
+    let optimizer = args
+        .iter()
+        .position(|a| a == "--optimizer")
+        .and_then(|i| args.get(i + 1))
+        .map_or("sgd_gc", String::as_str);
+    let (name, batch, size, classes): (ModelName, _, _, _) = match model {
+        "resnet50" => ("imagenet-r50".parse().unwrap(), 16, 224, 1000),
+        _ => ("resnet20".parse().unwrap(), 128, 32, 10),
+    };
+    let (warmup, steps) = match (model, quick) {
+        ("resnet50", true) => (1, 2),
+        ("resnet50", false) => (1, 4),
+        (_, true) => (2, 5),
+        _ => (3, 15),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "{model}: batch {batch} of 3x{size}x{size}, {classes} classes, {optimizer}; {threads} threads"
+    );
+    let p = measure(name, batch, size, classes, optimizer, warmup, steps);
+    // GC's own cost: the same step with the optimizer without GC.
+    let base = optimizer
+        .to_ascii_lowercase()
+        .trim_end_matches("_gcc")
+        .trim_end_matches("_gc")
+        .to_string();
+    let plain = (base != optimizer.to_ascii_lowercase())
+        .then(|| measure(name, batch, size, classes, &base, warmup, steps));
+    let total = p.forward + p.backward + p.step;
+    let peak = peak_mib();
+    println!(
+        "{:<10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "optimizer", "step ms", "fwd ms", "bwd ms", "optim ms", "peak MiB"
+    );
+    println!(
+        "{:<10} {:>10.1} {:>10.1} {:>10.1} {:>10.2} {:>10.0}",
+        optimizer,
+        total * 1e3,
+        p.forward * 1e3,
+        p.backward * 1e3,
+        p.step * 1e3,
+        peak
+    );
+    if let Some(q) = &plain {
+        println!(
+            "{:<10} {:>10.1} {:>10.1} {:>10.1} {:>10.2}",
+            base,
+            (q.forward + q.backward + q.step) * 1e3,
+            q.forward * 1e3,
+            q.backward * 1e3,
+            q.step * 1e3
+        );
+    }
+    println!(
+        "train_step {model} {optimizer} {:.3} {:.3} {:.3} {:.3} {peak:.1}",
+        total * 1e3,
+        p.forward * 1e3,
+        p.backward * 1e3,
+        p.step * 1e3
+    );
+    if let Some(q) = plain {
+        println!("gc_share {model} {:.5}", (p.step - q.step).max(0.0) / total);
+    }
+}
