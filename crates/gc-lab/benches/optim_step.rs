@@ -110,12 +110,18 @@ fn time(warmup: usize, samples: usize, mut f: impl FnMut()) -> (f64, f64) {
     (times[times.len() / 2], times[0])
 }
 
-/// Copy bandwidth in bytes/s (read + write counted), the best of several copies of `n` floats.
-fn bandwidth(n: usize) -> f64 {
+/// Copy bandwidth in bytes/s (read + write counted), the best of several copies of `n` floats,
+/// split over `threads` threads (the optimizers use every core too).
+fn bandwidth(n: usize, threads: usize) -> f64 {
     let src = vec![1.0f32; n];
     let mut dst = vec![0.0f32; n];
+    let part = n.div_ceil(threads);
     let (_, best) = time(2, 9, || {
-        dst.copy_from_slice(black_box(&src));
+        std::thread::scope(|scope| {
+            for (d, s) in dst.chunks_mut(part).zip(src.chunks(part)) {
+                scope.spawn(move || d.copy_from_slice(black_box(s)));
+            }
+        });
         black_box(&mut dst);
     });
     (2 * 4 * n) as f64 / best
@@ -139,7 +145,13 @@ fn preset(name: &'static str, bytes: f64, hyper: Hyper) -> Case {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only NAME`: time one optimizer (and plain SGD, the baseline), e.g. under a profiler.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
     let (warmup, samples) = if quick { (1, 3) } else { (2, 7) };
     let device = Device::flex().autodiff();
     device.seed(0);
@@ -152,7 +164,8 @@ fn main() {
     );
     let grads = GradientSet::new(&model, &device);
     let n = grads.params();
-    let bw = bandwidth(n);
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let bw = bandwidth(n, threads);
 
     let sgd = Hyper {
         momentum: Some(0.9),
@@ -192,50 +205,100 @@ fn main() {
     ];
 
     println!(
-        "ResNet-50 (torchvision layout): {} parameter tensors, {n} parameters; copy bandwidth {:.1} GB/s",
+        "ResNet-50 (torchvision layout): {} parameter tensors, {n} parameters; copy bandwidth {:.1} GB/s \
+         ({threads} threads)",
         grads.grads.len(),
         bw / 1e9
     );
+    // Interleaved: each round takes one step of every optimizer, so that a slow moment of the
+    // machine (other tenants, frequency) weighs on all of them alike.
+    struct Live<'a> {
+        case: &'a Case,
+        optimizer: Option<ModuleOptimizer>,
+        model: Option<Net>,
+        times: Vec<f64>,
+        fused: usize,
+    }
+    let mut live: Vec<Live> = cases
+        .iter()
+        .filter(|c| {
+            only.as_deref()
+                .is_none_or(|o| c.name == "sgd" || c.name == o)
+        })
+        .map(|case| Live {
+            case,
+            optimizer: (case.name != "gc_only").then(|| (case.optimizer)(&model)),
+            model: (case.name != "gc_only").then(|| model.clone()),
+            times: Vec::new(),
+            fused: 0,
+        })
+        .collect();
+    let mut gc_pass = gc_only(&model, &grads, &device);
+    let mut bw = bw;
+    for round in 0..warmup + samples {
+        for l in &mut live {
+            let seconds = match (&mut l.optimizer, l.model.take()) {
+                (Some(optimizer), Some(m)) => {
+                    // Uniquely owned gradients, as a backward pass hands them over; made before
+                    // the clock starts.
+                    let g = grads.fresh(&device);
+                    let before = gradient_centralization::optim::fused_steps();
+                    let start = Instant::now();
+                    let m = optimizer.step(0.01, m, g);
+                    sync(&m);
+                    let seconds = start.elapsed().as_secs_f64();
+                    l.fused += gradient_centralization::optim::fused_steps() - before;
+                    l.model = Some(m);
+                    seconds
+                }
+                _ => {
+                    let start = Instant::now();
+                    gc_pass();
+                    start.elapsed().as_secs_f64()
+                }
+            };
+            if round >= warmup {
+                l.times.push(seconds);
+            }
+        }
+        bw = bw.max(bandwidth(n, threads));
+    }
     println!(
-        "{:<12} {:>10} {:>11} {:>9} {:>9} {:>9}",
-        "optimizer", "ms/step", "ns/param", "B/param", "x plain", "x bound"
+        "best copy bandwidth over the run {:.1} GB/s; median of {samples} interleaved steps after {warmup}",
+        bw / 1e9
+    );
+    println!(
+        "{:<12} {:>10} {:>11} {:>9} {:>9} {:>9} {:>7}",
+        "optimizer", "ms/step", "ns/param", "B/param", "x plain", "x bound", "fused"
     );
     let mut plain = None;
     let mut lines = Vec::new();
-    for case in &cases {
-        let seconds = if case.name == "gc_only" {
-            gc_only(&model, &grads, &device, warmup, samples)
-        } else {
-            let mut optimizer = (case.optimizer)(&model);
-            let mut current = Some(model.clone());
-            // Gradients are built before the clock starts, one uniquely owned set per step.
-            let mut ready: Vec<GradientsParams> = (0..warmup + samples)
-                .map(|_| grads.fresh(&device))
-                .collect();
-            time(warmup, samples, || {
-                let m = current.take().unwrap();
-                let m = optimizer.step(0.01, m, ready.pop().unwrap());
-                sync(&m);
-                current = Some(m);
-            })
-            .0
-        };
+    for l in live {
+        let mut times = l.times;
+        times.sort_by(f64::total_cmp);
+        let seconds = times[times.len() / 2];
         let ns = seconds * 1e9 / n as f64;
         let plain_ns = *plain.get_or_insert(ns);
-        let bound = case.bytes * n as f64 / bw;
+        let bound = l.case.bytes * n as f64 / bw;
         let (ratio_plain, ratio_bound) = (ns / plain_ns, seconds / bound);
+        let steps = (warmup + samples) * grads.grads.len();
         println!(
-            "{:<12} {:>10.2} {:>11.3} {:>9.0} {:>9.2} {:>9.2}",
-            case.name,
+            "{:<12} {:>10.2} {:>11.3} {:>9.0} {:>9.2} {:>9.2} {:>7}",
+            l.case.name,
             seconds * 1e3,
             ns,
-            case.bytes,
+            l.case.bytes,
             ratio_plain,
-            ratio_bound
+            ratio_bound,
+            if l.optimizer.is_some() {
+                format!("{:.0}%", 100.0 * l.fused as f64 / steps as f64)
+            } else {
+                "-".into()
+            }
         );
         lines.push(format!(
             "optim_step {} {ns:.4} {ratio_plain:.3} {ratio_bound:.3}",
-            case.name
+            l.case.name
         ));
     }
     for line in lines {
@@ -243,14 +306,8 @@ fn main() {
     }
 }
 
-/// Median seconds to centralize every gradient the SGD_GC plan centralizes (out of place).
-fn gc_only(
-    model: &Net,
-    grads: &GradientSet,
-    device: &Device,
-    warmup: usize,
-    samples: usize,
-) -> f64 {
+/// One pass of GC over every gradient the SGD_GC plan centralizes (out of place), as a closure.
+fn gc_only(model: &Net, grads: &GradientSet, device: &Device) -> impl FnMut() {
     let plan = GcPlan::new(model, Scope::ConvLinear);
     let inner = device.clone().inner();
     let work: Vec<(Centralize, Tensor<4>, Option<Tensor<2>>)> = grads
@@ -269,7 +326,7 @@ fn gc_only(
             }
         })
         .collect();
-    time(warmup, samples, || {
+    move || {
         let mut last = 0.0;
         for (op, t4, t2) in &work {
             last = match t2 {
@@ -284,6 +341,5 @@ fn gc_only(
             };
         }
         black_box(last);
-    })
-    .0
+    }
 }

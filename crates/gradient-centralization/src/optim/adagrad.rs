@@ -133,6 +133,48 @@ impl Optimizer for Adagrad {
             initial_accumulator_value,
             eps,
         } = self.config;
+        let time = state.as_ref().map_or(0, |s| s.time);
+        let first = state.is_none();
+        let clr = (lr / (1.0 + time as f64 * lr_decay)) as f32;
+        let (init, eps32) = (initial_accumulator_value as f32, eps as f32);
+        // The first step's branch outside the per-element loop (see sgd.rs).
+        let fused = if first {
+            super::fused::step(
+                tensor,
+                grad,
+                None,
+                self.gc,
+                weight_decay as f32,
+                move |w, d, [_]| {
+                    let sum = d * d + init;
+                    (w - (d / (sum.sqrt() + eps32)) * clr, [sum])
+                },
+            )
+        } else {
+            super::fused::step(
+                tensor,
+                grad,
+                state.map(|s| [s.sum]),
+                self.gc,
+                weight_decay as f32,
+                move |w, d, [sum]| {
+                    let sum = sum + d * d;
+                    (w - (d / (sum.sqrt() + eps32)) * clr, [sum])
+                },
+            )
+        };
+        let (tensor, grad, state) = match fused {
+            Ok((w, [sum])) => {
+                return (
+                    w,
+                    Some(AdagradState {
+                        sum,
+                        time: time + 1,
+                    }),
+                );
+            }
+            Err((w, g, s)) => (w, g, s.map(|[sum]| AdagradState { sum, time })),
+        };
         let mut grad = grad;
         if weight_decay != 0.0 {
             grad = grad + tensor.clone().mul_scalar(weight_decay);

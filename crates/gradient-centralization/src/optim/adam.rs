@@ -164,6 +164,60 @@ impl<const D: usize> AdamState<D> {
         (next, second)
     }
 
+    /// The moment updates of [`advance`](Self::advance) for one element (without AMSGrad), for
+    /// the fused kernels: the first step's zero moments give `(1 − β)·g` exactly, as there.
+    pub(super) fn moments(
+        (beta1, beta2): (f64, f64),
+    ) -> impl Fn(f32, [f32; 2]) -> [f32; 2] + Sync + Copy {
+        let (b1, b2) = (beta1 as f32, beta2 as f32);
+        let (k1, k2) = ((1.0 - beta1) as f32, (1.0 - beta2) as f32);
+        move |g, [m, v]| [m * b1 + g * k1, v * b2 + (g * g) * k2]
+    }
+
+    /// One fused step (see `fused`): `update(w, d, [m, v])` gives the new weight and moments.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn fused(
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self>,
+        gc: super::Gc,
+        l2: f64,
+        update: impl Fn(f32, f32, [f32; 2]) -> (f32, [f32; 2]) + Sync,
+    ) -> Result<(Tensor<D>, Option<Self>), (Tensor<D>, Tensor<D>, Option<Self>)> {
+        let time = state.as_ref().map_or(0, |s| s.time);
+        super::fused::step(
+            tensor,
+            grad,
+            state.map(|s| [s.moment1, s.moment2]),
+            gc,
+            l2 as f32,
+            update,
+        )
+        .map(|(w, [moment1, moment2])| {
+            (
+                w,
+                Some(AdamState {
+                    moment1,
+                    moment2,
+                    max_moment2: None,
+                    time: time + 1,
+                }),
+            )
+        })
+        .map_err(|(w, g, s)| {
+            (
+                w,
+                g,
+                s.map(|[moment1, moment2]| AdamState {
+                    moment1,
+                    moment2,
+                    max_moment2: None,
+                    time,
+                }),
+            )
+        })
+    }
+
     pub(super) fn moved(self, device: &Device) -> Self {
         AdamState {
             moment1: self.moment1.to_device(device),
@@ -190,6 +244,34 @@ impl Optimizer for Adam {
             weight_decay,
             amsgrad,
         } = self.config;
+        let (tensor, grad, state) = if amsgrad {
+            (tensor, grad, state)
+        } else {
+            let t = state.as_ref().map_or(1, |s| s.time + 1);
+            let correction1 = 1.0 - betas.0.powi(t as i32);
+            let correction2 = 1.0 - betas.1.powi(t as i32);
+            let (sqrt_c2, eps32, step) = (
+                correction2.sqrt() as f32,
+                eps as f32,
+                (lr / correction1) as f32,
+            );
+            let moments = AdamState::<D>::moments(betas);
+            match AdamState::fused(
+                tensor,
+                grad,
+                state,
+                self.gc,
+                weight_decay,
+                move |w, d, ms| {
+                    let [m, v] = moments(d, ms);
+                    let denom = v.sqrt() / sqrt_c2 + eps32;
+                    (w - (m / denom) * step, [m, v])
+                },
+            ) {
+                Ok(done) => return done,
+                Err(declined) => declined,
+            }
+        };
         let mut grad = grad;
         if weight_decay != 0.0 {
             grad = grad + tensor.clone().mul_scalar(weight_decay);

@@ -151,6 +151,44 @@ impl Optimizer for AdamW {
             weight_decay,
             amsgrad,
         } = self.config;
+        let (tensor, grad, state) = if amsgrad {
+            (tensor, grad, state)
+        } else {
+            let t = state.as_ref().map_or(1, |s| s.time + 1);
+            let correction1 = 1.0 - betas.0.powi(t as i32);
+            let correction2 = 1.0 - betas.1.powi(t as i32);
+            let moments = AdamState::<D>::moments(betas);
+            let (eps32, wd) = (eps as f32, weight_decay as f32);
+            // One loop per case, the decay's branch outside it (see sgd.rs).
+            let fused = match (formula, weight_decay != 0.0) {
+                (AdamWFormula::Seed, decays) => {
+                    let step = (lr * correction2.sqrt() / correction1) as f32;
+                    let wd = if decays { wd } else { 0.0 };
+                    AdamState::fused(tensor, grad, state, self.gc, 0.0, move |w, d, ms| {
+                        let [m, v] = moments(d, ms);
+                        let direction = m / (v.sqrt() + eps32) + w * wd;
+                        (w - direction * step, [m, v])
+                    })
+                }
+                (AdamWFormula::Torch, decays) => {
+                    let (sqrt_c2, step) = (correction2.sqrt() as f32, (lr / correction1) as f32);
+                    let lr_wd = if decays {
+                        (lr * weight_decay) as f32
+                    } else {
+                        0.0
+                    };
+                    AdamState::fused(tensor, grad, state, self.gc, 0.0, move |w, d, ms| {
+                        let [m, v] = moments(d, ms);
+                        let delta = (m / (v.sqrt() / sqrt_c2 + eps32)) * step + w * lr_wd;
+                        (w - delta, [m, v])
+                    })
+                }
+            };
+            match fused {
+                Ok(done) => return done,
+                Err(declined) => declined,
+            }
+        };
         let grad = self.gc.on_gradient(grad);
         let (state, second) = AdamState::advance(state, grad, betas, amsgrad);
 

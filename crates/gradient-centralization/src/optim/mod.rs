@@ -5,15 +5,21 @@
 //! parameters it is given; [`GcConfig::init`](crate::GcConfig::init) hands every parameter group of
 //! a plan its own copy, inside one burn `ModuleOptimizer`.
 
+// The fused paths hand their inputs back by value when they decline a step; boxing them would
+// allocate on every tensor step.
+#![allow(clippy::result_large_err)]
+
 mod adagrad;
 mod adam;
 mod adamw;
+mod fused;
 mod sgd;
 mod wrap;
 
 pub use adagrad::{Adagrad, AdagradConfig, AdagradState};
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use adamw::{AdamW, AdamWConfig, AdamWFormula};
+pub use fused::{fused_steps, without_fused};
 pub use sgd::{Sgd, SgdConfig, SgdState, WeightDecay};
 pub use wrap::Centralized;
 

@@ -151,6 +151,10 @@ impl Optimizer for Sgd {
             nesterov,
             weight_decay,
         } = self.config;
+        let (tensor, grad, state) = match self.fused(lr, tensor, grad, state) {
+            Ok(done) => return done,
+            Err(declined) => declined,
+        };
         let mut d = grad;
         if let WeightDecay::L2(wd) = weight_decay
             && wd != 0.0
@@ -190,6 +194,126 @@ impl Optimizer for Sgd {
             momentum: state.momentum.to_device(device),
         }
     }
+}
+
+impl Sgd {
+    /// The same step in one pass ([`fused`](super::fused)), or the inputs back.
+    #[allow(clippy::type_complexity)]
+    fn fused<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<SgdState<D>>,
+    ) -> Result<(Tensor<D>, Option<SgdState<D>>), (Tensor<D>, Tensor<D>, Option<SgdState<D>>)> {
+        let SgdConfig {
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+        } = self.config;
+        let (l2, decoupled) = match weight_decay {
+            WeightDecay::None => (0.0, 0.0),
+            WeightDecay::L2(wd) => (wd, 0.0),
+            WeightDecay::Decoupled(wd) => (0.0, wd),
+        };
+        // The scalars as the tensor path's `mul_scalar` rounds them.
+        let k = SgdScalars {
+            lr: lr as f32,
+            wd_lr: (decoupled * lr) as f32,
+            mu: momentum as f32,
+            keep: (1.0 - dampening) as f32,
+        };
+        let l2 = l2 as f32;
+        if momentum == 0.0 {
+            let declined = if decoupled != 0.0 {
+                super::fused::step::<D, 0>(tensor, grad, None, self.gc, l2, |w, d, []| {
+                    (k.finish::<true>(w, d), [])
+                })
+            } else {
+                super::fused::step::<D, 0>(tensor, grad, None, self.gc, l2, |w, d, []| {
+                    (k.finish::<false>(w, d), [])
+                })
+            };
+            return declined
+                .map(|(w, [])| (w, None))
+                .map_err(|(w, g, _)| (w, g, state));
+        }
+        let first = state.is_none();
+        let states = state.map(|s| [s.momentum]);
+        // One monomorphic loop per case: branches inside the per-element loop cost a factor of
+        // several here (measured with benches/optim_step.rs).
+        let stepped = match (first, nesterov, decoupled != 0.0) {
+            (true, false, false) => {
+                sgd_kernel::<D, true, false, false>(tensor, grad, states, self.gc, l2, k)
+            }
+            (true, false, true) => {
+                sgd_kernel::<D, true, false, true>(tensor, grad, states, self.gc, l2, k)
+            }
+            (true, true, false) => {
+                sgd_kernel::<D, true, true, false>(tensor, grad, states, self.gc, l2, k)
+            }
+            (true, true, true) => {
+                sgd_kernel::<D, true, true, true>(tensor, grad, states, self.gc, l2, k)
+            }
+            (false, false, false) => {
+                sgd_kernel::<D, false, false, false>(tensor, grad, states, self.gc, l2, k)
+            }
+            (false, false, true) => {
+                sgd_kernel::<D, false, false, true>(tensor, grad, states, self.gc, l2, k)
+            }
+            (false, true, false) => {
+                sgd_kernel::<D, false, true, false>(tensor, grad, states, self.gc, l2, k)
+            }
+            (false, true, true) => {
+                sgd_kernel::<D, false, true, true>(tensor, grad, states, self.gc, l2, k)
+            }
+        };
+        stepped
+            .map(|(w, [b])| (w, Some(SgdState { momentum: b })))
+            .map_err(|(w, g, s)| (w, g, s.map(|[momentum]| SgdState { momentum })))
+    }
+}
+
+/// The scalars of one SGD step, rounded to f32 as the tensor path rounds them.
+#[derive(Clone, Copy)]
+struct SgdScalars {
+    lr: f32,
+    wd_lr: f32,
+    mu: f32,
+    keep: f32,
+}
+
+impl SgdScalars {
+    /// `w − (lr·d [+ lr·λ·w])`, as the tensor path.
+    #[inline(always)]
+    fn finish<const DECOUPLED: bool>(self, w: f32, d: f32) -> f32 {
+        let delta = d * self.lr;
+        let delta = if DECOUPLED {
+            delta + w * self.wd_lr
+        } else {
+            delta
+        };
+        w - delta
+    }
+}
+
+/// SGD with momentum through the fused kernels, for one combination of the per-step branches.
+#[allow(clippy::type_complexity)]
+fn sgd_kernel<const D: usize, const FIRST: bool, const NESTEROV: bool, const DECOUPLED: bool>(
+    tensor: Tensor<D>,
+    grad: Tensor<D>,
+    states: Option<[Tensor<D>; 1]>,
+    gc: Gc,
+    l2: f32,
+    k: SgdScalars,
+) -> Result<(Tensor<D>, [Tensor<D>; 1]), super::fused::Declined<D, 1>> {
+    super::fused::step(tensor, grad, states, gc, l2, move |w, d, [b]| {
+        // torch: the first buffer is the gradient itself, undamped.
+        let b = if FIRST { d } else { b * k.mu + d * k.keep };
+        let d = if NESTEROV { d + b * k.mu } else { b };
+        (k.finish::<DECOUPLED>(w, d), [b])
+    })
 }
 
 impl GcOptimizer for Sgd {
