@@ -78,6 +78,10 @@ fn measure(
     let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes as i64).collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
     let (mut forward, mut backward, mut step) = (Vec::new(), Vec::new(), Vec::new());
+    let (steps0, copies0) = (
+        gradient_centralization::optim::fused_steps(),
+        gradient_centralization::optim::fused_copies(),
+    );
     for i in 0..warmup + steps {
         let t0 = Instant::now();
         let loss = loss_fn.forward(model.forward(x.clone()), y.clone());
@@ -95,6 +99,11 @@ fn measure(
             step.push((t3 - t2).as_secs_f64());
         }
     }
+    println!(
+        "  {optimizer}: {} tensor steps through the fused kernels, {} buffers copied first",
+        gradient_centralization::optim::fused_steps() - steps0,
+        gradient_centralization::optim::fused_copies() - copies0
+    );
     Phases {
         forward: median(forward),
         backward: median(backward),

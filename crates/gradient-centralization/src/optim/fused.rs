@@ -25,6 +25,8 @@ thread_local! {
     static ENABLED: Cell<bool> = const { Cell::new(true) };
     /// Steps this thread took through the kernels (tests check that a path really ran).
     static TAKEN: Cell<usize> = const { Cell::new(0) };
+    /// Buffers this thread had to copy because they were shared or not dense.
+    static COPIED: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Run `f` with the fused kernels off on this thread (the tensor-op path for every step), to
@@ -40,6 +42,12 @@ pub fn without_fused<T>(f: impl FnOnce() -> T) -> T {
 /// diagnostic for benchmarks: the rest took the tensor-op path).
 pub fn fused_steps() -> usize {
     TAKEN.with(Cell::get)
+}
+
+/// How many buffers those steps had to copy first, because burn handed them over shared (held
+/// elsewhere too) or as a strided view; the rest were updated where they lay.
+pub fn fused_copies() -> usize {
+    COPIED.with(Cell::get)
 }
 
 /// Elements per parallel task: big enough to amortize scheduling, small enough that a task's rows
@@ -107,6 +115,7 @@ fn owned_dense(ft: FlexTensor) -> FlexTensor {
     if ft.is_unique() && is_dense(&ft) {
         return ft;
     }
+    COPIED.with(|c| c.set(c.get() + 1));
     let shape = ft.layout().shape().clone();
     let values: Vec<f32> = match ft.as_slice::<f32>() {
         Some(s) if is_dense(&ft) => s.to_vec(),

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Profile a training step of our CPU backend by kind of operation (perf sampling with DWARF call
+# chains, classified by scripts/profile_ops.py).
+#
+#   scripts/profile-train-step.sh [resnet20|resnet50]
+#
+# Needs perf (Debian's linux-perf; installed here if missing) and a machine that allows
+# perf_event_open for the cpu-clock software event.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+model="${1:-resnet20}"
+if ! command -v perf > /dev/null; then
+    apt-get install -y linux-perf > /dev/null
+fi
+cargo bench --workspace --bench train_step --no-run --quiet
+bench=$(ls -t target/release/deps/train_step-* | grep -v '\.d$' | head -n 1)
+data=$(mktemp)
+trap 'rm -f "$data"' EXIT
+perf record -q -e cpu-clock -F 97 --call-graph dwarf,16384 -o "$data" "$bench" "$model" --quick
+perf script -i "$data" 2> /dev/null | python3 scripts/profile_ops.py
