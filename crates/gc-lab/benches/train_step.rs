@@ -78,10 +78,8 @@ fn measure(
     let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes as i64).collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
     let (mut forward, mut backward, mut step) = (Vec::new(), Vec::new(), Vec::new());
-    let (steps0, copies0) = (
-        gradient_centralization::optim::fused_steps(),
-        gradient_centralization::optim::fused_copies(),
-    );
+    use gradient_centralization::optim::{fused_copies, fused_gathers, fused_steps};
+    let (steps0, copies0, gathers0) = (fused_steps(), fused_copies(), fused_gathers());
     for i in 0..warmup + steps {
         let t0 = Instant::now();
         let loss = loss_fn.forward(model.forward(x.clone()), y.clone());
@@ -100,9 +98,11 @@ fn measure(
         }
     }
     println!(
-        "  {optimizer}: {} tensor steps through the fused kernels, {} buffers copied first",
-        gradient_centralization::optim::fused_steps() - steps0,
-        gradient_centralization::optim::fused_copies() - copies0
+        "  {optimizer}: {} tensor steps through the fused kernels; {} weight/state buffers copied \
+         first (shared), {} gradients laid out densely first (strided views)",
+        fused_steps() - steps0,
+        fused_copies() - copies0,
+        fused_gathers() - gathers0
     );
     Phases {
         forward: median(forward),

@@ -25,8 +25,11 @@ thread_local! {
     static ENABLED: Cell<bool> = const { Cell::new(true) };
     /// Steps this thread took through the kernels (tests check that a path really ran).
     static TAKEN: Cell<usize> = const { Cell::new(0) };
-    /// Buffers this thread had to copy because they were shared or not dense.
+    /// Weight and state buffers this thread had to copy because they were shared or not dense.
     static COPIED: Cell<usize> = const { Cell::new(0) };
+    /// Gradients this thread had to lay out densely first (burn hands convolution weight
+    /// gradients over as strided views).
+    static GATHERED: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Run `f` with the fused kernels off on this thread (the tensor-op path for every step), to
@@ -44,10 +47,17 @@ pub fn fused_steps() -> usize {
     TAKEN.with(Cell::get)
 }
 
-/// How many buffers those steps had to copy first, because burn handed them over shared (held
-/// elsewhere too) or as a strided view; the rest were updated where they lay.
+/// How many weight and state buffers those steps had to copy first, because burn handed them over
+/// shared (held elsewhere too) or as a strided view; the rest were updated where they lay.
 pub fn fused_copies() -> usize {
     COPIED.with(Cell::get)
+}
+
+/// How many gradients those steps had to lay out densely first. After a backward pass burn
+/// 0.22.1 hands every convolution weight gradient over as a view with its first two axes
+/// swapped (`conv2d_weight_grad_no_groups`), so a training step gathers those once.
+pub fn fused_gathers() -> usize {
+    GATHERED.with(Cell::get)
 }
 
 /// Elements per parallel task: big enough to amortize scheduling, small enough that a task's rows
@@ -108,6 +118,24 @@ fn from_flex<const D: usize>(ft: FlexTensor) -> Tensor<D> {
 fn is_dense(ft: &FlexTensor) -> bool {
     let n = ft.layout().num_elements();
     ft.layout().contiguous_offsets() == Some((0, n)) && ft.bytes().len() == n * 4
+}
+
+/// For a gradient laid out as burn 0.22.1 gives convolution weight gradients, its logical
+/// `[d0, d1, rest...]` stored densely as `[d1, d0, rest...]` (the first two axes swapped):
+/// `Some((d0, r))` with `r` the product of the rest.
+fn swapped_first_two(ft: &FlexTensor, dims: &[usize]) -> Option<(usize, usize)> {
+    if dims.len() < 2 || dims[0] < 2 || dims[1] < 2 {
+        return None;
+    }
+    let layout = ft.layout();
+    let n: usize = dims.iter().product();
+    let r: usize = dims[2..].iter().product();
+    let mut expected = vec![r as isize, (dims[0] * r) as isize];
+    for k in 2..dims.len() {
+        expected.push(dims[k + 1..].iter().product::<usize>() as isize);
+    }
+    (layout.start_offset() == 0 && layout.strides() == expected && ft.bytes().len() == n * 4)
+        .then_some((dims[0], r))
 }
 
 /// A uniquely owned dense buffer: `ft` itself when it is one, else one copy.
@@ -193,16 +221,38 @@ pub(super) fn step<const D: usize, const N: usize>(
         }
     };
     let mut w = owned_dense(w);
-    let g = if is_dense(&g) { g } else { owned_dense(g) };
+    // Convolution weight gradients come with their first two axes swapped: the row kernels read
+    // them in place; anything else strided is laid out densely once.
+    let swapped = match units {
+        Units::Rows { .. } | Units::None if !is_dense(&g) => swapped_first_two(&g, &dims),
+        _ => None,
+    };
+    let g = if is_dense(&g) || swapped.is_some() {
+        g
+    } else {
+        GATHERED.with(|c| c.set(c.get() + 1));
+        let g = g.to_contiguous();
+        if is_dense(&g) { g } else { owned_dense(g) }
+    };
     let mut states: [FlexTensor; N] = match states {
         Some(states) => states.map(owned_dense),
         None => std::array::from_fn(|_| zeros_like(&w)),
     };
     {
-        let grad = &g.as_slice::<f32>().expect("a dense f32 buffer")[..w.layout().num_elements()];
+        let grad = &g.storage::<f32>()[..w.layout().num_elements()];
+        let (units, swapped) = match (units, swapped) {
+            // Rows of the logical layout, gathered from the swapped one; no mean when not
+            // centralizing.
+            (Units::None, Some((d0, r))) => {
+                (Units::Rows { len: dims[1] * r }, Some((d0, r, false)))
+            }
+            (units, Some((d0, r))) => (units, Some((d0, r, true))),
+            (units, None) => (units, None),
+        };
         kernel(
             slice_mut(&mut w),
             grad,
+            swapped,
             states.each_mut().map(slice_mut),
             units,
             l2,
@@ -228,9 +278,14 @@ impl Shared {
 }
 
 /// The fused pass over dense buffers: `d = g + l2·w − c(unit)`, `(w, s) ← update(w, d, s)`.
+///
+/// `swapped = Some((d0, r, center))`: `g` holds the logical `[d0, len / r, r]` rows stored as
+/// `[len / r, d0, r]`; each row is gathered into a small buffer first, and centred only when
+/// `center` (rows stand in for "no units" then).
 fn kernel<const N: usize>(
     w: &mut [f32],
     g: &[f32],
+    swapped: Option<(usize, usize, bool)>,
     states: [&mut [f32]; N],
     units: Units,
     l2: f32,
@@ -259,15 +314,35 @@ fn kernel<const N: usize>(
         let w = unsafe { std::slice::from_raw_parts_mut(wp.at(start), len) };
         let mut s: [&mut [f32]; N] =
             sp.map(|p| unsafe { std::slice::from_raw_parts_mut(p.at(start), len) });
+        let full = g;
         let g = &g[start..start + len];
         match units {
             Units::None => apply(w, g, &mut s, l2, |_| 0.0, update),
             Units::Rows { len: row } => {
+                let mut gathered = Vec::new();
                 for r in 0..len / row {
                     let span = r * row..(r + 1) * row;
-                    let c = row_mean(&w[span.clone()], &g[span.clone()], l2);
+                    let (g_row, center) = match swapped {
+                        None => (&g[span.clone()], true),
+                        Some((d0, inner, center)) => {
+                            // Logical row o = (start + span.start) / row: its block i lies at
+                            // ((i·d0 + o)·inner .. +inner) in the stored layout.
+                            let o = (start + span.start) / row;
+                            gathered.clear();
+                            for i in 0..row / inner {
+                                let at = (i * d0 + o) * inner;
+                                gathered.extend_from_slice(&full[at..at + inner]);
+                            }
+                            (&gathered[..], center)
+                        }
+                    };
+                    let c = if center {
+                        row_mean(&w[span.clone()], g_row, l2)
+                    } else {
+                        0.0
+                    };
                     let mut rs: [&mut [f32]; N] = s.each_mut().map(|s| &mut s[span.clone()]);
-                    apply(&mut w[span.clone()], &g[span], &mut rs, l2, |_| c, update);
+                    apply(&mut w[span.clone()], g_row, &mut rs, l2, |_| c, update);
                 }
             }
             Units::Cols { units } => {
@@ -365,18 +440,29 @@ mod tests {
         AdagradConfig, AdamConfig, AdamWConfig, AdamWFormula, GcOptimizer, SgdConfig, WeightDecay,
     };
 
+    /// A tensor of values in [-scale, scale) from a local generator (the backend's generator is
+    /// shared by tests running in parallel).
+    fn values<const D: usize>(shape: [usize; D], seed: u64, scale: f32) -> Tensor<D> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let data: Vec<f32> = (0..shape.iter().product::<usize>())
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect();
+        Tensor::from_data(burn::tensor::TensorData::new(data, shape), &Device::flex())
+    }
+
     /// Three steps of `optimizer` on `shape` with GC `gc`, fused or not; the final weights.
     fn run<O: Optimizer, const D: usize>(
         optimizer: &O,
         shape: [usize; D],
         fused: bool,
     ) -> Vec<f32> {
-        let device = Device::flex();
-        device.seed(7);
-        let mut w = Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        let grads: Vec<Tensor<D>> = (0..3)
-            .map(|_| Tensor::<D>::random(shape, Distribution::Normal(0.0, 0.1), &device))
-            .collect();
+        let mut w = values(shape, 7, 1.0);
+        let grads: Vec<Tensor<D>> = (0..3).map(|t| values(shape, 100 + t, 0.1)).collect();
         let mut state = None;
         let taken = TAKEN.with(Cell::get);
         for (t, g) in grads.into_iter().enumerate() {
@@ -496,6 +582,45 @@ mod tests {
         let (after, _) = ptr(w);
         assert_eq!(before, after);
         assert!(state.is_some());
+    }
+
+    /// burn hands convolution weight gradients over with their first two axes swapped: the fused
+    /// path reads them in place and computes what the tensor path computes.
+    #[test]
+    fn strided_gradients_are_read_in_place_and_agree() {
+        let sgd = SgdConfig::new()
+            .with_momentum(0.9)
+            .with_weight_decay(WeightDecay::L2(1e-2))
+            .build()
+            .unwrap();
+        let adam = AdamConfig::new().with_weight_decay(1e-2).build().unwrap();
+        let rows = Gc::new(Centralize::along(0), Placement::Gradient);
+        for gc in [rows, Gc::NONE] {
+            for [o, i, kh, kw] in [[4, 3, 3, 3], [64, 32, 3, 3], [128, 64, 1, 1]] {
+                let w = values([o, i, kh, kw], 1, 1.0);
+                let g = values([i, o, kh, kw], 2, 1.0).swap_dims(0, 1);
+                let check = |name: &str, fused: Tensor<4>, plain: Tensor<4>| {
+                    let a: Vec<f32> = fused.into_data().try_to_vec().unwrap();
+                    let b: Vec<f32> = plain.into_data().try_to_vec().unwrap();
+                    let err = a
+                        .iter()
+                        .zip(&b)
+                        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                    assert!(err < 1e-6, "{name} {gc:?} {o}x{i}x{kh}x{kw}: {err}");
+                };
+                let (gathers, steps) = (fused_gathers(), fused_steps());
+                let sgd = sgd.with_gc(gc);
+                let (fused, _) = sgd.step(0.1, w.clone(), g.clone(), None);
+                // Read where it lies: no copy, and through the kernels.
+                assert_eq!((fused_gathers() - gathers, fused_steps() - steps), (0, 1));
+                let (plain, _) = without_fused(|| sgd.step(0.1, w.clone(), g.clone(), None));
+                check("sgd", fused, plain);
+                let adam = adam.with_gc(gc);
+                let (fused, _) = adam.step(0.1, w.clone(), g.clone(), None);
+                let (plain, _) = without_fused(|| adam.step(0.1, w.clone(), g.clone(), None));
+                check("adam", fused, plain);
+            }
+        }
     }
 
     #[test]
