@@ -121,20 +121,19 @@ pub fn table(arms: &[Arm], target: f64) -> String {
     let first = arms.first().and_then(|a| a.runs.first());
     if let Some(run) = first {
         out.push_str(&format!(
-            "{} on {} ({} training / {} test images), {} epochs, batch {}, lr {}\n\n",
+            "{} on {} ({} training / {} test images), {} epochs, batch {}\n\n",
             run.config.model,
             run.data.name,
             run.data.train_images,
             run.data.test_images,
             run.config.epochs,
             run.config.batch_size,
-            run.config.lr
         ));
     }
     out.push_str(&format!(
-        "| arm | seeds | final test top-1 (%) | best test top-1 (%) | final train loss | epochs to train loss <= {target:.4} |\n"
+        "| arm | lr | seeds | final test top-1 (%) | best test top-1 (%) | final train loss | epochs to train loss <= {target:.4} |\n"
     ));
-    out.push_str("|---|---|---|---|---|---|\n");
+    out.push_str("|---|---|---|---|---|---|---|\n");
     for arm in arms {
         let finals: Vec<f64> = arm.runs.iter().map(|r| r.final_test_top1).collect();
         let bests: Vec<f64> = arm.runs.iter().map(|r| r.best_test_top1).collect();
@@ -167,8 +166,17 @@ pub fn table(arms: &[Arm], target: f64) -> String {
         } else {
             arm.label.clone()
         };
+        // The base rate, to 6 significant digits (0.05 × 0.1 prints as 0.005).
+        let lr = arm.runs.first().map_or(String::new(), |r| {
+            format!(
+                "{}",
+                format!("{:.5e}", r.config.lr)
+                    .parse::<f64>()
+                    .unwrap_or(r.config.lr)
+            )
+        });
         out.push_str(&format!(
-            "| {label} | {} | {f:.2} ± {fs:.2} | {b:.2} ± {bs:.2} | {l:.4} ± {ls:.4} | {reach} |\n",
+            "| {label} | {lr} | {} | {f:.2} ± {fs:.2} | {b:.2} ± {bs:.2} | {l:.4} ± {ls:.4} | {reach} |\n",
             arm.runs.len()
         ));
     }
@@ -271,11 +279,14 @@ pub(crate) mod tests {
         // sgd: finals 70, 74 -> 72 ± 2.83; epochs to 0.4: 3 and 3.
         assert!(
             table.contains(
-                "| sgd | 2 | 72.00 ± 2.83 | 72.00 ± 2.83 | 0.3500 ± 0.0707 | 3.0 ± 0.0 |"
+                "| sgd | 0.1 | 2 | 72.00 ± 2.83 | 72.00 ± 2.83 | 0.3500 ± 0.0707 | 3.0 ± 0.0 |"
             ),
             "{table}"
         );
-        assert!(table.contains("| sgd_gc | 1 | 72.00 ± 0.00 |"), "{table}");
+        assert!(
+            table.contains("| sgd_gc | 0.1 | 1 | 72.00 ± 0.00 |"),
+            "{table}"
+        );
         assert!(table.contains("| 2.0 ± 0.0 |"), "{table}");
     }
 }
