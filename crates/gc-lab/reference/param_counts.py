@@ -90,6 +90,7 @@ VGG11 = [64, 128, 256, 256, 512, 512, 512, 512]
 # torchvision's published counts (its documentation's model tables), to check the method.
 PUBLISHED = {
     "torchvision resnet18": (resnet(R18, False, "imagenet", 1000), 11_689_512),
+    "torchvision resnet34": (resnet(R34, False, "imagenet", 1000), 21_797_672),
     "torchvision resnet50": (resnet(R50, True, "imagenet", 1000), 25_557_032),
     "torchvision resnet101": (resnet(R101, True, "imagenet", 1000), 44_549_160),
     "torchvision densenet121": (densenet121("imagenet", 1000), 7_978_856),
@@ -99,7 +100,9 @@ PUBLISHED = {
 # What the Rust tests expect.
 OURS = {
     "r18 (CIFAR, 100 classes)": resnet(R18, False, "cifar", 100),
+    "r34 (CIFAR, 100 classes)": resnet(R34, False, "cifar", 100),
     "r50 (CIFAR, 100 classes)": resnet(R50, True, "cifar", 100),
+    "r101 (CIFAR, 100 classes)": resnet(R101, True, "cifar", 100),
     "vgg11-bn (100 classes)": vgg_bn(VGG11, None, 100),
     "resnext29-4x64d (100 classes)": resnext29(4, 64, 100),
     "densenet121 (CIFAR, 100 classes)": densenet121("cifar", 100),

@@ -281,8 +281,8 @@ mod tests {
         (plan.entries().len(), count)
     }
 
-    /// Published counts: torchvision's `resnet18()` and `resnet50()` (1000 classes) have 11,689,512
-    /// and 25,557,032 parameters (`sum(p.numel() for p in model.parameters())`; torchvision's docs
+    /// Published counts: torchvision's `resnet18()`, `resnet34()`, `resnet50()` and `resnet101()`
+    /// (1000 classes) have 11,689,512, 21,797,672, 25,557,032 and 44,549,160 parameters (`sum(p.numel() for p in model.parameters())`; torchvision's docs
     /// list 11.7M and 25.6M); 62 and 161 parameter tensors. GroupNorm has BatchNorm's parameters.
     #[test]
     fn imagenet_resnets_have_torchvisions_parameter_counts() {
@@ -292,7 +292,9 @@ mod tests {
             trainable(&Net::new(name.parse().unwrap(), 3, 224, classes, &device))
         };
         assert_eq!(count("imagenet-r18", 1000), (62, 11_689_512));
+        assert_eq!(count("imagenet-r34", 1000).1, 21_797_672);
         assert_eq!(count("imagenet-r50", 1000), (161, 25_557_032));
+        assert_eq!(count("imagenet-r101", 1000).1, 44_549_160);
         assert_eq!(count("imagenet-r50-gn", 1000), (161, 25_557_032));
         // Mini-ImageNet's 100 classes: `reference/param_counts.py` (the seed's resnet_ws.py).
         assert_eq!(count("imagenet-r50-ws", 100), (161, 23_712_932));
@@ -307,7 +309,9 @@ mod tests {
         let device = Device::flex();
         for (name, expected) in [
             ("r18", 11_220_132),
+            ("r34", 21_328_292),
             ("r50", 23_705_252),
+            ("r101", 42_697_380),
             ("vgg11-bn", 9_277_284),
             ("resnext29-4x64d", 27_288_996),
             ("densenet121", 7_048_548),
@@ -327,12 +331,17 @@ mod tests {
             ("small-cnn", 1, 28),
             ("resnet20", 3, 32),
             ("r18", 3, 32),
+            ("r34", 3, 8),
             ("r50", 3, 32),
+            ("r101", 3, 8),
             ("vgg11-bn", 3, 32),
             ("resnext29-4x64d", 3, 8),
             ("densenet121", 3, 8),
             ("imagenet-r18", 3, 64),
+            ("imagenet-r34", 3, 32),
+            ("imagenet-r101-gn", 3, 32),
             ("imagenet-r50-gn-ws", 3, 32),
+            ("imagenet-r50-ws", 3, 32),
         ] {
             let name: ModelName = name.parse().unwrap();
             let net = Net::new(name, channels, size, 10, &device);
