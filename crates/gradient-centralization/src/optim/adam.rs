@@ -164,6 +164,12 @@ impl<const D: usize> AdamState<D> {
         (next, second)
     }
 
+    /// The bias corrections `(1 − β₁ᵗ, 1 − β₂ᵗ)` of the step that follows `state`.
+    pub(super) fn next_corrections(state: &Option<Self>, (beta1, beta2): (f64, f64)) -> (f64, f64) {
+        let t = state.as_ref().map_or(1, |s| s.time + 1) as i32;
+        (1.0 - beta1.powi(t), 1.0 - beta2.powi(t))
+    }
+
     /// The moment updates of [`advance`](Self::advance) for one element (without AMSGrad), for
     /// the fused kernels: the first step's zero moments give `(1 − β)·g` exactly, as there.
     pub(super) fn moments(
@@ -247,9 +253,7 @@ impl Optimizer for Adam {
         let (tensor, grad, state) = if amsgrad {
             (tensor, grad, state)
         } else {
-            let t = state.as_ref().map_or(1, |s| s.time + 1);
-            let correction1 = 1.0 - betas.0.powi(t as i32);
-            let correction2 = 1.0 - betas.1.powi(t as i32);
+            let (correction1, correction2) = AdamState::next_corrections(&state, betas);
             let (sqrt_c2, eps32, step) = (
                 correction2.sqrt() as f32,
                 eps as f32,

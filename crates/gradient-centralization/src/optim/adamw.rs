@@ -154,9 +154,7 @@ impl Optimizer for AdamW {
         let (tensor, grad, state) = if amsgrad {
             (tensor, grad, state)
         } else {
-            let t = state.as_ref().map_or(1, |s| s.time + 1);
-            let correction1 = 1.0 - betas.0.powi(t as i32);
-            let correction2 = 1.0 - betas.1.powi(t as i32);
+            let (correction1, correction2) = AdamState::next_corrections(&state, betas);
             let moments = AdamState::<D>::moments(betas);
             let (eps32, wd) = (eps as f32, weight_decay as f32);
             // One loop per case, the decay's branch outside it (see sgd.rs).
