@@ -3,7 +3,11 @@
 //!
 //! Every figure is relative to numbers measured in the same run: our plain SGD (ratio to plain) and
 //! a memory-bandwidth probe (ratio to the time the optimizer's minimal memory traffic needs at the
-//! probed bandwidth). Run with `cargo bench --bench optim_step`; `-- --quick` takes fewer samples.
+//! probed bandwidth). Run with `cargo bench --bench optim_step`; `-- --quick` takes fewer samples,
+//! `-- --only NAME` times one optimizer beside plain SGD, `-- --backward-layout` hands convolution
+//! gradients over as burn's backward pass does (strided views), `-- --default-malloc` leaves
+//! glibc's allocator as it comes (see `gc_lab::memory`). The `*_sse2` cases run the same steps on
+//! kernels limited to the baseline x86-64 instruction set, to show what AVX2 brings.
 //!
 //! A hand-rolled harness rather than criterion or divan: the ratios need every measurement of the
 //! run at once, and the machine-readable lines have a fixed format.
@@ -17,6 +21,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig as BurnSgdConfig};
 use burn::tensor::{Device, Distribution, Tensor};
 use gc_lab::models::{ModelName, Net};
+use gradient_centralization::optim::without_avx2;
 use gradient_centralization::{Centralize, GcPlan, Hyper, Preset, Scope};
 
 /// Gradients for every parameter, kept to hand out fresh `GradientsParams` each step.
@@ -59,14 +64,23 @@ impl GradientSet {
         self.grads.iter().map(|(_, _, d)| d.num_elements()).sum()
     }
 
-    /// Fresh, uniquely owned gradients (as a backward pass hands them over).
-    fn fresh(&self, device: &Device) -> GradientsParams {
+    /// Fresh, uniquely owned gradients. With `swapped`, convolution weight gradients come as
+    /// burn 0.22.1's backward pass hands them over: views of `[in, out, kh, kw]` buffers with the
+    /// first two axes swapped.
+    fn fresh(&self, device: &Device, swapped: bool) -> GradientsParams {
         let device = device.clone().inner();
         let mut params = GradientsParams::new();
         for (id, rank, data) in &self.grads {
             match rank {
                 1 => params.register(*id, Tensor::<1>::from_data(data.clone(), &device)),
                 2 => params.register(*id, Tensor::<2>::from_data(data.clone(), &device)),
+                4 if swapped => {
+                    let [o, i, h, w] = [0, 1, 2, 3].map(|k| data.shape()[k]);
+                    let values = data.as_slice::<f32>().expect("f32 gradients").to_vec();
+                    let stored = burn::tensor::TensorData::new(values, [i, o, h, w]);
+                    let grad = Tensor::<4>::from_data(stored, &device).swap_dims(0, 1);
+                    params.register(*id, grad)
+                }
                 4 => params.register(*id, Tensor::<4>::from_data(data.clone(), &device)),
                 other => panic!("unexpected rank {other}"),
             }
@@ -129,6 +143,8 @@ fn bandwidth(n: usize, threads: usize) -> f64 {
 
 struct Case {
     name: &'static str,
+    /// Run the fused kernels compiled for the baseline instruction set (no AVX2).
+    baseline_isa: bool,
     /// Minimal bytes moved per parameter by a fused f32 implementation.
     bytes: f64,
     optimizer: Box<dyn Fn(&Net) -> ModuleOptimizer>,
@@ -137,10 +153,27 @@ struct Case {
 fn preset(name: &'static str, bytes: f64, hyper: Hyper) -> Case {
     Case {
         name,
+        baseline_isa: false,
         bytes,
         optimizer: Box::new(move |model| {
             name.parse::<Preset>().unwrap().init(model, &hyper).unwrap()
         }),
+    }
+}
+
+/// The preset `name` without `_sse2`, its kernels limited to the baseline instruction set.
+fn baseline_isa(name: &'static str, bytes: f64, hyper: Hyper) -> Case {
+    let preset = name.strip_suffix("_sse2").expect("a name ending in _sse2");
+    Case {
+        baseline_isa: true,
+        ..self::preset(preset, bytes, hyper)
+    }
+    .named(name)
+}
+
+impl Case {
+    fn named(self, name: &'static str) -> Case {
+        Case { name, ..self }
     }
 }
 
@@ -152,6 +185,14 @@ fn main() {
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1).cloned());
+    // `--backward-layout`: convolution weight gradients laid out as burn's backward pass gives
+    // them (first two axes swapped) instead of densely.
+    let swapped = args.iter().any(|a| a == "--backward-layout");
+    let malloc = if args.iter().any(|a| a == "--default-malloc") {
+        "default".to_string()
+    } else {
+        format!("{:?}", gc_lab::memory::keep_freed_memory())
+    };
     let (warmup, samples) = if quick { (1, 3) } else { (2, 7) };
     let device = Device::flex().autodiff();
     device.seed(0);
@@ -180,6 +221,7 @@ fn main() {
         preset("sgd", 20.0, sgd),
         Case {
             name: "burn_sgd",
+            baseline_isa: false,
             bytes: 20.0,
             optimizer: Box::new(|_| {
                 BurnSgdConfig::new()
@@ -195,10 +237,15 @@ fn main() {
         preset("adam_gc", 32.0, adam),
         preset("adamw_gcc", 32.0, adam),
         preset("adagrad_gcc", 24.0, Hyper::default()),
+        // What the AVX2 kernels bring: the same steps limited to the baseline instruction set.
+        baseline_isa("sgd_sse2", 20.0, sgd),
+        baseline_isa("sgd_gc_sse2", 24.0, sgd),
+        baseline_isa("adam_gc_sse2", 32.0, adam),
         Case {
             // GC alone: the wrapper around an optimizer that returns the weights untouched would
             // still pay burn's bookkeeping; time GC on the tensors directly instead (below).
             name: "gc_only",
+            baseline_isa: false,
             bytes: 12.0,
             optimizer: Box::new(|_| unreachable!()),
         },
@@ -206,9 +253,14 @@ fn main() {
 
     println!(
         "ResNet-50 (torchvision layout): {} parameter tensors, {n} parameters; copy bandwidth {:.1} GB/s \
-         ({threads} threads)",
+         ({threads} threads); convolution gradients {}; malloc {malloc}",
         grads.grads.len(),
-        bw / 1e9
+        bw / 1e9,
+        if swapped {
+            "as burn's backward gives them (swapped axes)"
+        } else {
+            "dense"
+        }
     );
     // Interleaved: each round takes one step of every optimizer, so that a slow moment of the
     // machine (other tenants, frequency) weighs on all of them alike.
@@ -241,10 +293,14 @@ fn main() {
                 (Some(optimizer), Some(m)) => {
                     // Uniquely owned gradients, as a backward pass hands them over; made before
                     // the clock starts.
-                    let g = grads.fresh(&device);
+                    let g = grads.fresh(&device, swapped);
                     let before = gradient_centralization::optim::fused_steps();
                     let start = Instant::now();
-                    let m = optimizer.step(0.01, m, g);
+                    let m = if l.case.baseline_isa {
+                        without_avx2(|| optimizer.step(0.01, m, g))
+                    } else {
+                        optimizer.step(0.01, m, g)
+                    };
                     sync(&m);
                     let seconds = start.elapsed().as_secs_f64();
                     l.fused += gradient_centralization::optim::fused_steps() - before;

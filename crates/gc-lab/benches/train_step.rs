@@ -2,7 +2,8 @@
 //! optimizer step, with the process's peak memory, for comparison with PyTorch
 //! (`scripts/bench-vs-pytorch.sh` runs this and its PyTorch twin and prints the ratios).
 //!
-//! `cargo bench --bench train_step -- [resnet20|resnet50] [--optimizer NAME] [--quick]`
+//! `cargo bench --bench train_step -- [resnet20|resnet50] [--optimizer NAME] [--quick]
+//! [--default-malloc]`
 //! (default: resnet20, sgd_gc). ResNet-20: batch 128 of 3x32x32, 10 classes. ResNet-50: the ImageNet
 //! model (torchvision layout), batch 16 of 3x224x224, 1000 classes. One model per process, so that
 //! the peak memory is that model's.
@@ -134,6 +135,12 @@ fn first_value(model: &Net) -> f32 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // As `gclab` runs, unless `--default-malloc` (glibc as it comes; see `gc_lab::memory`).
+    let malloc = if args.iter().any(|a| a == "--default-malloc") {
+        "default".to_string()
+    } else {
+        format!("{:?}", gc_lab::memory::keep_freed_memory())
+    };
     let quick = args.iter().any(|a| a == "--quick");
     let model = if args.iter().any(|a| a == "resnet50") {
         "resnet50"
@@ -157,7 +164,8 @@ fn main() {
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "{model}: batch {batch} of 3x{size}x{size}, {classes} classes, {optimizer}; {threads} threads"
+        "{model}: batch {batch} of 3x{size}x{size}, {classes} classes, {optimizer}; {threads} threads; \
+         malloc {malloc}"
     );
     let p = measure(name, batch, size, classes, optimizer, warmup, steps);
     // GC's own cost: the same step with the optimizer without GC.

@@ -5,8 +5,10 @@
 //! - [`train`]: one run, written to a run folder as it goes.
 //! - [`report`]: tables and plots from run folders.
 //! - [`suites`]: the experiment presets.
+//! - [`memory`]: the allocator settings that training runs fastest with.
 
 pub mod data;
+pub mod memory;
 pub mod models;
 pub mod report;
 pub mod suites;

@@ -118,6 +118,8 @@ struct CompareArgs {
 }
 
 fn main() -> ExitCode {
+    // Training allocates and frees big buffers on every operation: keep them for reuse.
+    gc_lab::memory::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         None => compare(CompareArgs::parse_from(["compare"])),

@@ -23,6 +23,8 @@ use crate::centralize::Placement;
 
 thread_local! {
     static ENABLED: Cell<bool> = const { Cell::new(true) };
+    /// Whether the kernels may use AVX2 where the CPU has it.
+    static WIDE: Cell<bool> = const { Cell::new(true) };
     /// Steps this thread took through the kernels (tests check that a path really ran).
     static TAKEN: Cell<usize> = const { Cell::new(0) };
     /// Weight and state buffers this thread had to copy because they were shared or not dense.
@@ -41,6 +43,16 @@ pub fn without_fused<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Run `f` with the kernels compiled for the baseline instruction set only (SSE2 on x86-64, not
+/// the AVX2 version chosen at run time) on this thread, to measure what AVX2 brings. Results are
+/// the same either way.
+pub fn without_avx2<T>(f: impl FnOnce() -> T) -> T {
+    let before = WIDE.with(|e| e.replace(false));
+    let out = f();
+    WIDE.with(|e| e.set(before));
+    out
+}
+
 /// How many optimizer steps of single tensors this thread has taken through the fused kernels (a
 /// diagnostic for benchmarks: the rest took the tensor-op path).
 pub fn fused_steps() -> usize {
@@ -53,9 +65,9 @@ pub fn fused_copies() -> usize {
     COPIED.with(Cell::get)
 }
 
-/// How many gradients those steps had to lay out densely first. After a backward pass burn
-/// 0.22.1 hands every convolution weight gradient over as a view with its first two axes
-/// swapped (`conv2d_weight_grad_no_groups`), so a training step gathers those once.
+/// How many gradients those steps had to lay out densely first: strided views other than rows
+/// along the first axis (the convolution weight gradients of burn's backward pass, strided views
+/// themselves, are read where they lie).
 pub fn fused_gathers() -> usize {
     GATHERED.with(Cell::get)
 }
@@ -120,22 +132,107 @@ fn is_dense(ft: &FlexTensor) -> bool {
     ft.layout().contiguous_offsets() == Some((0, n)) && ft.bytes().len() == n * 4
 }
 
-/// For a gradient laid out as burn 0.22.1 gives convolution weight gradients, its logical
-/// `[d0, d1, rest...]` stored densely as `[d1, d0, rest...]` (the first two axes swapped):
-/// `Some((d0, r))` with `r` the product of the rest.
-fn swapped_first_two(ft: &FlexTensor, dims: &[usize]) -> Option<(usize, usize)> {
-    if dims.len() < 2 || dims[0] < 2 || dims[1] < 2 {
-        return None;
+/// A gradient read through its strides, one logical row (one output unit of a convolution) at a
+/// time: the element of row `o` at inner index `(i_1, .., i_k)` lies at
+/// `offset + o·row_stride + Σ i_j·s_j` of the buffer.
+///
+/// After a backward pass burn 0.22.1 hands every convolution weight gradient over as such a view
+/// (`conv2d_weight_grad_no_groups` computes it with the first two axes swapped and swaps them back
+/// as a view; with a stride above 1 it also slices a larger kernel), so the kernels read it where
+/// it lies instead of laying it out densely first.
+#[derive(Debug, Clone, PartialEq)]
+struct Strided {
+    offset: usize,
+    row_stride: usize,
+    /// The inner axes as `(length, stride)`, axes of length 1 dropped and neighbours that are
+    /// contiguous with each other merged; the last one is copied in runs.
+    inner: Vec<(usize, usize)>,
+}
+
+impl Strided {
+    /// The view of `ft` as rows along its first axis; `None` for fewer than two axes, negative
+    /// strides or a view that reaches past its buffer.
+    fn of(ft: &FlexTensor, dims: &[usize]) -> Option<Strided> {
+        let layout = ft.layout();
+        let strides: Vec<usize> = layout
+            .strides()
+            .iter()
+            .map(|&s| usize::try_from(s).ok())
+            .collect::<Option<_>>()?;
+        if dims.len() < 2 || strides.len() != dims.len() || dims.contains(&0) {
+            return None;
+        }
+        let offset = layout.start_offset();
+        let last = offset
+            + dims
+                .iter()
+                .zip(&strides)
+                .map(|(d, s)| (d - 1) * s)
+                .sum::<usize>();
+        if last >= ft.bytes().len() / 4 {
+            return None;
+        }
+        let mut inner: Vec<(usize, usize)> = Vec::new();
+        for (&d, &s) in dims[1..].iter().zip(&strides[1..]) {
+            match inner.last_mut() {
+                _ if d == 1 => {}
+                Some((run, step)) if *step == d * s => (*run, *step) = (*run * d, s),
+                _ => inner.push((d, s)),
+            }
+        }
+        if inner.is_empty() {
+            inner.push((1, 1));
+        }
+        Some(Strided {
+            offset,
+            row_stride: strides[0],
+            inner,
+        })
     }
-    let layout = ft.layout();
-    let n: usize = dims.iter().product();
-    let r: usize = dims[2..].iter().product();
-    let mut expected = vec![r as isize, (dims[0] * r) as isize];
-    for k in 2..dims.len() {
-        expected.push(dims[k + 1..].iter().product::<usize>() as isize);
+
+    /// Rows `first .. first + rows` of `data`, each `row` long, laid out densely in `tile`. Within
+    /// each run of the innermost axis the rows are visited in turn, so that views whose rows lie
+    /// close together in memory (burn's swapped axes) are read nearly in order.
+    fn gather(&self, data: &[f32], first: usize, rows: usize, row: usize, tile: &mut Vec<f32>) {
+        tile.clear();
+        tile.resize(rows * row, 0.0);
+        let (&(run, step), outer) = self.inner.split_last().expect("at least one inner axis");
+        let mut index = vec![0usize; outer.len()];
+        let mut at = 0;
+        loop {
+            let base = self.offset
+                + outer
+                    .iter()
+                    .zip(&index)
+                    .map(|(&(_, s), &i)| s * i)
+                    .sum::<usize>();
+            for r in 0..rows {
+                let from = base + (first + r) * self.row_stride;
+                let to = &mut tile[r * row + at..r * row + at + run];
+                if step == 1 {
+                    to.copy_from_slice(&data[from..from + run]);
+                } else {
+                    for (k, v) in to.iter_mut().enumerate() {
+                        *v = data[from + k * step];
+                    }
+                }
+            }
+            at += run;
+            // The next index of the outer axes, last axis fastest.
+            let mut k = outer.len();
+            loop {
+                if k == 0 {
+                    return;
+                }
+                k -= 1;
+                index[k] += 1;
+                if index[k] < outer[k].0 {
+                    break;
+                }
+                index[k] = 0;
+            }
+        }
     }
-    (layout.start_offset() == 0 && layout.strides() == expected && ft.bytes().len() == n * 4)
-        .then_some((dims[0], r))
 }
 
 /// A uniquely owned dense buffer: `ft` itself when it is one, else one copy.
@@ -221,13 +318,19 @@ pub(super) fn step<const D: usize, const N: usize>(
         }
     };
     let mut w = owned_dense(w);
-    // Convolution weight gradients come with their first two axes swapped: the row kernels read
-    // them in place; anything else strided is laid out densely once.
-    let swapped = match units {
-        Units::Rows { .. } | Units::None if !is_dense(&g) => swapped_first_two(&g, &dims),
+    let n = w.layout().num_elements();
+    // Rows of the logical layout, for a gradient read through its strides: GC's units for
+    // convolutions, rows that are only read (no mean) when not centralizing.
+    let rows = match units {
+        Units::Rows { len } => Some((len, true)),
+        Units::None if dims.len() >= 2 && n > 0 => Some((n / dims[0], false)),
         _ => None,
     };
-    let g = if is_dense(&g) || swapped.is_some() {
+    let strided = match rows {
+        Some(_) if !is_dense(&g) => Strided::of(&g, &dims),
+        _ => None,
+    };
+    let g = if is_dense(&g) || strided.is_some() {
         g
     } else {
         GATHERED.with(|c| c.set(c.get() + 1));
@@ -239,22 +342,20 @@ pub(super) fn step<const D: usize, const N: usize>(
         None => std::array::from_fn(|_| zeros_like(&w)),
     };
     {
-        let grad = &g.storage::<f32>()[..w.layout().num_elements()];
-        let (units, swapped) = match (units, swapped) {
-            // Rows of the logical layout, gathered from the swapped one; no mean when not
-            // centralizing.
-            (Units::None, Some((d0, r))) => {
-                (Units::Rows { len: dims[1] * r }, Some((d0, r, false)))
-            }
-            (units, Some((d0, r))) => (units, Some((d0, r, true))),
-            (units, None) => (units, None),
+        let (grad, units, center) = match (strided, rows) {
+            (Some(view), Some((len, center))) => (
+                Grad::Strided(g.storage::<f32>(), view),
+                Units::Rows { len },
+                center,
+            ),
+            _ => (Grad::Dense(&g.storage::<f32>()[..n]), units, true),
         };
         kernel(
             slice_mut(&mut w),
-            grad,
-            swapped,
+            &grad,
             states.each_mut().map(slice_mut),
             units,
+            center,
             l2,
             &update,
         );
@@ -262,7 +363,6 @@ pub(super) fn step<const D: usize, const N: usize>(
     TAKEN.with(|t| t.set(t.get() + 1));
     Ok((from_flex(w), states.map(from_flex)))
 }
-
 /// A raw pointer that tasks share; each task touches only its own disjoint range.
 #[derive(Clone, Copy)]
 struct Shared(*mut f32);
@@ -277,24 +377,31 @@ impl Shared {
     }
 }
 
-/// The fused pass over dense buffers: `d = g + l2·w − c(unit)`, `(w, s) ← update(w, d, s)`.
+/// Where the kernel reads the gradient.
+enum Grad<'a> {
+    /// Dense, in the weight's order.
+    Dense(&'a [f32]),
+    /// Rows of the logical layout read through strides from the whole buffer.
+    Strided(&'a [f32], Strided),
+}
+
+/// The fused pass: `d = g + l2·w − c(unit)`, `(w, s) ← update(w, d, s)`, on all cores.
 ///
-/// `swapped = Some((d0, r, center))`: `g` holds the logical `[d0, len / r, r]` rows stored as
-/// `[len / r, d0, r]`; each row is gathered into a small buffer first, and centred only when
-/// `center` (rows stand in for "no units" then).
+/// `center` is false only for rows that are read through strides without being centralized.
 fn kernel<const N: usize>(
     w: &mut [f32],
-    g: &[f32],
-    swapped: Option<(usize, usize, bool)>,
+    grad: &Grad,
     states: [&mut [f32]; N],
     units: Units,
+    center: bool,
     l2: f32,
     update: &(impl Fn(f32, f32, [f32; N]) -> (f32, [f32; N]) + Sync),
 ) {
     let n = w.len();
-    assert!(g.len() == n && states.iter().all(|s| s.len() == n));
-    let means = match units {
-        Units::Cols { units } => column_means(w, g, units, l2),
+    assert!(states.iter().all(|s| s.len() == n));
+    let means = match (units, grad) {
+        (Units::Cols { units }, Grad::Dense(g)) => column_means(w, g, units, l2),
+        (Units::Cols { .. }, Grad::Strided(..)) => unreachable!("strided gradients come as rows"),
         _ => Vec::new(),
     };
     let chunk = match units {
@@ -304,6 +411,8 @@ fn kernel<const N: usize>(
         Units::Cols { units } if units > 0 => units * (CHUNK / units).max(1),
         _ => CHUNK,
     };
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = WIDE.with(Cell::get) && std::is_x86_feature_detected!("avx2");
     let wp = Shared(w.as_mut_ptr());
     let sp: [Shared; N] = states.map(|s| Shared(s.as_mut_ptr()));
     (0..n.div_ceil(chunk)).into_par_iter().for_each(|k| {
@@ -314,53 +423,89 @@ fn kernel<const N: usize>(
         let w = unsafe { std::slice::from_raw_parts_mut(wp.at(start), len) };
         let mut s: [&mut [f32]; N] =
             sp.map(|p| unsafe { std::slice::from_raw_parts_mut(p.at(start), len) });
-        let full = g;
-        let g = &g[start..start + len];
-        match units {
-            Units::None => apply(w, g, &mut s, l2, |_| 0.0, update),
-            Units::Rows { len: row } => {
-                let mut gathered = Vec::new();
-                for r in 0..len / row {
-                    let span = r * row..(r + 1) * row;
-                    let (g_row, center) = match swapped {
-                        None => (&g[span.clone()], true),
-                        Some((d0, inner, center)) => {
-                            // Logical row o = (start + span.start) / row: its block i lies at
-                            // ((i·d0 + o)·inner .. +inner) in the stored layout.
-                            let o = (start + span.start) / row;
-                            gathered.clear();
-                            for i in 0..row / inner {
-                                let at = (i * d0 + o) * inner;
-                                gathered.extend_from_slice(&full[at..at + inner]);
-                            }
-                            (&gathered[..], center)
-                        }
-                    };
-                    let c = if center {
-                        row_mean(&w[span.clone()], g_row, l2)
-                    } else {
-                        0.0
-                    };
-                    let mut rs: [&mut [f32]; N] = s.each_mut().map(|s| &mut s[span.clone()]);
-                    apply(&mut w[span.clone()], g_row, &mut rs, l2, |_| c, update);
-                }
+        let mut tile = Vec::new();
+        let g = match grad {
+            Grad::Dense(g) => &g[start..start + len],
+            Grad::Strided(data, view) => {
+                let Units::Rows { len: row } = units else {
+                    unreachable!("strided gradients come as rows")
+                };
+                view.gather(data, start / row, len / row, row, &mut tile);
+                &tile[..]
             }
-            Units::Cols { units } => {
-                for r in 0..len / units {
-                    let span = r * units..(r + 1) * units;
-                    let mut rs: [&mut [f32]; N] = s.each_mut().map(|s| &mut s[span.clone()]);
-                    apply(
-                        &mut w[span.clone()],
-                        &g[span],
-                        &mut rs,
-                        l2,
-                        |i| means[i],
-                        update,
-                    );
-                }
+        };
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: the CPU has AVX2 (detected above).
+            unsafe { task_avx2(w, g, &mut s, units, center, &means, l2, update) };
+            return;
+        }
+        task(w, g, &mut s, units, center, &means, l2, update);
+    });
+}
+
+/// [`task`] compiled for AVX2 (eight f32 lanes per instruction instead of SSE2's four). The
+/// arithmetic is the same, element by element and lane by lane: no fused multiply-adds, which
+/// Rust never forms on its own.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn task_avx2<const N: usize>(
+    w: &mut [f32],
+    g: &[f32],
+    s: &mut [&mut [f32]; N],
+    units: Units,
+    center: bool,
+    means: &[f32],
+    l2: f32,
+    update: &impl Fn(f32, f32, [f32; N]) -> (f32, [f32; N]),
+) {
+    task(w, g, s, units, center, means, l2, update);
+}
+
+/// One task's range: whole rows (`Rows`), whole rows of units (`Cols`) or any range (`None`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn task<const N: usize>(
+    w: &mut [f32],
+    g: &[f32],
+    s: &mut [&mut [f32]; N],
+    units: Units,
+    center: bool,
+    means: &[f32],
+    l2: f32,
+    update: &impl Fn(f32, f32, [f32; N]) -> (f32, [f32; N]),
+) {
+    match units {
+        Units::None => apply(w, g, s, l2, |_| 0.0, update),
+        Units::Rows { len: row } => {
+            for r in 0..w.len() / row {
+                let span = r * row..(r + 1) * row;
+                let c = if center {
+                    row_mean(&w[span.clone()], &g[span.clone()], l2)
+                } else {
+                    0.0
+                };
+                let mut rs: [&mut [f32]; N] = s.each_mut().map(|s| &mut s[span.clone()]);
+                apply(&mut w[span.clone()], &g[span], &mut rs, l2, |_| c, update);
             }
         }
-    });
+        Units::Cols { units } => {
+            let means = &means[..units];
+            for r in 0..w.len() / units {
+                let span = r * units..(r + 1) * units;
+                let mut rs: [&mut [f32]; N] = s.each_mut().map(|s| &mut s[span.clone()]);
+                apply(
+                    &mut w[span.clone()],
+                    &g[span],
+                    &mut rs,
+                    l2,
+                    |i| means[i],
+                    update,
+                );
+            }
+        }
+    }
 }
 
 #[inline(always)]
@@ -387,6 +532,7 @@ fn apply<const N: usize>(
 }
 
 /// Mean of `g + l2·w` over a row, in eight f32 lanes.
+#[inline(always)]
 fn row_mean(w: &[f32], g: &[f32], l2: f32) -> f32 {
     let mut lanes = [0f32; 8];
     let (wc, gc) = (w.chunks_exact(8), g.chunks_exact(8));
@@ -562,6 +708,40 @@ mod tests {
         );
     }
 
+    /// The AVX2 kernels compute the very same numbers as the baseline ones: same operations per
+    /// element, same eight lanes for the row means.
+    #[test]
+    fn avx2_and_baseline_kernels_agree_bit_for_bit() {
+        let conv = Gc::new(Centralize::along(0), Placement::Gradient);
+        let linear = Gc::new(Centralize::along(1), Placement::Gradient);
+        let sgd = SgdConfig::new()
+            .with_momentum(0.9)
+            .with_weight_decay(WeightDecay::L2(5e-2))
+            .build()
+            .unwrap();
+        let adam = AdamConfig::new().with_weight_decay(5e-2).build().unwrap();
+        let adagrad = AdagradConfig::new().build().unwrap();
+        let same = |a: Vec<f32>, b: Vec<f32>| {
+            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        };
+        for gc in [conv, Gc::NONE] {
+            let shape = [64, 32, 3, 3];
+            let (o, a, g) = (sgd.with_gc(gc), adam.with_gc(gc), adagrad.with_gc(gc));
+            same(run(&o, shape, true), without_avx2(|| run(&o, shape, true)));
+            same(run(&a, shape, true), without_avx2(|| run(&a, shape, true)));
+            same(run(&g, shape, true), without_avx2(|| run(&g, shape, true)));
+        }
+        let (o, a) = (sgd.with_gc(linear), adam.with_gc(linear));
+        same(
+            run(&o, [300, 70], true),
+            without_avx2(|| run(&o, [300, 70], true)),
+        );
+        same(
+            run(&a, [300, 70], true),
+            without_avx2(|| run(&a, [300, 70], true)),
+        );
+    }
+
     /// A uniquely owned weight is updated where it lies; the step hands back the same buffer.
     #[test]
     fn unique_buffers_are_updated_in_place() {
@@ -596,9 +776,20 @@ mod tests {
         let adam = AdamConfig::new().with_weight_decay(1e-2).build().unwrap();
         let rows = Gc::new(Centralize::along(0), Placement::Gradient);
         for gc in [rows, Gc::NONE] {
-            for [o, i, kh, kw] in [[4, 3, 3, 3], [64, 32, 3, 3], [128, 64, 1, 1]] {
+            // (shape, extra kernel rows and columns that the view slices off, as burn's
+            // backward pass does for convolutions of stride 2)
+            let cases = [
+                ([4, 3, 3, 3], 0),
+                ([64, 32, 3, 3], 0),
+                ([128, 64, 1, 1], 0),
+                ([16, 8, 3, 3], 1),
+                ([32, 16, 1, 1], 1),
+            ];
+            for ([o, i, kh, kw], extra) in cases {
                 let w = values([o, i, kh, kw], 1, 1.0);
-                let g = values([i, o, kh, kw], 2, 1.0).swap_dims(0, 1);
+                let g = values([i, o, kh + extra, kw + extra], 2, 1.0)
+                    .swap_dims(0, 1)
+                    .slice([0..o, 0..i, 0..kh, 0..kw]);
                 let check = |name: &str, fused: Tensor<4>, plain: Tensor<4>| {
                     let a: Vec<f32> = fused.into_data().try_to_vec().unwrap();
                     let b: Vec<f32> = plain.into_data().try_to_vec().unwrap();
@@ -621,6 +812,36 @@ mod tests {
                 check("adam", fused, plain);
             }
         }
+    }
+
+    /// The row views merge contiguous inner axes and gather rows in the logical order.
+    #[test]
+    fn strided_rows_gather_the_logical_rows() {
+        let flex = |t: Tensor<4>| into_flex(t).unwrap_or_else(|_| panic!("a flex f32 tensor"));
+        let swapped = flex(values([5, 4, 3, 3], 3, 1.0).swap_dims(0, 1));
+        let view = Strided::of(&swapped, &[4, 5, 3, 3]).expect("a row view");
+        assert_eq!(
+            (view.row_stride, view.inner.clone()),
+            (9, vec![(5, 36), (9, 1)])
+        );
+        let sliced = values([5, 4, 3, 3], 4, 1.0)
+            .swap_dims(0, 1)
+            .slice([0..4, 0..5, 1..3, 0..2]);
+        let logical: Vec<f32> = sliced.clone().into_data().try_to_vec().unwrap();
+        let sliced = flex(sliced);
+        let view = Strided::of(&sliced, &[4, 5, 2, 2]).expect("a row view");
+        assert_eq!(view.inner, vec![(5, 36), (2, 3), (2, 1)]);
+        let data = sliced.storage::<f32>();
+        let mut tile = Vec::new();
+        for (first, rows) in [(0, 4), (1, 2), (3, 1)] {
+            view.gather(data, first, rows, 20, &mut tile);
+            assert_eq!(tile, logical[first * 20..(first + rows) * 20]);
+        }
+        // Negative strides are not rows to read forwards.
+        assert_eq!(
+            Strided::of(&flex(values([3, 2, 1, 1], 5, 1.0).flip([0])), &[3, 2, 1, 1]),
+            None
+        );
     }
 
     #[test]
