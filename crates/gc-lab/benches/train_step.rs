@@ -3,7 +3,7 @@
 //! (`scripts/bench-vs-pytorch.sh` runs this and its PyTorch twin and prints the ratios).
 //!
 //! `cargo bench --bench train_step -- [resnet20|resnet50] [--optimizer NAME] [--quick]
-//! [--default-malloc]`
+//! [--default-malloc] [--backend flex|ndarray]` (ndarray: build with `--features ndarray`)
 //! (default: resnet20, sgd_gc). ResNet-20: batch 128 of 3x32x32, 10 classes. ResNet-50: the ImageNet
 //! model (torchvision layout), batch 16 of 3x224x224, 1000 classes. One model per process, so that
 //! the peak memory is that model's.
@@ -44,7 +44,9 @@ fn peak_mib() -> f64 {
 }
 
 /// Train `steps` steps after `warmup` ones; median seconds of each phase.
+#[allow(clippy::too_many_arguments)]
 fn measure(
+    device: &Device,
     name: ModelName,
     batch: usize,
     size: usize,
@@ -53,7 +55,7 @@ fn measure(
     warmup: usize,
     steps: usize,
 ) -> Phases {
-    let device = Device::flex().autodiff();
+    let device = device.clone().autodiff();
     let mut model = Net::seeded(name, 3, size, classes, 0, &device);
     let hyper = Hyper {
         momentum: Some(0.9),
@@ -142,6 +144,29 @@ fn main() {
         format!("{:?}", gc_lab::memory::keep_freed_memory())
     };
     let quick = args.iter().any(|a| a == "--quick");
+    let backend = args
+        .iter()
+        .position(|a| a == "--backend")
+        .and_then(|i| args.get(i + 1))
+        .map_or("flex", String::as_str);
+    let device = match backend {
+        "flex" => Device::flex(),
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)] // measured against flex, which replaces it
+        "ndarray" => Device::ndarray(),
+        #[cfg(not(feature = "ndarray"))]
+        "ndarray" => {
+            eprintln!(
+                "train_step: the ndarray backend is not built in; run \
+                 `cargo bench -p gc-lab --features ndarray --bench train_step -- --backend ndarray`"
+            );
+            std::process::exit(2);
+        }
+        other => {
+            eprintln!("train_step: unknown backend {other} (flex or ndarray)");
+            std::process::exit(2);
+        }
+    };
     let model = if args.iter().any(|a| a == "resnet50") {
         "resnet50"
     } else {
@@ -165,9 +190,11 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "{model}: batch {batch} of 3x{size}x{size}, {classes} classes, {optimizer}; {threads} threads; \
-         malloc {malloc}"
+         backend {backend}; malloc {malloc}"
     );
-    let p = measure(name, batch, size, classes, optimizer, warmup, steps);
+    let p = measure(
+        &device, name, batch, size, classes, optimizer, warmup, steps,
+    );
     // GC's own cost: the same step with the optimizer without GC.
     let base = optimizer
         .to_ascii_lowercase()
@@ -175,7 +202,7 @@ fn main() {
         .trim_end_matches("_gc")
         .to_string();
     let plain = (base != optimizer.to_ascii_lowercase())
-        .then(|| measure(name, batch, size, classes, &base, warmup, steps));
+        .then(|| measure(&device, name, batch, size, classes, &base, warmup, steps));
     let total = p.forward + p.backward + p.step;
     let peak = peak_mib();
     println!(

@@ -13,16 +13,6 @@
 //! this made ResNet-20 and ResNet-50 training steps faster in every interleaved round, while
 //! mimalloc and jemalloc made them slower.
 
-/// The environment variables through which glibc's own malloc settings are given; when one is
-/// set, the user's settings stand.
-const GLIBC_SETTINGS: [&str; 5] = [
-    "GLIBC_TUNABLES",
-    "MALLOC_MMAP_THRESHOLD_",
-    "MALLOC_TRIM_THRESHOLD_",
-    "MALLOC_TOP_PAD_",
-    "MALLOC_MMAP_MAX_",
-];
-
 /// What [`keep_freed_memory`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Malloc {
@@ -30,43 +20,86 @@ pub enum Malloc {
     Tuned,
     /// The user set glibc's malloc through the environment; left as it is.
     UserSettings,
-    /// Not glibc (another C library or system): nothing to tune.
+    /// glibc refused a setting (named); the allocator runs as it comes.
+    Rejected(&'static str),
+    /// Not 64-bit glibc (another C library or system): nothing to tune.
     Unsupported,
 }
 
+/// Whether the user gave glibc's malloc settings of their own through the environment
+/// (`MALLOC_*` variables or a `glibc.malloc.` tunable).
+fn user_settings() -> bool {
+    let variables = [
+        "MALLOC_MMAP_THRESHOLD_",
+        "MALLOC_TRIM_THRESHOLD_",
+        "MALLOC_TOP_PAD_",
+        "MALLOC_MMAP_MAX_",
+        "MALLOC_ARENA_MAX",
+    ];
+    variables.iter().any(|v| std::env::var_os(v).is_some())
+        || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc."))
+}
+
 /// Keep freed memory in the process for reuse instead of returning it to the kernel after every
-/// operation (glibc: mmap threshold 32 MiB, no trimming, 512 MiB of heap grown at a time). Call
-/// once, first thing in `main`; the process's peak memory stays what it was, but it is not given
-/// back before the process ends.
+/// operation (glibc: mmap threshold at its 32 MiB maximum, no trimming, the heap grown 512 MiB at
+/// a time). Call once, first thing in `main`. Memory is then not given back before the process
+/// ends, and the peak can grow by what the heap holds free; blocks above 32 MiB are still mapped
+/// and unmapped each time.
 pub fn keep_freed_memory() -> Malloc {
-    if GLIBC_SETTINGS
-        .iter()
-        .any(|name| std::env::var_os(name).is_some())
-    {
+    if user_settings() {
         return Malloc::UserSettings;
     }
     tune()
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
 fn tune() -> Malloc {
     // glibc's largest mmap threshold on 64-bit systems (HEAP_MAX_SIZE / 2).
     const MMAP_THRESHOLD: libc::c_int = 32 << 20;
     const TOP_PAD: libc::c_int = 512 << 20;
     let settings = [
-        (libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD),
-        (libc::M_TRIM_THRESHOLD, libc::c_int::MAX),
-        (libc::M_TOP_PAD, TOP_PAD),
+        ("M_MMAP_THRESHOLD", libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        // -1: never trim (mallopt(3)).
+        ("M_TRIM_THRESHOLD", libc::M_TRIM_THRESHOLD, -1),
+        ("M_TOP_PAD", libc::M_TOP_PAD, TOP_PAD),
     ];
-    for (param, value) in settings {
+    for (name, param, value) in settings {
         // SAFETY: mallopt only changes malloc's parameters; glibc serializes it with allocation.
-        let ok = unsafe { libc::mallopt(param, value) };
-        assert_eq!(ok, 1, "glibc rejected mallopt({param}, {value})");
+        if unsafe { libc::mallopt(param, value) } != 1 {
+            return Malloc::Rejected(name);
+        }
     }
     Malloc::Tuned
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(not(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64")))]
 fn tune() -> Malloc {
     Malloc::Unsupported
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings apply where 64-bit glibc runs and the user set none; theirs stand otherwise.
+    #[test]
+    fn tunes_glibc_unless_the_user_set_it() {
+        let expected = if user_settings() {
+            Malloc::UserSettings
+        } else if cfg!(all(
+            target_os = "linux",
+            target_env = "gnu",
+            target_pointer_width = "64"
+        )) {
+            Malloc::Tuned
+        } else {
+            Malloc::Unsupported
+        };
+        assert_eq!(keep_freed_memory(), expected);
+        // Memory still comes and goes, above and below the mmap threshold.
+        for size in [1 << 10, 1 << 20, 64 << 20] {
+            let block = vec![1u8; size];
+            assert_eq!(block.iter().map(|&b| usize::from(b)).sum::<usize>(), size);
+        }
+    }
 }
