@@ -4,6 +4,9 @@
 # libraries, preloaded). Runs `train_step --quick --optimizer sgd` once per allocator per round,
 # the allocators interleaved within each round so that a slow moment of the machine weighs on all
 # alike; prints each allocator's median step time over the rounds and its ratio to glibc's.
+# When the PyTorch environment of scripts/bench-vs-pytorch.sh exists, PyTorch's same step (its
+# own model twin, SGD) runs in each round too, with glibc as it comes and with the same settings
+# given through glibc's environment variables, so that ours / PyTorch is measured both ways.
 #
 #   scripts/bench-malloc.sh [resnet20|resnet50] [ROUNDS]     (default: resnet20, 3 rounds)
 #
@@ -34,6 +37,15 @@ bench=$(ls -t target/release/deps/train_step-* | grep -v '\.d$' | head -1)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 allocators=(glibc glibc-tuned mimalloc jemalloc)
+venv="${GC_TORCH_VENV:-$HOME/.cache/gradient-centralization/torch-venv}"
+torch=(crates/gc-lab/benches/pytorch/torch_bench.py train "$model" --quick --optimizer sgd)
+if [ -x "$venv/bin/python" ]; then
+    allocators+=(pytorch pytorch-tuned)
+    export GC_BENCH_THREADS=$(nproc)
+fi
+# glibc's environment variables for the settings gc_lab::memory applies (no trimming: a
+# threshold above any heap here).
+tuned_env=(MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1099511627776 MALLOC_TOP_PAD_=536870912)
 for round in $(seq "$rounds"); do
     for allocator in "${allocators[@]}"; do
         case "$allocator" in
@@ -41,8 +53,13 @@ for round in $(seq "$rounds"); do
             glibc-tuned) run=("$bench") ;;
             mimalloc) run=(env LD_PRELOAD="$libs/libmimalloc.so.2" "$bench" --default-malloc) ;;
             jemalloc) run=(env LD_PRELOAD="$libs/libjemalloc.so.2" "$bench" --default-malloc) ;;
+            pytorch) run=("$venv/bin/python" "${torch[@]}") ;;
+            pytorch-tuned) run=(env "${tuned_env[@]}" "$venv/bin/python" "${torch[@]}") ;;
         esac
-        line=$("${run[@]}" "$model" --quick --optimizer sgd | grep '^train_step ')
+        case "$allocator" in
+            pytorch*) line=$("${run[@]}" | grep '^train_step ') ;;
+            *) line=$("${run[@]}" "$model" --quick --optimizer sgd | grep '^train_step ') ;;
+        esac
         echo "round $round $allocator $line" | tee -a "$out"
     done
 done
@@ -61,6 +78,12 @@ print(f"{'allocator':<12} {'step ms':>9} {'fwd ms':>9} {'bwd ms':>9} {'optim ms'
 for name, r in rows.items():
     m = [statistics.median(x[i] for x in r) for i in range(5)]
     print(f"{name:<12} {m[0]:>9.1f} {m[1]:>9.1f} {m[2]:>9.1f} {m[3]:>9.2f} {m[4]:>9.0f} {m[0] / base:>8.3f}")
-for name, r in rows.items():
-    print(f"malloc {sys.argv[2]} {name} {statistics.median(x[0] for x in r) / base:.4f}")
+step = {name: statistics.median(x[0] for x in r) for name, r in rows.items()}
+for name in rows:
+    if not name.startswith("pytorch"):
+        print(f"malloc {sys.argv[2]} {name} {step[name] / base:.4f}")
+for torch in ("pytorch", "pytorch-tuned"):
+    if torch in step:
+        for ours in ("glibc", "glibc-tuned"):
+            print(f"ratio train_step_{sys.argv[2]} ours:{ours} {torch} {step[ours] / step[torch]:.4f}")
 PY

@@ -7,7 +7,7 @@ models are torchvision's ResNet-50 layout and the CIFAR ResNet-20 of gc-lab (pro
 shortcuts), rebuilt here because torchvision is not installed.
 
     python torch_bench.py optim [--quick]
-    python torch_bench.py train resnet20|resnet50 [--quick]
+    python torch_bench.py train resnet20|resnet50 [--quick] [--optimizer NAME]  (default sgd_gc)
 
 Machine-readable lines: `optim_step <name> <ns_per_param> <ms_per_step>` and
 `train_step <model> <optimizer> <step_ms> <forward_ms> <backward_ms> <optimizer_ms> <peak_mib>`.
@@ -223,7 +223,7 @@ def bench_optim(quick):
         print(f"optim_step {name} {ms * 1e6 / n:.4f} {ms:.3f}")
 
 
-def bench_train(model_name, quick):
+def bench_train(model_name, quick, optimizer):
     torch.manual_seed(0)
     if model_name == "resnet50":
         model, batch, size, classes = resnet50(), 16, 224, 1000
@@ -232,7 +232,7 @@ def bench_train(model_name, quick):
         model, batch, size, classes = resnet20(), 128, 32, 10
         warmup, steps = (2, 5) if quick else (3, 15)
     model.train()
-    opt = make_optimizer("sgd_gc", model.parameters())
+    opt = make_optimizer(optimizer, model.parameters())
     x = torch.randn(batch, 3, size, size)
     y = torch.arange(batch) % classes
     fwd, bwd, stp = [], [], []
@@ -255,7 +255,7 @@ def bench_train(model_name, quick):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{model_name}: batch {batch} of 3x{size}x{size}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
-    print(f"train_step {model_name} sgd_gc {f + b + s:.3f} {f:.3f} {b:.3f} {s:.3f} {peak:.1f}")
+    print(f"train_step {model_name} {optimizer} {f + b + s:.3f} {f:.3f} {b:.3f} {s:.3f} {peak:.1f}")
 
 
 def main(argv):
@@ -265,7 +265,9 @@ def main(argv):
     if argv and argv[0] == "optim":
         bench_optim(quick)
     elif argv and argv[0] == "train":
-        bench_train(argv[1] if len(argv) > 1 and argv[1] != "--quick" else "resnet20", quick)
+        model = argv[1] if len(argv) > 1 and not argv[1].startswith("--") else "resnet20"
+        optimizer = argv[argv.index("--optimizer") + 1] if "--optimizer" in argv else "sgd_gc"
+        bench_train(model, quick, optimizer)
     else:
         raise SystemExit(__doc__)
 
