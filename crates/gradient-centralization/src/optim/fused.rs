@@ -76,6 +76,9 @@ pub fn fused_gathers() -> usize {
 /// stay in cache between computing their means and updating them.
 const CHUNK: usize = 1 << 14;
 
+/// Blocks of rows whose column sums are taken in parallel, for GC by columns.
+const COLUMN_BLOCKS: usize = 16;
+
 /// Where GC's units lie in a dense buffer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Units {
@@ -553,7 +556,9 @@ fn row_mean(w: &[f32], g: &[f32], l2: f32) -> f32 {
 /// Means of `g + l2·w` per column of an `[n / units, units]` buffer, summed in f64.
 fn column_means(w: &[f32], g: &[f32], units: usize, l2: f32) -> Vec<f32> {
     let rows = w.len() / units;
-    let block = (CHUNK / units).max(1);
+    // A fixed number of blocks, whatever the machine: few partial sums to add up at the end (a
+    // sequential pass over blocks x units), and the same sums on every machine.
+    let block = rows.div_ceil(COLUMN_BLOCKS).max(1);
     #[cfg(target_arch = "x86_64")]
     let avx2 = WIDE.with(Cell::get) && std::is_x86_feature_detected!("avx2");
     // Partial sums per block of rows, then added in block order: the same sums on every run,
