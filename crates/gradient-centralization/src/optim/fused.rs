@@ -422,6 +422,13 @@ fn kernel<const N: usize>(
     };
     #[cfg(target_arch = "x86_64")]
     let avx2 = WIDE.with(Cell::get) && std::is_x86_feature_detected!("avx2");
+    let pass = Pass {
+        units,
+        center,
+        means: &means,
+        l2,
+        update,
+    };
     let wp = Shared(w.as_mut_ptr());
     let sp: [Shared; N] = states.map(|s| Shared(s.as_mut_ptr()));
     (0..n.div_ceil(chunk)).into_par_iter().for_each(|k| {
@@ -446,11 +453,22 @@ fn kernel<const N: usize>(
         #[cfg(target_arch = "x86_64")]
         if avx2 {
             // SAFETY: the CPU has AVX2 (detected above).
-            unsafe { task_avx2(w, g, &mut s, units, center, &means, l2, update) };
+            unsafe { task_avx2(w, g, &mut s, &pass) };
             return;
         }
-        task(w, g, &mut s, units, center, &means, l2, update);
+        task(w, g, &mut s, &pass);
     });
+}
+
+/// What every task of one fused pass shares.
+struct Pass<'a, U> {
+    units: Units,
+    /// False only for rows read through strides without being centralized.
+    center: bool,
+    /// GC's mean per column for `Units::Cols`, else empty.
+    means: &'a [f32],
+    l2: f32,
+    update: &'a U,
 }
 
 /// [`task`] compiled for AVX2 (eight f32 lanes per instruction instead of SSE2's four). The
@@ -458,33 +476,30 @@ fn kernel<const N: usize>(
 /// Rust never forms on its own.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn task_avx2<const N: usize>(
+unsafe fn task_avx2<const N: usize, U: Fn(f32, f32, [f32; N]) -> (f32, [f32; N])>(
     w: &mut [f32],
     g: &[f32],
     s: &mut [&mut [f32]; N],
-    units: Units,
-    center: bool,
-    means: &[f32],
-    l2: f32,
-    update: &impl Fn(f32, f32, [f32; N]) -> (f32, [f32; N]),
+    pass: &Pass<U>,
 ) {
-    task(w, g, s, units, center, means, l2, update);
+    task(w, g, s, pass);
 }
 
 /// One task's range: whole rows (`Rows`), whole rows of units (`Cols`) or any range (`None`).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn task<const N: usize>(
+fn task<const N: usize, U: Fn(f32, f32, [f32; N]) -> (f32, [f32; N])>(
     w: &mut [f32],
     g: &[f32],
     s: &mut [&mut [f32]; N],
-    units: Units,
-    center: bool,
-    means: &[f32],
-    l2: f32,
-    update: &impl Fn(f32, f32, [f32; N]) -> (f32, [f32; N]),
+    pass: &Pass<U>,
 ) {
+    let Pass {
+        units,
+        center,
+        means,
+        l2,
+        update,
+    } = *pass;
     match units {
         Units::None => apply(w, g, s, l2, |_| 0.0, update),
         Units::Rows { len: row } => {
