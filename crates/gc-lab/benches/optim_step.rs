@@ -21,7 +21,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig as BurnSgdConfig};
 use burn::tensor::{Device, Distribution, Tensor};
 use gc_lab::models::{ModelName, Net};
-use gradient_centralization::optim::without_avx2;
+use gradient_centralization::optim::{fused_seconds, without_avx2};
 use gradient_centralization::{Centralize, GcPlan, Hyper, Preset, Scope};
 
 /// Gradients for every parameter, kept to hand out fresh `GradientsParams` each step.
@@ -270,6 +270,8 @@ fn main() {
         model: Option<Net>,
         times: Vec<f64>,
         fused: usize,
+        /// Per timed step: seconds in the kernels' passes by GC's layout (none, rows, columns).
+        passes: Vec<[f64; 3]>,
     }
     let mut live: Vec<Live> = cases
         .iter()
@@ -283,6 +285,7 @@ fn main() {
             model: (case.name != "gc_only").then(|| model.clone()),
             times: Vec::new(),
             fused: 0,
+            passes: Vec::new(),
         })
         .collect();
     let mut gc_pass = gc_only(&model, &grads, &device);
@@ -295,6 +298,7 @@ fn main() {
                     // the clock starts.
                     let g = grads.fresh(&device, swapped);
                     let before = gradient_centralization::optim::fused_steps();
+                    let spent = fused_seconds();
                     let start = Instant::now();
                     let m = if l.case.baseline_isa {
                         without_avx2(|| optimizer.step(0.01, m, g))
@@ -304,6 +308,10 @@ fn main() {
                     sync(&m);
                     let seconds = start.elapsed().as_secs_f64();
                     l.fused += gradient_centralization::optim::fused_steps() - before;
+                    if round >= warmup {
+                        let now = fused_seconds();
+                        l.passes.push(std::array::from_fn(|k| now[k] - spent[k]));
+                    }
                     l.model = Some(m);
                     seconds
                 }
@@ -329,7 +337,16 @@ fn main() {
     );
     let mut plain = None;
     let mut lines = Vec::new();
+    let mut breakdown = Vec::new();
     for l in live {
+        if !l.passes.is_empty() {
+            let median = |k: usize| {
+                let mut v: Vec<f64> = l.passes.iter().map(|p| p[k]).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2] * 1e3
+            };
+            breakdown.push((l.case.name, [median(0), median(1), median(2)]));
+        }
         let mut times = l.times;
         times.sort_by(f64::total_cmp);
         let seconds = times[times.len() / 2];
@@ -356,6 +373,17 @@ fn main() {
             "optim_step {} {ns:.4} {ratio_plain:.3} {ratio_bound:.3}",
             l.case.name
         ));
+    }
+    println!(
+        "time in the fused passes by GC's layout (medians, ms; the rest of a step is burn's \
+         bookkeeping and buffer preparation)"
+    );
+    println!(
+        "{:<12} {:>9} {:>9} {:>9}",
+        "optimizer", "no GC", "rows", "columns"
+    );
+    for (name, [none, rows, cols]) in breakdown {
+        println!("{name:<12} {none:>9.2} {rows:>9.2} {cols:>9.2}");
     }
     for line in lines {
         println!("{line}");

@@ -37,6 +37,8 @@ thread_local! {
     /// Gradients this thread had to lay out densely first (burn hands convolution weight
     /// gradients over as strided views).
     static GATHERED: Cell<usize> = const { Cell::new(0) };
+    /// Seconds this thread spent in the kernels' passes, by GC's layout.
+    static SPENT: Cell<[f64; 3]> = const { Cell::new([0.0; 3]) };
 }
 
 /// Run `f` with the fused kernels off on this thread (the tensor-op path for every step), to
@@ -75,6 +77,13 @@ pub fn fused_copies() -> usize {
 /// themselves, are read where they lie).
 pub fn fused_gathers() -> usize {
     GATHERED.with(Cell::get)
+}
+
+/// Seconds this thread's fused steps spent in their passes over memory, by GC's layout of the
+/// tensor: `[no GC, GC by rows, GC by columns]` (a diagnostic for benchmarks: the rest of a step
+/// is burn's bookkeeping and the preparation of the buffers).
+pub fn fused_seconds() -> [f64; 3] {
+    SPENT.with(Cell::get)
 }
 
 /// Elements per parallel task: big enough to amortize scheduling, small enough that a task's rows
@@ -350,6 +359,12 @@ pub(super) fn step<const D: usize, const N: usize>(
         Some(states) => states.map(owned_dense),
         None => std::array::from_fn(|_| zeros_like(&w)),
     };
+    let layout = match units {
+        Units::None => 0,
+        Units::Rows { .. } => 1,
+        Units::Cols { .. } => 2,
+    };
+    let start = std::time::Instant::now();
     {
         let (grad, units, center) = match (strided, rows) {
             (Some(view), Some((len, center))) => (
@@ -369,6 +384,11 @@ pub(super) fn step<const D: usize, const N: usize>(
             &update,
         );
     }
+    SPENT.with(|spent| {
+        let mut seconds = spent.get();
+        seconds[layout] += start.elapsed().as_secs_f64();
+        spent.set(seconds);
+    });
     TAKEN.with(|t| t.set(t.get() + 1));
     Ok((from_flex(w), states.map(from_flex)))
 }

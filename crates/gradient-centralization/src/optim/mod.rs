@@ -19,7 +19,9 @@ mod wrap;
 pub use adagrad::{Adagrad, AdagradConfig, AdagradState};
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use adamw::{AdamW, AdamWConfig, AdamWFormula};
-pub use fused::{fused_copies, fused_gathers, fused_steps, without_avx2, without_fused};
+pub use fused::{
+    fused_copies, fused_gathers, fused_seconds, fused_steps, without_avx2, without_fused,
+};
 pub use sgd::{Sgd, SgdConfig, SgdState, WeightDecay};
 pub use wrap::Centralized;
 
