@@ -691,7 +691,17 @@ mod tests {
             expected,
             "steps through the kernels"
         );
-        w.into_data().try_to_vec().unwrap()
+        floats(w)
+    }
+
+    fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec().unwrap()
+    }
+
+    /// The largest element-wise difference of two equally long slices.
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
     }
 
     fn compare<O: GcOptimizer>(name: &str, optimizer: O) {
@@ -699,10 +709,7 @@ mod tests {
         let linear = Gc::new(Centralize::along(1), Placement::Gradient);
         let check = |what: &str, a: Vec<f32>, b: Vec<f32>| {
             let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let err = a
-                .iter()
-                .zip(&b)
-                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            let err = max_diff(&a, &b);
             assert!(err <= 1e-6 * scale, "{name} {what}: {err} (scale {scale})");
         };
         let o = optimizer.with_gc(conv);
@@ -860,12 +867,7 @@ mod tests {
                     .swap_dims(0, 1)
                     .slice([0..o, 0..i, 0..kh, 0..kw]);
                 let check = |name: &str, fused: Tensor<4>, plain: Tensor<4>| {
-                    let a: Vec<f32> = fused.into_data().try_to_vec().unwrap();
-                    let b: Vec<f32> = plain.into_data().try_to_vec().unwrap();
-                    let err = a
-                        .iter()
-                        .zip(&b)
-                        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                    let err = max_diff(&floats(fused), &floats(plain));
                     assert!(err < 1e-6, "{name} {gc:?} {o}x{i}x{kh}x{kw}: {err}");
                 };
                 let flex = into_flex(g.clone()).unwrap_or_else(|_| panic!("a flex tensor"));
@@ -903,12 +905,7 @@ mod tests {
         let (fused, _) = sgd.step(0.1, w.clone(), g.clone(), None);
         assert_eq!(fused_gathers() - gathers, 1);
         let (plain, _) = without_fused(|| sgd.step(0.1, w, g, None));
-        let a: Vec<f32> = fused.into_data().try_to_vec().unwrap();
-        let b: Vec<f32> = plain.into_data().try_to_vec().unwrap();
-        let err = a
-            .iter()
-            .zip(&b)
-            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        let err = max_diff(&floats(fused), &floats(plain));
         assert!(err < 1e-6, "{err}");
     }
 
@@ -925,7 +922,7 @@ mod tests {
         let sliced = values([5, 4, 3, 3], 4, 1.0)
             .swap_dims(0, 1)
             .slice([0..4, 0..5, 1..3, 0..2]);
-        let logical: Vec<f32> = sliced.clone().into_data().try_to_vec().unwrap();
+        let logical = floats(sliced.clone());
         let sliced = flex(sliced);
         let view = Strided::of(&sliced, &[4, 5, 2, 2]).expect("a row view");
         assert_eq!(view.inner, vec![(5, 36), (2, 3), (2, 1)]);
