@@ -4,9 +4,10 @@
 //! Every figure is relative to numbers measured in the same run: our plain SGD (ratio to plain) and
 //! a memory-bandwidth probe (ratio to the time the optimizer's minimal memory traffic needs at the
 //! probed bandwidth). Run with `cargo bench --bench optim_step`; `-- --quick` takes fewer samples,
-//! `-- --only NAME` times one optimizer beside plain SGD, `-- --backward-layout` hands convolution
-//! gradients over as burn's backward pass does (strided views), `-- --default-malloc` leaves
-//! glibc's allocator as it comes (see `gc_lab::memory`). The `*_sse2` cases run the same steps on
+//! `-- --samples N` takes N, `-- --only NAME[,NAME..]` times those optimizers beside plain SGD,
+//! `-- --backward-layout` hands convolution gradients over as burn's backward pass does (strided
+//! views), `-- --default-malloc` leaves glibc's allocator as it comes (see `gc_lab::memory`). The
+//! `*_sse2` cases run the same steps on
 //! kernels limited to the baseline x86-64 instruction set, to show what AVX2 brings.
 //!
 //! A hand-rolled harness rather than criterion or divan: the ratios need every measurement of the
@@ -124,6 +125,12 @@ fn time(warmup: usize, samples: usize, mut f: impl FnMut()) -> (f64, f64) {
     (times[times.len() / 2], times[0])
 }
 
+/// The middle value (the upper one of the two middle values of an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// Copy bandwidth in bytes/s (read + write counted), the best of several copies of `n` floats,
 /// split over `threads` threads (the optimizers use every core too).
 fn bandwidth(n: usize, threads: usize) -> f64 {
@@ -180,7 +187,8 @@ impl Case {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only NAME`: time one optimizer (and plain SGD, the baseline), e.g. under a profiler.
+    // `--only NAME[,NAME..]`: time those optimizers (and plain SGD, the baseline), e.g. under a
+    // profiler.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -193,7 +201,15 @@ fn main() {
     } else {
         format!("{:?}", gc_lab::memory::keep_freed_memory())
     };
-    let (warmup, samples) = if quick { (1, 3) } else { (2, 7) };
+    let (warmup, mut samples) = if quick { (1, 3) } else { (2, 7) };
+    // `--samples N`: more rounds where the machine is noisy.
+    if let Some(i) = args.iter().position(|a| a == "--samples") {
+        samples = args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .filter(|&v| v > 0)
+            .expect("--samples takes a positive whole number");
+    }
     let device = Device::flex().autodiff();
     device.seed(0);
     let model = Net::new(
@@ -263,7 +279,9 @@ fn main() {
         }
     );
     // Interleaved: each round takes one step of every optimizer, so that a slow moment of the
-    // machine (other tenants, frequency) weighs on all of them alike.
+    // machine (other tenants, frequency) weighs on all of them alike; each round starts one
+    // optimizer later than the one before, so that no optimizer always follows the same one
+    // (what the step before leaves in the caches and the allocator differs).
     struct Live<'a> {
         case: &'a Case,
         optimizer: Option<ModuleOptimizer>,
@@ -277,7 +295,7 @@ fn main() {
         .iter()
         .filter(|c| {
             only.as_deref()
-                .is_none_or(|o| c.name == "sgd" || c.name == o)
+                .is_none_or(|o| c.name == "sgd" || o.split(',').any(|o| c.name == o))
         })
         .map(|case| Live {
             case,
@@ -290,8 +308,11 @@ fn main() {
         .collect();
     let mut gc_pass = gc_only(&model, &grads, &device);
     let mut bw = bw;
+    let mut bws = Vec::new();
     for round in 0..warmup + samples {
-        for l in &mut live {
+        let count = live.len();
+        for k in 0..count {
+            let l = &mut live[(k + round) % count];
             let seconds = match (&mut l.optimizer, l.model.take()) {
                 (Some(optimizer), Some(m)) => {
                     // Uniquely owned gradients, as a backward pass hands them over; made before
@@ -325,35 +346,42 @@ fn main() {
                 l.times.push(seconds);
             }
         }
-        bw = bw.max(bandwidth(n, threads));
+        // The bandwidth of this round, for the bound of this round's steps.
+        let round_bw = bandwidth(n, threads);
+        bw = bw.max(round_bw);
+        if round >= warmup {
+            bws.push(round_bw);
+        }
     }
     println!(
-        "best copy bandwidth over the run {:.1} GB/s; median of {samples} interleaved steps after {warmup}",
+        "best copy bandwidth over the run {:.1} GB/s; median of {samples} interleaved steps after \
+         {warmup}; x plain, x bound: medians over the rounds of the step's time over plain SGD's \
+         and over the bound at the bandwidth probed in that round",
         bw / 1e9
     );
     println!(
         "{:<12} {:>10} {:>11} {:>9} {:>9} {:>9} {:>7}",
         "optimizer", "ms/step", "ns/param", "B/param", "x plain", "x bound", "fused"
     );
-    let mut plain = None;
+    assert_eq!(live[0].case.name, "sgd", "plain SGD comes first");
+    let plain: Vec<f64> = live[0].times.clone();
     let mut lines = Vec::new();
     let mut breakdown = Vec::new();
     for l in live {
         if !l.passes.is_empty() {
-            let median = |k: usize| {
-                let mut v: Vec<f64> = l.passes.iter().map(|p| p[k]).collect();
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2] * 1e3
-            };
-            breakdown.push((l.case.name, [median(0), median(1), median(2)]));
+            let ms = |k: usize| median(l.passes.iter().map(|p| p[k]).collect()) * 1e3;
+            breakdown.push((l.case.name, [ms(0), ms(1), ms(2)]));
         }
-        let mut times = l.times;
-        times.sort_by(f64::total_cmp);
-        let seconds = times[times.len() / 2];
+        let ratio_plain = median(l.times.iter().zip(&plain).map(|(t, p)| t / p).collect());
+        let ratio_bound = median(
+            l.times
+                .iter()
+                .zip(&bws)
+                .map(|(t, bw)| t / (l.case.bytes * n as f64 / bw))
+                .collect(),
+        );
+        let seconds = median(l.times);
         let ns = seconds * 1e9 / n as f64;
-        let plain_ns = *plain.get_or_insert(ns);
-        let bound = l.case.bytes * n as f64 / bw;
-        let (ratio_plain, ratio_bound) = (ns / plain_ns, seconds / bound);
         let steps = (warmup + samples) * grads.grads.len();
         println!(
             "{:<12} {:>10.2} {:>11.3} {:>9.0} {:>9.2} {:>9.2} {:>7}",
