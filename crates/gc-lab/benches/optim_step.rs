@@ -7,8 +7,8 @@
 //! `-- --samples N` takes N, `-- --only NAME[,NAME..]` times those optimizers beside plain SGD,
 //! `-- --backward-layout` hands convolution gradients over as burn's backward pass does (strided
 //! views), `-- --default-malloc` leaves glibc's allocator as it comes (see `gc_lab::memory`). The
-//! `*_sse2` cases run the same steps on
-//! kernels limited to the baseline x86-64 instruction set, to show what AVX2 brings.
+//! `*_sse2` cases run the same steps on kernels limited to the baseline x86-64 instruction set, to
+//! show what AVX2 brings.
 //!
 //! A hand-rolled harness rather than criterion or divan: the ratios need every measurement of the
 //! run at once, and the machine-readable lines have a fixed format.
@@ -290,6 +290,15 @@ fn main() {
         fused: usize,
         /// Per timed step: seconds in the kernels' passes by GC's layout (none, rows, columns).
         passes: Vec<[f64; 3]>,
+    }
+    if let Some(only) = &only {
+        for name in only.split(',') {
+            assert!(
+                cases.iter().any(|c| c.name == name),
+                "--only: no optimizer named {name:?}; the names are: {}",
+                cases.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+            );
+        }
     }
     let mut live: Vec<Live> = cases
         .iter()

@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use burn::optim::Optimizer;
 use burn::tensor::{Device, Distribution, Tensor};
-use gradient_centralization::optim::{Gc, GcOptimizer, Sgd, SgdConfig, SgdState, WeightDecay};
+use gradient_centralization::optim::{
+    Gc, GcOptimizer, Sgd, SgdConfig, SgdState, WeightDecay, fused_gathers, fused_steps,
+};
 use gradient_centralization::{Centralize, Placement};
 
 const WARMUP: usize = 5;
@@ -73,7 +75,9 @@ fn main() {
         let mut states: Vec<Option<SgdState<4>>> = vec![None; 2];
         let mut times = vec![Vec::new(); 2];
         for round in 0..WARMUP + SAMPLES {
-            for (k, swapped) in [false, true].into_iter().enumerate() {
+            // Each round in the other order, so that neither always follows the other.
+            for k in [round % 2, 1 - round % 2] {
+                let swapped = k == 1;
                 let grad = if swapped {
                     let [o, i, h, w] = shape;
                     Tensor::<4>::random([i, o, h, w], Distribution::Default, &device)
@@ -82,6 +86,7 @@ fn main() {
                     Tensor::<4>::random(shape, Distribution::Default, &device)
                 };
                 let weight = weights[k].take().expect("a weight");
+                let (steps, gathers) = (fused_steps(), fused_gathers());
                 let start = Instant::now();
                 let (weight, state) = rows.step(0.01, weight, grad, states[k].take());
                 let _ = weight
@@ -89,6 +94,8 @@ fn main() {
                     .slice([0..1, 0..1, 0..1, 0..1])
                     .into_scalar::<f32>();
                 let ms = start.elapsed().as_secs_f64() * 1e3;
+                // Through the fused kernels, the swapped gradient read where it lies.
+                assert_eq!((fused_steps() - steps, fused_gathers() - gathers), (1, 0));
                 (weights[k], states[k]) = (Some(weight), state);
                 if round >= WARMUP {
                     times[k].push(ms);
