@@ -201,7 +201,7 @@ fn main() {
     } else {
         format!("{:?}", gc_lab::memory::keep_freed_memory())
     };
-    let (warmup, mut samples) = if quick { (1, 3) } else { (2, 7) };
+    let (warmup, mut samples) = if quick { (1, 3) } else { (2, 15) };
     // `--samples N`: more rounds where the machine is noisy.
     if let Some(i) = args.iter().position(|a| a == "--samples") {
         samples = args
