@@ -274,9 +274,9 @@ impl Strided {
                 let hi = lo + (rows - 1) * self.row_stride + run;
                 if hi - lo <= 4096 {
                     for at in (lo..hi).step_by(16) {
-                        prefetch_l1(&data[at]);
+                        prefetch(&data[at], Cache::L1);
                     }
-                    prefetch_l1(&data[hi - 1]);
+                    prefetch(&data[hi - 1], Cache::L1);
                 }
             }
             if run == 1 {
@@ -687,8 +687,8 @@ fn row_mean<const N: usize>(w: &[f32], g: &[f32], l2: f32, states: &[&mut [f32];
     for k in (0..whole).step_by(LANES) {
         // Two cache lines of 64 bytes per state.
         for s in states {
-            prefetch_l2(&s[k]);
-            prefetch_l2(&s[k + LANES / 2]);
+            prefetch(&s[k], Cache::L2);
+            prefetch(&s[k + LANES / 2], Cache::L2);
         }
         let (w, g) = (&w[k..k + LANES], &g[k..k + LANES]);
         for l in 0..LANES {
@@ -708,30 +708,28 @@ fn row_mean<const N: usize>(w: &[f32], g: &[f32], l2: f32, states: &[&mut [f32];
     sum / len as f32
 }
 
-/// A hint to bring the cache line holding `x` into L1 (a no-op off x86-64).
-#[inline(always)]
-fn prefetch_l1(x: &f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch only hints the cache; `x` is a valid reference anyway.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(x).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
+/// The cache level a prefetch hint asks for.
+#[derive(Clone, Copy)]
+enum Cache {
+    L1,
+    L2,
 }
 
-/// A hint to bring the cache line holding `x` into L2 (a no-op off x86-64).
+/// A hint to bring the cache line holding `x` into `level` (a no-op off x86-64).
 #[inline(always)]
-fn prefetch_l2(x: &f32) {
+fn prefetch(x: &f32, level: Cache) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch only hints the cache; `x` is a valid reference anyway.
     unsafe {
-        use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T1>(std::ptr::from_ref(x).cast());
+        use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
+        let p = std::ptr::from_ref(x).cast();
+        match level {
+            Cache::L1 => _mm_prefetch::<_MM_HINT_T0>(p),
+            Cache::L2 => _mm_prefetch::<_MM_HINT_T1>(p),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
+    let _ = (x, level);
 }
 
 /// Means of `g + l2·w` per column of an `[n / units, units]` buffer, summed in f64.
