@@ -98,9 +98,10 @@ const CHUNK: usize = 1 << 14;
 /// Blocks of rows whose column sums are taken in parallel, for GC by columns.
 const COLUMN_BLOCKS: usize = 16;
 
-/// Padding after each row of a strided gradient's tile, in elements: with rows a power of two
-/// apart (most convolutions' rows) a gather's stores to consecutive rows would all fall into the
-/// same few sets of the L1 cache and evict each other; one extra cache line per row spreads them.
+/// Padding after each row of a strided gradient's tile, in elements: with rows a multiple of 1 KiB
+/// apart (most convolutions' rows: 64·k² floats or a multiple) a gather's stores to consecutive
+/// rows would fall into a few sets of the L1 cache and evict each other; one extra cache line per
+/// row spreads them.
 const TILE_PAD: usize = 16;
 
 /// How many steps of a strided gradient's outer axis [`Strided::gather`] prefetches ahead.
