@@ -196,11 +196,7 @@ fn main() {
     // `--backward-layout`: convolution weight gradients laid out as burn's backward pass gives
     // them (first two axes swapped) instead of densely.
     let swapped = args.iter().any(|a| a == "--backward-layout");
-    let malloc = if args.iter().any(|a| a == "--default-malloc") {
-        "default".to_string()
-    } else {
-        format!("{:?}", gc_lab::memory::keep_freed_memory())
-    };
+    let malloc = gc_lab::memory::for_bench(&args);
     let (warmup, mut samples) = if quick { (1, 3) } else { (2, 15) };
     // `--samples N`: more rounds where the machine is noisy.
     if let Some(i) = args.iter().position(|a| a == "--samples") {

@@ -138,11 +138,7 @@ fn first_value(model: &Net) -> f32 {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // As `gclab` runs, unless `--default-malloc` (glibc as it comes; see `gc_lab::memory`).
-    let malloc = if args.iter().any(|a| a == "--default-malloc") {
-        "default".to_string()
-    } else {
-        format!("{:?}", gc_lab::memory::keep_freed_memory())
-    };
+    let malloc = gc_lab::memory::for_bench(&args);
     let quick = args.iter().any(|a| a == "--quick");
     let backend = args
         .iter()

@@ -5,7 +5,7 @@
 //! cases of a shape are interleaved, 55 timed steps each after 5; min / quartiles / max in ms and
 //! the median in ns per parameter.
 //!
-//! `cargo bench --bench units_step`
+//! `cargo bench --bench units_step [-- --default-malloc]`
 
 use std::time::Instant;
 
@@ -20,7 +20,7 @@ const WARMUP: usize = 5;
 const SAMPLES: usize = 55;
 
 fn main() {
-    let malloc = gc_lab::memory::keep_freed_memory();
+    let malloc = gc_lab::memory::for_bench(&std::env::args().collect::<Vec<_>>());
     let device = Device::flex();
     let sgd = SgdConfig::new()
         .with_momentum(0.9)
@@ -38,7 +38,7 @@ fn main() {
             sgd.with_gc(Gc::new(Centralize::along(0), Placement::Gradient)),
         ),
     ];
-    println!("SGD (momentum 0.9, L2 5e-4) step of one tensor; malloc {malloc:?}");
+    println!("SGD (momentum 0.9, L2 5e-4) step of one tensor; malloc {malloc}");
     for shape in [[2048, 1000], [1000, 2048], [512, 4096]] {
         let n = shape[0] * shape[1];
         let mut weights: Vec<Option<Tensor<2>>> = (0..layouts.len())

@@ -52,6 +52,16 @@ pub fn keep_freed_memory() -> Malloc {
     tune()
 }
 
+/// For the benches: [`keep_freed_memory`] as `gclab` does, unless the command line `args` hold
+/// `--default-malloc` (glibc as it comes); says which, to print with the results.
+pub fn for_bench(args: &[String]) -> String {
+    if args.iter().any(|a| a == "--default-malloc") {
+        "default".to_string()
+    } else {
+        format!("{:?}", keep_freed_memory())
+    }
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
 fn tune() -> Malloc {
     // glibc's largest mmap threshold on 64-bit systems (HEAP_MAX_SIZE / 2).
