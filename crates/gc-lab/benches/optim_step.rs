@@ -114,15 +114,15 @@ fn time(warmup: usize, samples: usize, mut f: impl FnMut()) -> (f64, f64) {
     for _ in 0..warmup {
         f();
     }
-    let mut times: Vec<f64> = (0..samples)
+    let times: Vec<f64> = (0..samples)
         .map(|_| {
             let start = Instant::now();
             f();
             start.elapsed().as_secs_f64()
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    (times[times.len() / 2], times[0])
+    let best = times.iter().copied().fold(f64::INFINITY, f64::min);
+    (median(times), best)
 }
 
 /// The middle value (the upper one of the two middle values of an even count).
