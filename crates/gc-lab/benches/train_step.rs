@@ -3,7 +3,8 @@
 //! (`scripts/bench-vs-pytorch.sh` runs this and its PyTorch twin and prints the ratios).
 //!
 //! `cargo bench --bench train_step -- [resnet20|resnet50] [--optimizer NAME] [--quick]
-//! [--default-malloc] [--backend flex|ndarray]` (ndarray: build with `--features ndarray`)
+//! [--default-malloc] [--burn-conv] [--backend flex|ndarray]` (ndarray: build with `--features
+//! ndarray`; `--burn-conv`: burn's own convolutions instead of `gc_lab::conv`'s)
 //! (default: resnet20, sgd_gc). ResNet-20: batch 128 of 3x32x32, 10 classes. ResNet-50: the ImageNet
 //! model (torchvision layout), batch 16 of 3x224x224, 1000 classes. One model per process, so that
 //! the peak memory is that model's.
@@ -140,6 +141,13 @@ fn main() {
     // As `gclab` runs, unless `--default-malloc` (glibc as it comes; see `gc_lab::memory`).
     let malloc = gc_lab::memory::for_bench(&args);
     let quick = args.iter().any(|a| a == "--quick");
+    // burn-flex's own convolutions instead of `gc_lab::conv`'s, to measure one against the other.
+    let convolutions = if args.iter().any(|a| a == "--burn-conv") {
+        gc_lab::conv::use_burns(true);
+        "burn's"
+    } else {
+        "gc_lab::conv"
+    };
     let backend = args
         .iter()
         .position(|a| a == "--backend")
@@ -186,7 +194,7 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "{model}: batch {batch} of 3x{size}x{size}, {classes} classes, {optimizer}; {threads} threads; \
-         backend {backend}; malloc {malloc}"
+         backend {backend}; convolutions {convolutions}; malloc {malloc}"
     );
     let p = measure(
         &device, name, batch, size, classes, optimizer, warmup, steps,

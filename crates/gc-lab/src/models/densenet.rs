@@ -86,19 +86,20 @@ impl DenseNet {
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self.conv1.forward(x);
+        let mut x = crate::conv::forward(&self.conv1, x);
         for (b, block) in self.blocks.iter().enumerate() {
             for layer in block {
                 let y = layer
                     .conv1
                     .forward(self.act.forward(layer.bn1.forward(x.clone())));
-                let y = layer.conv2.forward(self.act.forward(layer.bn2.forward(y)));
+                let y = crate::conv::forward(&layer.conv2, self.act.forward(layer.bn2.forward(y)));
                 x = Tensor::cat(vec![y, x], 1);
             }
             if let Some(t) = self.transitions.get(b) {
-                x = self
-                    .pool
-                    .forward(t.conv.forward(self.act.forward(t.bn.forward(x))));
+                x = self.pool.forward(crate::conv::forward(
+                    &t.conv,
+                    self.act.forward(t.bn.forward(x)),
+                ));
             }
         }
         let x = self.avgpool.forward(self.act.forward(self.bn.forward(x)));

@@ -10,8 +10,6 @@ use burn::nn::{
     BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
     Relu,
 };
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 pub(crate) fn conv(i: usize, o: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
@@ -67,7 +65,7 @@ impl Norm {
 /// `(w − mean) / (std + 1e-5)` over the fan-in, `std` with Bessel's correction.
 pub(crate) fn apply(conv: &Conv2d, x: Tensor<4>, ws: bool) -> Tensor<4> {
     if !ws {
-        return conv.forward(x);
+        return crate::conv::forward(conv, x);
     }
     let weight = conv.weight.val();
     let [o, i, kh, kw] = weight.dims();
@@ -76,22 +74,12 @@ pub(crate) fn apply(conv: &Conv2d, x: Tensor<4>, ws: bool) -> Tensor<4> {
     let centered = flat.clone() - flat.mean_dim(1);
     let variance = centered.clone().powi_scalar(2).sum_dim(1) / (fan_in.max(2) - 1) as f64;
     let standardized = (centered / (variance.sqrt() + 1e-5)).reshape([o, i, kh, kw]);
-    // The lab's convolutions all have explicit padding.
-    let ((top, bottom), (left, right)) = match conv.padding {
-        PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
-        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
-        PaddingConfig2d::Same => unimplemented!("Weight Standardization with `Same` padding"),
-    };
-    conv2d(
+    let options = crate::conv::options(conv, x.dims());
+    crate::conv::conv2d(
         x,
         standardized,
         conv.bias.as_ref().map(|b| b.val()),
-        ConvOptions::new_with_padding(
-            conv.stride,
-            [(top, bottom), (left, right)],
-            conv.dilation,
-            conv.groups,
-        ),
+        options,
     )
 }
 

@@ -57,12 +57,16 @@ impl ResNeXtBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = match &self.shortcut {
-            Some(p) => p.bn.forward(p.conv.forward(x.clone())),
+            Some(p) => p.bn.forward(crate::conv::forward(&p.conv, x.clone())),
             None => x.clone(),
         };
-        let y = self.act.forward(self.bn1.forward(self.conv1.forward(x)));
-        let y = self.act.forward(self.bn2.forward(self.conv2.forward(y)));
-        let y = self.bn3.forward(self.conv3.forward(y));
+        let y = self
+            .act
+            .forward(self.bn1.forward(crate::conv::forward(&self.conv1, x)));
+        let y = self
+            .act
+            .forward(self.bn2.forward(crate::conv::forward(&self.conv2, y)));
+        let y = self.bn3.forward(crate::conv::forward(&self.conv3, y));
         self.act.forward(y + shortcut)
     }
 }
@@ -115,7 +119,9 @@ impl ResNeXt {
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self.act.forward(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = self
+            .act
+            .forward(self.bn1.forward(crate::conv::forward(&self.conv1, x)));
         for stage in &self.stages {
             for block in stage {
                 x = block.forward(x);

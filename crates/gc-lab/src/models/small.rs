@@ -43,12 +43,14 @@ impl SmallCnn {
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self
-            .pool
-            .forward(self.act.forward(self.bn1.forward(self.conv1.forward(x))));
-        let x = self
-            .pool
-            .forward(self.act.forward(self.bn2.forward(self.conv2.forward(x))));
+        let x = self.pool.forward(
+            self.act
+                .forward(self.bn1.forward(crate::conv::forward(&self.conv1, x))),
+        );
+        let x = self.pool.forward(
+            self.act
+                .forward(self.bn2.forward(crate::conv::forward(&self.conv2, x))),
+        );
         let x = self.act.forward(self.fc1.forward(x.flatten(1, 3)));
         self.fc2.forward(x)
     }

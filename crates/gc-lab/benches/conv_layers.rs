@@ -1,0 +1,216 @@
+//! The convolutions of a ResNet-20 step (batch 128, 32x32) and, with `--resnet50`, of a
+//! ResNet-50 step (batch 16, 224x224), layer shape by layer shape: burn-flex's own convolution,
+//! weight gradient and input gradient against `gc_lab::conv`'s, interleaved per round (each round
+//! starting with the other side), medians in ms, and the sum over the model's layers.
+//!
+//! `cargo bench --bench conv_layers [-- --resnet50] [-- --rounds N] [-- --default-malloc]`
+
+use std::time::Instant;
+
+use burn::backend::Flex;
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::ops::ModuleOps;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Bytes, DType, Shape};
+use gc_lab::conv::kernels::{self, Geometry};
+
+/// One convolution shape of a model: `count` layers of `c -> o` channels, `k x k`, on `size x
+/// size` inputs.
+struct Layer {
+    count: usize,
+    c: usize,
+    o: usize,
+    k: usize,
+    stride: usize,
+    size: usize,
+}
+
+const fn layer(count: usize, c: usize, o: usize, k: usize, stride: usize, size: usize) -> Layer {
+    Layer {
+        count,
+        c,
+        o,
+        k,
+        stride,
+        size,
+    }
+}
+
+/// The lab's CIFAR ResNet-20 (projection shortcuts).
+const RESNET20: [Layer; 8] = [
+    layer(1, 3, 16, 3, 1, 32),
+    layer(6, 16, 16, 3, 1, 32),
+    layer(1, 16, 32, 3, 2, 32),
+    layer(1, 16, 32, 1, 2, 32),
+    layer(5, 32, 32, 3, 1, 16),
+    layer(1, 32, 64, 3, 2, 16),
+    layer(1, 32, 64, 1, 2, 16),
+    layer(5, 64, 64, 3, 1, 8),
+];
+
+/// torchvision's ResNet-50 (stride on the 3x3 convolution).
+const RESNET50: [Layer; 18] = [
+    layer(1, 3, 64, 7, 2, 224),
+    layer(1, 64, 64, 1, 1, 56),
+    layer(3, 64, 64, 3, 1, 56),
+    layer(4, 64, 256, 1, 1, 56),
+    layer(2, 256, 64, 1, 1, 56),
+    layer(1, 256, 128, 1, 1, 56),
+    layer(1, 128, 128, 3, 2, 56),
+    layer(1, 256, 512, 1, 2, 56),
+    layer(3, 128, 128, 3, 1, 28),
+    layer(4, 128, 512, 1, 1, 28),
+    layer(3, 512, 128, 1, 1, 28),
+    layer(1, 512, 256, 1, 1, 28),
+    layer(1, 256, 256, 3, 2, 28),
+    layer(1, 512, 1024, 1, 2, 28),
+    layer(5, 256, 256, 3, 1, 14),
+    layer(6, 256, 1024, 1, 1, 14),
+    layer(5, 1024, 256, 1, 1, 14),
+    layer(1, 1024, 512, 1, 1, 14),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let malloc = gc_lab::memory::for_bench(&args);
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .map(|i| args[i + 1].parse().expect("--rounds N"))
+        .unwrap_or(5);
+    let (name, batch, layers): (&str, usize, &[Layer]) = if args.iter().any(|a| a == "--resnet50") {
+        ("ResNet-50", 16, &RESNET50)
+    } else {
+        ("ResNet-20", 128, &RESNET20)
+    };
+    println!(
+        "{name} convolutions, batch {batch}, {rounds} rounds, {} threads, malloc {malloc}; ms",
+        rayon::current_num_threads()
+    );
+    println!(
+        "{:>26} {:>5} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6}",
+        "layer", "count", "fwd flex", "ours", "x", "dw flex", "ours", "x", "dx flex", "ours", "x"
+    );
+    let mut totals = [[0f64; 2]; 3];
+    for l in layers {
+        let times = measure(l, batch, rounds);
+        let mut line = format!(
+            "{:>26} {:>5} |",
+            format!("{}->{} {}x{}/{} @{}", l.c, l.o, l.k, l.k, l.stride, l.size),
+            l.count
+        );
+        for (op, [flex, ours]) in times.iter().enumerate() {
+            line += &format!(" {flex:>9.2} {ours:>9.2} {:>6.2} |", ours / flex);
+            totals[op][0] += flex * l.count as f64;
+            totals[op][1] += ours * l.count as f64;
+        }
+        println!("{}", line.trim_end_matches(" |"));
+    }
+    let mut line = format!("{:>26} {:>5} |", "model (sum x count)", "");
+    for [flex, ours] in totals {
+        line += &format!(" {flex:>9.1} {ours:>9.1} {:>6.2} |", ours / flex);
+    }
+    println!("{}", line.trim_end_matches(" |"));
+    let all = |side: usize| totals.iter().map(|t| t[side]).sum::<f64>();
+    println!(
+        "conv_layers {} flex_ms {:.1} ours_ms {:.1} ratio {:.3}",
+        name.to_lowercase(),
+        all(0),
+        all(1),
+        all(1) / all(0)
+    );
+}
+
+fn tensor(shape: [usize; 4], seed: u64) -> (FlexTensor, Vec<f32>) {
+    // A small linear congruential generator: values in [-1, 1), the same on every run.
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let values: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        })
+        .collect();
+    let ft = FlexTensor::new(
+        Bytes::from_elems(values.clone()),
+        Layout::contiguous(Shape::from(shape.to_vec())),
+        DType::F32,
+    );
+    (ft, values)
+}
+
+/// Medians over the rounds, ms: [forward, weight gradient, input gradient] x [flex, ours].
+fn measure(l: &Layer, batch: usize, rounds: usize) -> [[f64; 2]; 3] {
+    let pad = l.k / 2;
+    let options = ConvOptions::new([l.stride; 2], [pad; 2], [1, 1], 1);
+    let x_shape = [batch, l.c, l.size, l.size];
+    let w_shape = [l.o, l.c, l.k, l.k];
+    let g = Geometry::new(x_shape, w_shape, &options).expect("a valid layer");
+    let (x, xv) = tensor(x_shape, 1);
+    let (w, wv) = tensor(w_shape, 2);
+    let (dy, dyv) = tensor([batch, l.o, g.oh, g.ow], 3);
+    let mut samples = vec![[[0f64; 2]; 3]; rounds];
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed().as_secs_f64() * 1e3
+    };
+    // One untimed call of each first: thread pools, buffers.
+    for round in 0..=rounds {
+        let mut flex = [0f64; 3];
+        let mut ours = [0f64; 3];
+        let sides: [bool; 2] = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for is_flex in sides {
+            if is_flex {
+                flex[0] = time(&mut || {
+                    std::hint::black_box(Flex::conv2d(x.clone(), w.clone(), None, options.clone()));
+                });
+                flex[1] = time(&mut || {
+                    std::hint::black_box(Flex::conv2d_weight_backward(
+                        x.clone(),
+                        w.clone(),
+                        dy.clone(),
+                        options.clone(),
+                    ));
+                });
+                flex[2] = time(&mut || {
+                    std::hint::black_box(Flex::conv2d_x_backward(
+                        x.clone(),
+                        w.clone(),
+                        dy.clone(),
+                        options.clone(),
+                    ));
+                });
+            } else {
+                ours[0] = time(&mut || {
+                    std::hint::black_box(kernels::forward(&g, &xv, &wv));
+                });
+                ours[1] = time(&mut || {
+                    std::hint::black_box(kernels::weight_grad(&g, &xv, &dyv));
+                });
+                ours[2] = time(&mut || {
+                    std::hint::black_box(kernels::input_grad(&g, &wv, &dyv));
+                });
+            }
+        }
+        if round > 0 {
+            for op in 0..3 {
+                samples[round - 1][op] = [flex[op], ours[op]];
+            }
+        }
+    }
+    std::array::from_fn(|op| {
+        std::array::from_fn(|side| {
+            let mut v: Vec<f64> = samples.iter().map(|s| s[op][side]).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+    })
+}

@@ -1,0 +1,496 @@
+//! 2-D convolutions for the CPU backend: im2col + one matrix product per image ([`kernels`]),
+//! forward and backward, as a burn backend extension.
+//!
+//! burn-flex's own convolution lays every input out channels-last first (on one thread) and
+//! multiplies 512-pixel tiles; its weight gradient is a convolution of the input with the output
+//! gradient as kernel, through the same path. `benches/conv_layers.rs` measures both, layer
+//! by layer. The models call [`forward`] instead of `Conv2d::forward`; the results are the
+//! same convolution up to float rounding (summation order), which the tests check against burn's.
+//!
+//! Backends without a kernel here (ndarray, for the backend comparison) run burn's own
+//! convolution through the trait's default bodies; f64 and half-precision tensors on flex do too.
+
+pub mod kernels;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Bytes, DType, Shape, Tensor};
+
+use kernels::Geometry;
+
+/// The convolution and its two gradients, each defaulting to burn's own.
+#[backend_extension(Flex, NdArray: cfg(feature = "ndarray"), Autodiff)]
+pub trait ConvOps: Backend {
+    /// `x` (`[n, c, h, w]`) convolved with `weight` (`[o, c / groups, kh, kw]`), no bias.
+    fn im2col_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, None, options)
+    }
+
+    /// The gradient with respect to `x`, given the output's gradient.
+    fn im2col_conv2d_x_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, output_grad, options)
+    }
+
+    /// The gradient with respect to `weight`, given the output's gradient.
+    fn im2col_conv2d_weight_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, output_grad, options)
+    }
+}
+
+#[cfg(feature = "ndarray")]
+impl ConvOps for burn::backend::NdArray {}
+
+/// `ft`'s values in logical order, copied only when it is a view that is not contiguous.
+fn contiguous(ft: FlexTensor) -> FlexTensor {
+    if ft.as_slice::<f32>().is_some() {
+        ft
+    } else {
+        ft.to_contiguous()
+    }
+}
+
+fn values(ft: &FlexTensor) -> &[f32] {
+    ft.as_slice::<f32>()
+        .expect("`contiguous` gave a contiguous f32 tensor")
+}
+
+fn dims(ft: &FlexTensor) -> [usize; 4] {
+    let shape = ft.shape();
+    assert_eq!(shape.num_dims(), 4, "a 2-D convolution takes 4-D tensors");
+    [shape[0], shape[1], shape[2], shape[3]]
+}
+
+fn geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Geometry {
+    Geometry::new(dims(x), dims(weight), options).unwrap_or_else(|e| panic!("conv2d: {e}"))
+}
+
+fn flex_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(Shape::from(shape.to_vec())),
+        DType::F32,
+    )
+}
+
+/// Whether the kernels here take these tensors (f32); others go to burn-flex's own.
+fn f32s(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+impl ConvOps for Flex {
+    fn im2col_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        if !f32s(&[&x, &weight]) {
+            return Self::conv2d(x, weight, None, options);
+        }
+        let g = geometry(&x, &weight, &options);
+        let (x, weight) = (contiguous(x), contiguous(weight));
+        let y = kernels::forward(&g, values(&x), values(&weight));
+        flex_tensor(y, [g.n, g.o, g.oh, g.ow])
+    }
+
+    fn im2col_conv2d_x_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        if !f32s(&[&x, &weight, &output_grad]) {
+            return Self::conv2d_x_backward(x, weight, output_grad, options);
+        }
+        let g = geometry(&x, &weight, &options);
+        let (weight, dy) = (contiguous(weight), contiguous(output_grad));
+        let dx = kernels::input_grad(&g, values(&weight), values(&dy));
+        flex_tensor(dx, [g.n, g.c, g.h, g.w])
+    }
+
+    fn im2col_conv2d_weight_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        if !f32s(&[&x, &weight, &output_grad]) {
+            return Self::conv2d_weight_backward(x, weight, output_grad, options);
+        }
+        let g = geometry(&x, &weight, &options);
+        let (x, dy) = (contiguous(x), contiguous(output_grad));
+        let dw = kernels::weight_grad(&g, values(&x), values(&dy));
+        flex_tensor(dw, dims(&weight))
+    }
+}
+
+impl<B: Backend + ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
+    fn im2col_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Conv;
+
+        impl<B: Backend + ConvOps> Backward<B, 2> for Conv {
+            type State = (NodeId, NodeId, ConvOptions<2>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_weight] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, weight, options) = ops.state;
+                let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x);
+                let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight);
+                if let Some(node) = node_x {
+                    let dx = B::im2col_conv2d_x_backward(
+                        x.clone(),
+                        weight.clone(),
+                        grad.clone(),
+                        options.clone(),
+                    );
+                    grads.register::<B>(node.id, dx);
+                }
+                if let Some(node) = node_weight {
+                    let dw = B::im2col_conv2d_weight_backward(x, weight, grad, options);
+                    grads.register::<B>(node.id, dw);
+                }
+            }
+        }
+
+        match Conv
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                prep.finish(
+                    (x_state, weight_state, options.clone()),
+                    B::im2col_conv2d(x.into_primitive(), weight.into_primitive(), options),
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::im2col_conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                options,
+            )),
+        }
+    }
+}
+
+static BURNS: AtomicBool = AtomicBool::new(false);
+
+/// Makes [`conv2d`] (and so every model of the lab) use burn's own convolution from now on, in
+/// every thread (`true`), or the kernels here again (`false`): for measuring one against the
+/// other in one process (`train_step --burn-conv`).
+pub fn use_burns(yes: bool) {
+    BURNS.store(yes, Ordering::Relaxed);
+}
+
+/// Whether [`conv2d`] uses burn's own convolution ([`use_burns`]).
+pub fn uses_burns() -> bool {
+    BURNS.load(Ordering::Relaxed)
+}
+
+/// `x` convolved with `weight`, plus `bias` per output channel: burn's `conv2d`, computed by
+/// [`ConvOps`] (the im2col kernels on flex) unless [`use_burns`] said otherwise.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    if uses_burns() {
+        return burn::tensor::module::conv2d(x, weight, bias, options);
+    }
+    let y = Tensor::from_dispatch(<Dispatch as ConvOps>::im2col_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        options,
+    ));
+    match bias {
+        Some(bias) => {
+            let o = bias.dims()[0];
+            y + bias.reshape([1, o, 1, 1])
+        }
+        None => y,
+    }
+}
+
+/// The options `conv` convolves an input of `x_dims` with, its padding resolved as burn's
+/// `Conv2d::forward` resolves it (`Same`: output size ⌈size / stride⌉, the odd pixel of padding
+/// after).
+pub fn options(conv: &Conv2d, x_dims: [usize; 4]) -> ConvOptions<2> {
+    let [_, _, h, w] = x_dims;
+    let same = |size: usize, axis: usize| {
+        let (k, stride) = (conv.kernel_size[axis], conv.stride[axis]);
+        let needed = (size.div_ceil(stride).max(1) - 1) * stride + k;
+        let total = needed.saturating_sub(size);
+        (total / 2, total - total / 2)
+    };
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Same => [same(h, 0), same(w, 1)],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+    };
+    ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups)
+}
+
+/// `conv.forward(x)`, computed by [`conv2d`].
+pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let options = options(conv, x.dims());
+    conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        options,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::module::conv2d as burn_conv2d;
+    use burn::tensor::{Device, Tensor, TensorData};
+
+    use super::*;
+
+    /// Values in [-1, 1) from a linear congruential generator, the same on every run.
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    fn tensor<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
+        let n = shape.iter().product();
+        Tensor::from_data(TensorData::new(values(n, seed), shape), device)
+    }
+
+    fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec().unwrap()
+    }
+
+    /// `ours` equals `reference` up to float rounding: every element within 1e-5 of the largest
+    /// magnitude (the two sum the same products in different orders).
+    fn assert_close(ours: &[f32], reference: &[f32], what: &str) {
+        assert_eq!(ours.len(), reference.len(), "{what}: length");
+        let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in ours.iter().zip(reference).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * scale,
+                "{what}[{i}]: ours {a}, burn {b} (scale {scale})"
+            );
+        }
+    }
+
+    /// A convolution's settings: input `[n, c, h, w]`, `o` outputs, kernel, stride, padding
+    /// (top, bottom), (left, right), dilation, groups.
+    struct Case {
+        x: [usize; 4],
+        o: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [(usize, usize); 2],
+        dilation: [usize; 2],
+        groups: usize,
+    }
+
+    const fn case(
+        x: [usize; 4],
+        o: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [(usize, usize); 2],
+        dilation: [usize; 2],
+        groups: usize,
+    ) -> Case {
+        Case {
+            x,
+            o,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups,
+        }
+    }
+
+    /// Batches of 1 (the product spread inside) and 3 (images spread over the pool); 3x3 with
+    /// and without padding, strides 2 and 3, 1x1 with and without stride (the pointwise path),
+    /// 7x7, non-square kernels and inputs, asymmetric padding, dilation, groups, padding wider
+    /// than the kernel reaches (rows and columns of only padding).
+    const CASES: [Case; 10] = [
+        case([3, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+        case([1, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+        case(
+            [3, 3, 11, 10],
+            4,
+            [3, 3],
+            [2, 2],
+            [(1, 1), (1, 1)],
+            [1, 1],
+            1,
+        ),
+        case([3, 6, 7, 7], 8, [1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),
+        case([3, 6, 7, 8], 8, [1, 1], [2, 2], [(0, 0), (0, 0)], [1, 1], 1),
+        case(
+            [2, 3, 16, 15],
+            4,
+            [7, 7],
+            [2, 2],
+            [(3, 3), (3, 3)],
+            [1, 1],
+            1,
+        ),
+        case([3, 2, 8, 9], 3, [2, 3], [1, 3], [(0, 1), (2, 0)], [1, 1], 1),
+        case(
+            [3, 4, 10, 10],
+            2,
+            [3, 3],
+            [1, 1],
+            [(2, 2), (2, 2)],
+            [2, 2],
+            1,
+        ),
+        case([3, 6, 8, 8], 4, [3, 3], [1, 2], [(1, 1), (1, 1)], [1, 1], 2),
+        case([2, 2, 4, 4], 3, [3, 3], [1, 1], [(4, 3), (3, 4)], [1, 1], 1),
+    ];
+
+    fn options(c: &Case) -> ConvOptions<2> {
+        ConvOptions::new_with_padding(c.stride, c.padding, c.dilation, c.groups)
+    }
+
+    #[test]
+    fn forward_matches_burn() {
+        let device = Device::flex();
+        for (i, c) in CASES.iter().enumerate() {
+            let x = tensor(c.x, 1, &device);
+            let w = tensor(
+                [c.o, c.x[1] / c.groups, c.kernel[0], c.kernel[1]],
+                2,
+                &device,
+            );
+            let b = tensor([c.o], 3, &device);
+            let ours = conv2d(x.clone(), w.clone(), Some(b.clone()), options(c));
+            let reference = burn_conv2d(x, w, Some(b), options(c));
+            assert_eq!(ours.dims(), reference.dims(), "case {i}");
+            assert_close(&to_vec(ours), &to_vec(reference), &format!("case {i}"));
+        }
+    }
+
+    /// The gradients of `sum(conv(x, w) + b) · r)` for a fixed random `r`, with respect to
+    /// `x`, `w` and `b`, against burn's convolution's.
+    #[test]
+    fn gradients_match_burn() {
+        let device = Device::flex().autodiff();
+        for (i, c) in CASES.iter().enumerate() {
+            let w_shape = [c.o, c.x[1] / c.groups, c.kernel[0], c.kernel[1]];
+            let grads = |ours: bool| {
+                let x = tensor(c.x, 1, &device).require_grad();
+                let w = tensor(w_shape, 2, &device).require_grad();
+                let b = tensor([c.o], 3, &device).require_grad();
+                let y = if ours {
+                    conv2d(x.clone(), w.clone(), Some(b.clone()), options(c))
+                } else {
+                    burn_conv2d(x.clone(), w.clone(), Some(b.clone()), options(c))
+                };
+                let r = tensor(y.dims(), 4, &device);
+                let grads = (y * r).sum().backward();
+                [
+                    to_vec(x.grad(&grads).unwrap()),
+                    to_vec(w.grad(&grads).unwrap()),
+                    to_vec(b.grad(&grads).unwrap()),
+                ]
+            };
+            let (ours, reference) = (grads(true), grads(false));
+            for (k, what) in ["x", "weight", "bias"].iter().enumerate() {
+                assert_close(&ours[k], &reference[k], &format!("case {i}, d{what}"));
+            }
+        }
+    }
+
+    /// An input that is a view (axes swapped) is read in logical order.
+    #[test]
+    fn reads_views_in_logical_order() {
+        let device = Device::flex();
+        let x = tensor([5, 3, 6, 6], 1, &device).swap_dims(0, 1);
+        let w = tensor([2, 5, 3, 3], 2, &device);
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let ours = conv2d(x.clone(), w.clone(), None, options.clone());
+        let reference = burn_conv2d(x, w, None, options);
+        assert_close(&to_vec(ours), &to_vec(reference), "swapped input");
+    }
+
+    #[test]
+    fn forward_takes_the_modules_settings() {
+        let device = Device::flex();
+        let conv = burn::nn::conv::Conv2dConfig::new([4, 6], [3, 3])
+            .with_stride([2, 1])
+            .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 0, 2, 1))
+            .with_groups(2)
+            .init(&device);
+        let x = tensor([2, 4, 9, 7], 5, &device);
+        assert_close(
+            &to_vec(forward(&conv, x.clone())),
+            &to_vec(conv.forward(x)),
+            "Conv2d, explicit padding",
+        );
+        // `Same` with an even kernel and a stride: uneven padding, the extra pixel after.
+        let conv = burn::nn::conv::Conv2dConfig::new([3, 2], [4, 2])
+            .with_stride([2, 3])
+            .with_padding(burn::nn::PaddingConfig2d::Same)
+            .init(&device);
+        let x = tensor([2, 3, 9, 7], 6, &device);
+        let ours = forward(&conv, x.clone());
+        assert_eq!(ours.dims(), [2, 2, 5, 3]);
+        assert_close(
+            &to_vec(ours),
+            &to_vec(conv.forward(x)),
+            "Conv2d, same padding",
+        );
+    }
+
+    #[test]
+    fn rejects_mismatched_shapes_with_the_reason() {
+        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 2);
+        let err = Geometry::new([1, 4, 5, 5], [3, 4, 3, 3], &options).unwrap_err();
+        assert!(err.contains("2 group(s)"), "{err}");
+        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        let err = Geometry::new([1, 4, 2, 5], [3, 4, 3, 3], &options).unwrap_err();
+        assert!(err.contains("larger than the padded input"), "{err}");
+    }
+}
