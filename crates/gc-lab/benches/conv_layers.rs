@@ -91,6 +91,11 @@ fn main() {
         "{:>26} {:>5} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6}",
         "layer", "count", "fwd flex", "ours", "x", "dw flex", "ours", "x", "dx flex", "ours", "x"
     );
+    println!(
+        "gemm alone, 1024 x 1024 x 1024 on all threads: {:.1} GFLOP/s (what the products here \
+         could reach at best)",
+        gemm_probe()
+    );
     let mut totals = [[0f64; 2]; 3];
     for l in layers {
         let times = measure(l, batch, rounds);
@@ -119,6 +124,45 @@ fn main() {
         all(1),
         all(1) / all(0)
     );
+}
+
+/// GFLOP/s of one big square product (the best of 5).
+fn gemm_probe() -> f64 {
+    let n = 1024;
+    let a = vec![1f32; n * n];
+    let b = vec![0.5f32; n * n];
+    let mut c = vec![0f32; n * n];
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        // SAFETY: all three are n x n, row-major, and `c` is borrowed mutably alone.
+        unsafe {
+            gemm::gemm(
+                n,
+                n,
+                n,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                n as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(0),
+            )
+        };
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    assert_eq!(c[n * n - 1], 0.5 * n as f32);
+    2.0 * (n * n * n) as f64 / best / 1e9
 }
 
 fn tensor(shape: [usize; 4], seed: u64) -> (FlexTensor, Vec<f32>) {

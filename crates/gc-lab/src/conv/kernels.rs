@@ -12,10 +12,14 @@
 //! A 1x1 convolution with stride 1 and no padding reads (and writes) the image itself as `col`.
 
 use std::cell::RefCell;
+use std::ops::Range;
 
 use burn::tensor::ops::ConvOptions;
 use gemm::Parallelism;
 use rayon::prelude::*;
+
+/// The size a tile's patch matrix aims at (see [`Geometry::tile_rows`]).
+const TILE_BYTES: usize = 256 << 10;
 
 thread_local! {
     /// The patch matrix of the image this thread works on, kept for the next call (it only grows).
@@ -140,85 +144,145 @@ impl Geometry {
         (lo.min(out), hi.min(out).max(lo.min(out)))
     }
 
-    /// Visits every (patch matrix row, output row): calls `f(row, oy, Some(span))` when the
-    /// output row reads an input row, `f(row, oy, None)` when it reads only padding.
-    fn walk(&self, mut f: impl FnMut(usize, usize, Option<Span>)) {
-        let [sh, sw] = self.stride;
-        let [dh, dw] = self.dilation;
-        let [ph, pw] = self.pad;
-        for ci in 0..self.cg() {
-            for ky in 0..self.kh {
-                let y_off = (ky * dh) as isize - ph as isize;
-                let (oy_lo, oy_hi) = Self::valid(self.oh, self.h, sh, y_off);
-                for kx in 0..self.kw {
+    /// Output rows per tile: a tile's patch matrix (`k` x rows x `ow` floats) stays in the
+    /// core's L2 cache between im2col and the matrix product.
+    fn tile_rows(&self) -> usize {
+        let most = (TILE_BYTES / (4 * self.k() * self.ow).max(1)).clamp(1, self.oh.max(1));
+        // Tiles of equal height rather than full ones and a sliver.
+        self.oh.max(1).div_ceil(self.oh.max(1).div_ceil(most))
+    }
+
+    /// The output row ranges of the tiles.
+    pub(super) fn tiles(&self) -> impl Iterator<Item = Range<usize>> + use<> {
+        let (step, oh) = (self.tile_rows(), self.oh);
+        (0..oh)
+            .step_by(step)
+            .map(move |start| start..(start + step).min(oh))
+    }
+
+    /// Every patch matrix row: which input plane it reads, at which offsets, and which of its
+    /// output rows and columns read inside the input.
+    fn patch_rows(&self) -> impl Iterator<Item = PatchRow> + use<> {
+        let g = *self;
+        let [sh, sw] = g.stride;
+        let [dh, dw] = g.dilation;
+        let [ph, pw] = g.pad;
+        (0..g.cg()).flat_map(move |ci| {
+            (0..g.kh).flat_map(move |ky| {
+                (0..g.kw).map(move |kx| {
+                    let y_off = (ky * dh) as isize - ph as isize;
                     let x_off = (kx * dw) as isize - pw as isize;
-                    let (lo, hi) = Self::valid(self.ow, self.w, sw, x_off);
-                    let row = (ci * self.kh + ky) * self.kw + kx;
-                    for oy in 0..self.oh {
-                        if oy < oy_lo || oy >= oy_hi || lo == hi {
-                            f(row, oy, None);
-                            continue;
-                        }
-                        let iy = ((oy * sh) as isize + y_off) as usize;
-                        // The first valid column's input position is not negative (`valid`).
-                        let first = ((lo * sw) as isize + x_off) as usize;
-                        let start = ci * self.h * self.w + iy * self.w + first;
-                        f(row, oy, Some(Span { start, lo, hi }));
+                    let (oy_lo, oy_hi) = Self::valid(g.oh, g.h, sh, y_off);
+                    let (lo, hi) = Self::valid(g.ow, g.w, sw, x_off);
+                    let (oy_lo, oy_hi) = if lo == hi { (0, 0) } else { (oy_lo, oy_hi) };
+                    PatchRow {
+                        row: (ci * g.kh + ky) * g.kw + kx,
+                        plane: ci * g.h * g.w,
+                        y_off,
+                        x_off,
+                        oy: oy_lo..oy_hi,
+                        lo,
+                        hi,
+                    }
+                })
+            })
+        })
+    }
+
+    /// Where output pixel (`oy`, `lo`) of patch row `r` reads: the first input element of that
+    /// output row's valid columns (not negative, by `valid`).
+    fn source(&self, r: &PatchRow, oy: usize) -> usize {
+        let iy = ((oy * self.stride[0]) as isize + r.y_off) as usize;
+        let ix = ((r.lo * self.stride[1]) as isize + r.x_off) as usize;
+        r.plane + iy * self.w + ix
+    }
+
+    /// Lays the output rows `rows` of one group of one image (`image`: that group's `cg` planes)
+    /// out as their patch matrix: `k` rows of `rows.len() * ow` columns.
+    fn im2col(&self, image: &[f32], rows: Range<usize>, col: &mut [f32]) {
+        let (ow, sw) = (self.ow, self.stride[1]);
+        let len = rows.len() * ow;
+        // Stride 1 with as many output as input columns (a "same" convolution): output pixel j
+        // of a patch row reads input element j + a constant, so the valid rows copy as one block
+        // and only the columns that read padding are zeroed after.
+        let shifted = self.stride == [1, 1] && ow == self.w;
+        for r in self.patch_rows() {
+            let dst = &mut col[r.row * len..][..len];
+            let a = r.oy.start.clamp(rows.start, rows.end);
+            let b = r.oy.end.clamp(a, rows.end);
+            dst[..(a - rows.start) * ow].fill(0.0);
+            dst[(b - rows.start) * ow..].fill(0.0);
+            if a == b {
+                continue;
+            }
+            if shifted {
+                let first = (a - rows.start) * ow + r.lo;
+                let last = (b - 1 - rows.start) * ow + r.hi;
+                let src = self.source(&r, a);
+                dst[first..last].copy_from_slice(&image[src..src + last - first]);
+                for oy in a..b {
+                    let line = &mut dst[(oy - rows.start) * ow..][..ow];
+                    line[..r.lo].fill(0.0);
+                    line[r.hi..].fill(0.0);
+                }
+                continue;
+            }
+            for oy in a..b {
+                let line = &mut dst[(oy - rows.start) * ow..][..ow];
+                line[..r.lo].fill(0.0);
+                line[r.hi..].fill(0.0);
+                let src = &image[self.source(&r, oy)..];
+                if sw == 1 {
+                    line[r.lo..r.hi].copy_from_slice(&src[..r.hi - r.lo]);
+                } else {
+                    for (d, s) in line[r.lo..r.hi].iter_mut().zip(src.iter().step_by(sw)) {
+                        *d = *s;
                     }
                 }
             }
         }
     }
 
-    /// Lays one group of one image (`image`: that group's `cg` planes) out as its patch matrix.
-    fn im2col(&self, image: &[f32], col: &mut [f32]) {
-        let (p, ow, sw) = (self.p(), self.ow, self.stride[1]);
-        self.walk(|row, oy, span| {
-            let dst = &mut col[row * p + oy * ow..][..ow];
-            let Some(Span { start, lo, hi }) = span else {
-                dst.fill(0.0);
-                return;
-            };
-            dst[..lo].fill(0.0);
-            dst[hi..].fill(0.0);
-            let src = &image[start..];
-            if sw == 1 {
-                dst[lo..hi].copy_from_slice(&src[..hi - lo]);
-            } else {
-                for (d, s) in dst[lo..hi].iter_mut().zip(src.iter().step_by(sw)) {
-                    *d = *s;
+    /// Adds the patch matrix of the output rows `rows` back onto the image it came from (one
+    /// group's planes).
+    fn col2im(&self, col: &[f32], rows: Range<usize>, image: &mut [f32]) {
+        let (ow, sw) = (self.ow, self.stride[1]);
+        let len = rows.len() * ow;
+        for r in self.patch_rows() {
+            let patch = &col[r.row * len..][..len];
+            let a = r.oy.start.clamp(rows.start, rows.end);
+            let b = r.oy.end.clamp(a, rows.end);
+            for oy in a..b {
+                let src = &patch[(oy - rows.start) * ow..][r.lo..r.hi];
+                let dst = &mut image[self.source(&r, oy)..];
+                if sw == 1 {
+                    for (d, s) in dst[..src.len()].iter_mut().zip(src) {
+                        *d += *s;
+                    }
+                } else {
+                    for (d, s) in dst.iter_mut().step_by(sw).zip(src) {
+                        *d += *s;
+                    }
                 }
             }
-        });
-    }
-
-    /// Adds a patch matrix back onto the image it came from (one group's planes).
-    fn col2im(&self, col: &[f32], image: &mut [f32]) {
-        let (p, ow, sw) = (self.p(), self.ow, self.stride[1]);
-        self.walk(|row, oy, span| {
-            let Some(Span { start, lo, hi }) = span else {
-                return;
-            };
-            let src = &col[row * p + oy * ow..][lo..hi];
-            let dst = &mut image[start..];
-            if sw == 1 {
-                for (d, s) in dst[..hi - lo].iter_mut().zip(src) {
-                    *d += *s;
-                }
-            } else {
-                for (d, s) in dst.iter_mut().step_by(sw).zip(src) {
-                    *d += *s;
-                }
-            }
-        });
+        }
     }
 }
 
-/// The output columns `lo..hi` of one patch matrix row that read the input, and where the first
-/// of them reads (consecutive columns read `stride` apart).
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    start: usize,
+/// One row of a patch matrix: kernel tap (`ci`, `ky`, `kx`) of one group.
+#[derive(Debug, Clone)]
+struct PatchRow {
+    /// Its index in the patch matrix.
+    row: usize,
+    /// Where its input plane starts in the group's planes.
+    plane: usize,
+    /// Input row of output row `oy`: `oy * stride + y_off`.
+    y_off: isize,
+    /// Input column of output column `ox`: `ox * stride + x_off`.
+    x_off: isize,
+    /// Output rows that read an input row (empty when no column reads inside).
+    oy: Range<usize>,
+    /// Output columns `lo..hi` read an input column.
     lo: usize,
     hi: usize,
 }
@@ -310,25 +374,39 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
             let planes = &image[group * cg * g.h * g.w..][..cg * g.h * g.w];
             let dst = &mut out[group * og * p..][..og * p];
             let w = &weight[group * og * k..][..og * k];
-            let product = |col: &[f32], dst: &mut [f32]| {
+            if g.pointwise() {
+                let shape = (og, p, k);
                 matmul(
-                    (og, p, k),
+                    shape,
                     dst,
                     [p, 1],
                     false,
                     w,
                     [k, 1],
-                    col,
+                    planes,
                     [p, 1],
                     inner(spread),
-                )
-            };
-            if g.pointwise() {
-                product(planes, dst);
-            } else {
-                with_col(k * p, |col| {
-                    g.im2col(planes, col);
-                    product(col, dst);
+                );
+                continue;
+            }
+            for rows in g.tiles() {
+                let cols = rows.len() * g.ow;
+                let first = rows.start * g.ow;
+                with_col(k * cols, |col| {
+                    g.im2col(planes, rows, col);
+                    let dst = &mut dst[first..];
+                    let shape = (og, cols, k);
+                    matmul(
+                        shape,
+                        dst,
+                        [p, 1],
+                        false,
+                        w,
+                        [k, 1],
+                        col,
+                        [cols, 1],
+                        inner(spread),
+                    );
                 });
             }
         }
@@ -358,32 +436,40 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let per_range = g.n.div_ceil(ranges.max(1)).max(1);
     let partial = |range: usize| {
         let mut dw = vec![0f32; g.o * k];
+        let mut first_product = vec![true; g.groups];
         let images = range * per_range..((range + 1) * per_range).min(g.n);
-        for (i, b) in images.enumerate() {
+        for b in images {
             let image = &x[b * image_in..][..image_in];
             for group in 0..g.groups {
                 let planes = &image[group * cg * g.h * g.w..][..cg * g.h * g.w];
                 let grad = &dy[b * image_out + group * og * p..][..og * p];
                 let dst = &mut dw[group * og * k..][..og * k];
-                let product = |col: &[f32], dst: &mut [f32]| {
+                let accumulate = !std::mem::take(&mut first_product[group]);
+                if g.pointwise() {
+                    let shape = (og, k, p);
+                    let par = inner(spread);
                     matmul(
-                        (og, k, p),
+                        shape,
                         dst,
                         [k, 1],
-                        i > 0,
+                        accumulate,
                         grad,
                         [p, 1],
-                        col,
+                        planes,
                         [1, p],
-                        inner(spread),
-                    )
-                };
-                if g.pointwise() {
-                    product(planes, dst);
-                } else {
-                    with_col(k * p, |col| {
-                        g.im2col(planes, col);
-                        product(col, dst);
+                        par,
+                    );
+                    continue;
+                }
+                for (t, rows) in g.tiles().enumerate() {
+                    let cols = rows.len() * g.ow;
+                    let grad = &grad[rows.start * g.ow..];
+                    with_col(k * cols, |col| {
+                        g.im2col(planes, rows, col);
+                        let shape = (og, k, cols);
+                        let acc = accumulate || t > 0;
+                        let par = inner(spread);
+                        matmul(shape, dst, [k, 1], acc, grad, [p, 1], col, [1, cols], par);
                     });
                 }
             }
@@ -418,10 +504,11 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
             let planes = &mut image[group * cg * g.h * g.w..][..cg * g.h * g.w];
             let grad = &dy[b * image_out + group * og * p..][..og * p];
             let w = &weight[group * og * k..][..og * k];
-            let product = |dst: &mut [f32]| {
+            if g.pointwise() {
+                let shape = (k, p, og);
                 matmul(
-                    (k, p, og),
-                    dst,
+                    shape,
+                    planes,
                     [p, 1],
                     false,
                     w,
@@ -429,14 +516,26 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
                     grad,
                     [p, 1],
                     inner(spread),
-                )
-            };
-            if g.pointwise() {
-                product(planes);
-            } else {
-                with_col(k * p, |col| {
-                    product(col);
-                    g.col2im(col, planes);
+                );
+                continue;
+            }
+            for rows in g.tiles() {
+                let cols = rows.len() * g.ow;
+                let grad = &grad[rows.start * g.ow..];
+                with_col(k * cols, |col| {
+                    let shape = (k, cols, og);
+                    matmul(
+                        shape,
+                        col,
+                        [cols, 1],
+                        false,
+                        w,
+                        [1, k],
+                        grad,
+                        [p, 1],
+                        inner(spread),
+                    );
+                    g.col2im(col, rows, planes);
                 });
             }
         }

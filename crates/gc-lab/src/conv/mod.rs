@@ -352,8 +352,9 @@ mod tests {
     /// Batches of 1 (the product spread inside) and 3 (images spread over the pool); 3x3 with
     /// and without padding, strides 2 and 3, 1x1 with and without stride (the pointwise path),
     /// 7x7, non-square kernels and inputs, asymmetric padding, dilation, groups, padding wider
-    /// than the kernel reaches (rows and columns of only padding).
-    const CASES: [Case; 10] = [
+    /// than the kernel reaches (rows and columns of only padding); the last two are wide enough
+    /// to be cut into several tiles of output rows (checked below).
+    const CASES: [Case; 12] = [
         case([3, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case([1, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case(
@@ -388,7 +389,34 @@ mod tests {
         ),
         case([3, 6, 8, 8], 4, [3, 3], [1, 2], [(1, 1), (1, 1)], [1, 1], 2),
         case([2, 2, 4, 4], 3, [3, 3], [1, 1], [(4, 3), (3, 4)], [1, 1], 1),
+        case(
+            [2, 64, 6, 60],
+            3,
+            [3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+            1,
+        ),
+        case(
+            [1, 40, 7, 70],
+            2,
+            [3, 3],
+            [2, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+            1,
+        ),
     ];
+
+    #[test]
+    fn the_wide_cases_take_several_tiles() {
+        for c in &CASES[10..] {
+            let w = [c.o, c.x[1] / c.groups, c.kernel[0], c.kernel[1]];
+            let g = Geometry::new(c.x, w, &options(c)).unwrap();
+            assert!(g.tiles().count() > 1, "{:?}", c.x);
+        }
+    }
 
     fn options(c: &Case) -> ConvOptions<2> {
         ConvOptions::new_with_padding(c.stride, c.padding, c.dilation, c.groups)
