@@ -12,7 +12,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::ModuleOps;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bytes, DType, Shape};
-use gc_lab::conv::kernels::{self, Geometry};
+use gc_lab::ops::conv::kernels::{self, Geometry};
 
 /// One convolution shape of a model: `count` layers of `c -> o` channels, `k x k`, on `size x
 /// size` inputs.

@@ -3,8 +3,9 @@
 //! (`scripts/bench-vs-pytorch.sh` runs this and its PyTorch twin and prints the ratios).
 //!
 //! `cargo bench --bench train_step -- [resnet20|resnet50] [--optimizer NAME] [--quick]
-//! [--default-malloc] [--burn-conv] [--backend flex|ndarray]` (ndarray: build with `--features
-//! ndarray`; `--burn-conv`: burn's own convolutions instead of `gc_lab::conv`'s)
+//! [--default-malloc] [--burn-ops] [--backend flex|ndarray]` (ndarray: build with `--features
+//! ndarray`; `--burn-ops`: burn's own convolution and batch norm instead of
+//! `gc_lab::ops`')
 //! (default: resnet20, sgd_gc). ResNet-20: batch 128 of 3x32x32, 10 classes. ResNet-50: the ImageNet
 //! model (torchvision layout), batch 16 of 3x224x224, 1000 classes. One model per process, so that
 //! the peak memory is that model's.
@@ -141,12 +142,13 @@ fn main() {
     // As `gclab` runs, unless `--default-malloc` (glibc as it comes; see `gc_lab::memory`).
     let malloc = gc_lab::memory::for_bench(&args);
     let quick = args.iter().any(|a| a == "--quick");
-    // burn-flex's own convolutions instead of `gc_lab::conv`'s, to measure one against the other.
-    let convolutions = if args.iter().any(|a| a == "--burn-conv") {
-        gc_lab::conv::use_burns(true);
+    // burn's own convolution and batch norm instead of `gc_lab::ops`', to measure one against
+    // the other.
+    let ops = if args.iter().any(|a| a == "--burn-ops") {
+        gc_lab::ops::use_burns(true);
         "burn's"
     } else {
-        "gc_lab::conv"
+        "gc_lab::ops"
     };
     let backend = args
         .iter()
@@ -194,7 +196,7 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "{model}: batch {batch} of 3x{size}x{size}, {classes} classes, {optimizer}; {threads} threads; \
-         backend {backend}; convolutions {convolutions}; malloc {malloc}"
+         backend {backend}; conv and batch norm {ops}; malloc {malloc}"
     );
     let p = measure(
         &device, name, batch, size, classes, optimizer, warmup, steps,

@@ -11,6 +11,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 
 use super::resnet::{bn, conv};
+use crate::ops;
 
 /// One bottleneck layer of a dense block.
 #[derive(Module, Debug)]
@@ -86,23 +87,29 @@ impl DenseNet {
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = crate::conv::forward(&self.conv1, x);
+        let mut x = ops::conv::forward(&self.conv1, x);
         for (b, block) in self.blocks.iter().enumerate() {
             for layer in block {
-                let y = layer
-                    .conv1
-                    .forward(self.act.forward(layer.bn1.forward(x.clone())));
-                let y = crate::conv::forward(&layer.conv2, self.act.forward(layer.bn2.forward(y)));
+                let y = layer.conv1.forward(
+                    self.act
+                        .forward(ops::batch_norm::forward(&layer.bn1, x.clone())),
+                );
+                let y = ops::conv::forward(
+                    &layer.conv2,
+                    self.act.forward(ops::batch_norm::forward(&layer.bn2, y)),
+                );
                 x = Tensor::cat(vec![y, x], 1);
             }
             if let Some(t) = self.transitions.get(b) {
-                x = self.pool.forward(crate::conv::forward(
+                x = self.pool.forward(ops::conv::forward(
                     &t.conv,
-                    self.act.forward(t.bn.forward(x)),
+                    self.act.forward(ops::batch_norm::forward(&t.bn, x)),
                 ));
             }
         }
-        let x = self.avgpool.forward(self.act.forward(self.bn.forward(x)));
+        let x = self
+            .avgpool
+            .forward(self.act.forward(ops::batch_norm::forward(&self.bn, x)));
         self.fc.forward(x.flatten(1, 3))
     }
 }

@@ -3,6 +3,7 @@
 //! BatchNorm or GroupNorm(32) and optionally Weight Standardization on every convolution (the
 //! seed's GroupNorm and Weight Standardization experiments).
 
+use crate::ops;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
@@ -54,7 +55,7 @@ impl Norm {
 
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            Norm::Batch(n) => n.forward(x),
+            Norm::Batch(n) => ops::batch_norm::forward(n, x),
             Norm::Group(n) => n.forward(x),
         }
     }
@@ -65,7 +66,7 @@ impl Norm {
 /// `(w − mean) / (std + 1e-5)` over the fan-in, `std` with Bessel's correction.
 pub(crate) fn apply(conv: &Conv2d, x: Tensor<4>, ws: bool) -> Tensor<4> {
     if !ws {
-        return crate::conv::forward(conv, x);
+        return ops::conv::forward(conv, x);
     }
     let weight = conv.weight.val();
     let [o, i, kh, kw] = weight.dims();
@@ -74,8 +75,8 @@ pub(crate) fn apply(conv: &Conv2d, x: Tensor<4>, ws: bool) -> Tensor<4> {
     let centered = flat.clone() - flat.mean_dim(1);
     let variance = centered.clone().powi_scalar(2).sum_dim(1) / (fan_in.max(2) - 1) as f64;
     let standardized = (centered / (variance.sqrt() + 1e-5)).reshape([o, i, kh, kw]);
-    let options = crate::conv::options(conv, x.dims());
-    crate::conv::conv2d(
+    let options = ops::conv::options(conv, x.dims());
+    ops::conv::conv2d(
         x,
         standardized,
         conv.bias.as_ref().map(|b| b.val()),

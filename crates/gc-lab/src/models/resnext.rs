@@ -10,6 +10,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
 use super::resnet::{bn, conv};
+use crate::ops;
 
 /// The 1x1 projection of a shortcut.
 #[derive(Module, Debug)]
@@ -57,16 +58,18 @@ impl ResNeXtBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = match &self.shortcut {
-            Some(p) => p.bn.forward(crate::conv::forward(&p.conv, x.clone())),
+            Some(p) => ops::batch_norm::forward(&p.bn, ops::conv::forward(&p.conv, x.clone())),
             None => x.clone(),
         };
-        let y = self
-            .act
-            .forward(self.bn1.forward(crate::conv::forward(&self.conv1, x)));
-        let y = self
-            .act
-            .forward(self.bn2.forward(crate::conv::forward(&self.conv2, y)));
-        let y = self.bn3.forward(crate::conv::forward(&self.conv3, y));
+        let y = self.act.forward(ops::batch_norm::forward(
+            &self.bn1,
+            ops::conv::forward(&self.conv1, x),
+        ));
+        let y = self.act.forward(ops::batch_norm::forward(
+            &self.bn2,
+            ops::conv::forward(&self.conv2, y),
+        ));
+        let y = ops::batch_norm::forward(&self.bn3, ops::conv::forward(&self.conv3, y));
         self.act.forward(y + shortcut)
     }
 }
@@ -119,9 +122,10 @@ impl ResNeXt {
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self
-            .act
-            .forward(self.bn1.forward(crate::conv::forward(&self.conv1, x)));
+        let mut x = self.act.forward(ops::batch_norm::forward(
+            &self.bn1,
+            ops::conv::forward(&self.conv1, x),
+        ));
         for stage in &self.stages {
             for block in stage {
                 x = block.forward(x);

@@ -1,5 +1,6 @@
 //! A small CNN sized for CPU runs on 28x28 images.
 
+use crate::ops;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -43,14 +44,14 @@ impl SmallCnn {
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(
-            self.act
-                .forward(self.bn1.forward(crate::conv::forward(&self.conv1, x))),
-        );
-        let x = self.pool.forward(
-            self.act
-                .forward(self.bn2.forward(crate::conv::forward(&self.conv2, x))),
-        );
+        let x = self.pool.forward(self.act.forward(ops::batch_norm::forward(
+            &self.bn1,
+            ops::conv::forward(&self.conv1, x),
+        )));
+        let x = self.pool.forward(self.act.forward(ops::batch_norm::forward(
+            &self.bn2,
+            ops::conv::forward(&self.conv2, x),
+        )));
         let x = self.act.forward(self.fc1.forward(x.flatten(1, 3)));
         self.fc2.forward(x)
     }

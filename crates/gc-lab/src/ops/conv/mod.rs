@@ -12,8 +12,6 @@
 
 pub mod kernels;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -206,29 +204,15 @@ impl<B: Backend + ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
     }
 }
 
-static BURNS: AtomicBool = AtomicBool::new(false);
-
-/// Makes [`conv2d`] (and so every model of the lab) use burn's own convolution from now on, in
-/// every thread (`true`), or the kernels here again (`false`): for measuring one against the
-/// other in one process (`train_step --burn-conv`).
-pub fn use_burns(yes: bool) {
-    BURNS.store(yes, Ordering::Relaxed);
-}
-
-/// Whether [`conv2d`] uses burn's own convolution ([`use_burns`]).
-pub fn uses_burns() -> bool {
-    BURNS.load(Ordering::Relaxed)
-}
-
 /// `x` convolved with `weight`, plus `bias` per output channel: burn's `conv2d`, computed by
-/// [`ConvOps`] (the im2col kernels on flex) unless [`use_burns`] said otherwise.
+/// [`ConvOps`] (the im2col kernels on flex) unless [`super::use_burns`] said otherwise.
 pub fn conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    if uses_burns() {
+    if super::uses_burns() {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let y = Tensor::from_dispatch(<Dispatch as ConvOps>::im2col_conv2d(

@@ -1,0 +1,514 @@
+//! Training-mode batch norm on NCHW f32 buffers in a few passes, forward and backward, as a burn
+//! backend extension.
+//!
+//! burn's own (the backend's default `batch_norm_train`) is a chain of tensor operations: the
+//! input's first two axes swapped and laid out again (a copy) for each statistic, then five
+//! elementwise passes; its backward pass copies twice more and makes about ten passes. Here: the
+//! statistics per channel in two reads (mean, then squared deviations, summed in f64), the output
+//! in one more read and one write; backward, the two sums per channel in one read of the input
+//! and the output gradient, the input gradient in one more. The definitions are burn's (biased
+//! variance, `y = (x − mean) / sqrt(var + eps) · gamma + beta`); results agree to rounding.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::nn::BatchNorm;
+use burn::tensor::{Bytes, DType, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Training-mode batch norm and its backward pass, each defaulting to burn's own.
+#[backend_extension(Flex, NdArray: cfg(feature = "ndarray"), Autodiff)]
+pub trait BatchNormOps: Backend {
+    /// `x` (`[n, c, ...]`) normalized per channel with its batch statistics, then scaled by
+    /// `gamma` and shifted by `beta`: (output, mean, biased variance).
+    fn fused_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+        (r.output, r.mean, r.variance)
+    }
+
+    /// The gradients with respect to `x`, `gamma` and `beta`, given the output's gradient and
+    /// the statistics the forward pass returned.
+    fn fused_batch_norm_train_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        output_grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
+        (r.x_grad, r.gamma_grad, r.beta_grad)
+    }
+}
+
+#[cfg(feature = "ndarray")]
+impl BatchNormOps for burn::backend::NdArray {}
+
+/// The per-channel statistics of `x` (`[n, c, s]` flattened): mean and biased variance, in f64.
+fn statistics(x: &[f32], [n, c, s]: [usize; 3]) -> Vec<(f64, f64)> {
+    let count = (n * s) as f64;
+    (0..c)
+        .into_par_iter()
+        .map(|ci| {
+            let planes = || (0..n).map(move |b| &x[(b * c + ci) * s..][..s]);
+            let sum: f64 = planes()
+                .map(|p| p.iter().map(|&v| v as f64).sum::<f64>())
+                .sum();
+            let mean = sum / count;
+            let squares: f64 = planes()
+                .map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
+                .sum();
+            (mean, squares / count)
+        })
+        .collect()
+}
+
+/// `y = x · scale[c] + shift[c]`, image by image.
+fn affine(x: &[f32], [_, c, s]: [usize; 3], scale: &[f32], shift: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut((c * s).max(1))
+        .zip(x.par_chunks((c * s).max(1)))
+        .for_each(|(y, x)| {
+            for ci in 0..c {
+                let (a, b) = (scale[ci], shift[ci]);
+                for (y, &x) in y[ci * s..][..s].iter_mut().zip(&x[ci * s..][..s]) {
+                    *y = x * a + b;
+                }
+            }
+        });
+    y
+}
+
+/// Forward: (output, mean, variance).
+pub fn forward_kernel(
+    x: &[f32],
+    shape: [usize; 3],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let stats = statistics(x, shape);
+    let inv_std: Vec<f64> = stats
+        .iter()
+        .map(|&(_, v)| 1.0 / (v + epsilon).sqrt())
+        .collect();
+    let scale: Vec<f32> = (0..shape[1])
+        .map(|ci| (gamma[ci] as f64 * inv_std[ci]) as f32)
+        .collect();
+    let shift: Vec<f32> = (0..shape[1])
+        .map(|ci| (beta[ci] as f64 - stats[ci].0 * gamma[ci] as f64 * inv_std[ci]) as f32)
+        .collect();
+    let y = affine(x, shape, &scale, &shift);
+    let mean = stats.iter().map(|&(m, _)| m as f32).collect();
+    let variance = stats.iter().map(|&(_, v)| v as f32).collect();
+    (y, mean, variance)
+}
+
+/// Backward: (input gradient, gamma gradient, beta gradient).
+pub fn backward_kernel(
+    x: &[f32],
+    shape: [usize; 3],
+    gamma: &[f32],
+    mean: &[f32],
+    variance: &[f32],
+    epsilon: f64,
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let [n, c, s] = shape;
+    let count = (n * s) as f64;
+    let inv_std: Vec<f64> = variance
+        .iter()
+        .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
+        .collect();
+    // Per channel: the sum of dy (beta's gradient) and of dy · x̂ (gamma's).
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ci| {
+            let m = mean[ci] as f64;
+            let (mut sum, mut dot) = (0f64, 0f64);
+            for b in 0..n {
+                let at = (b * c + ci) * s;
+                let (mut sp, mut dp) = (0f64, 0f64);
+                for (&g, &v) in dy[at..][..s].iter().zip(&x[at..][..s]) {
+                    sp += g as f64;
+                    dp += g as f64 * (v as f64 - m);
+                }
+                sum += sp;
+                dot += dp;
+            }
+            (sum, dot * inv_std[ci])
+        })
+        .collect();
+    // dx = gamma · inv_std · (dy − mean(dy) − x̂ · mean(dy · x̂)), as y = x · a + b:
+    // dx = dy · k − x · q + r per channel.
+    let mut k = vec![0f32; c];
+    let mut q = vec![0f32; c];
+    let mut r = vec![0f32; c];
+    for ci in 0..c {
+        let g = gamma[ci] as f64 * inv_std[ci];
+        let mean_dy = sums[ci].0 / count;
+        let mean_dyxhat = sums[ci].1 / count;
+        // x̂ = (x − m) · inv_std, so x̂ · mean_dyxhat = x · t − m · t with t = inv_std · mean_dyxhat.
+        let t = inv_std[ci] * mean_dyxhat;
+        k[ci] = g as f32;
+        q[ci] = (g * t) as f32;
+        r[ci] = (g * (mean[ci] as f64 * t - mean_dy)) as f32;
+    }
+    let mut dx = vec![0f32; x.len()];
+    dx.par_chunks_mut((c * s).max(1))
+        .zip(x.par_chunks((c * s).max(1)))
+        .zip(dy.par_chunks((c * s).max(1)))
+        .for_each(|((dx, x), dy)| {
+            for ci in 0..c {
+                let (k, q, r) = (k[ci], q[ci], r[ci]);
+                let range = ci * s..(ci + 1) * s;
+                for ((d, &x), &g) in dx[range.clone()]
+                    .iter_mut()
+                    .zip(&x[range.clone()])
+                    .zip(&dy[range])
+                {
+                    *d = g * k - x * q + r;
+                }
+            }
+        });
+    let gamma_grad = sums.iter().map(|&(_, d)| d as f32).collect();
+    let beta_grad = sums.iter().map(|&(s, _)| s as f32).collect();
+    (dx, gamma_grad, beta_grad)
+}
+
+fn dense(ft: FlexTensor) -> FlexTensor {
+    if ft.as_slice::<f32>().is_some() {
+        ft
+    } else {
+        ft.to_contiguous()
+    }
+}
+
+fn values(ft: &FlexTensor) -> &[f32] {
+    ft.as_slice::<f32>()
+        .expect("`dense` gave a contiguous f32 tensor")
+}
+
+/// `[n, c, rest]` of a tensor of rank 2 or more.
+fn nsc(ft: &FlexTensor) -> [usize; 3] {
+    let shape = ft.shape();
+    assert!(
+        shape.num_dims() >= 2,
+        "batch norm takes [n, c, ...] tensors"
+    );
+    [
+        shape[0],
+        shape[1],
+        shape.num_elements() / (shape[0] * shape[1]).max(1),
+    ]
+}
+
+fn flex(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(shape),
+        DType::F32,
+    )
+}
+
+fn f32s(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+impl BatchNormOps for Flex {
+    fn fused_batch_norm_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        if !f32s(&[&x, &gamma, &beta]) {
+            let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+            return (r.output, r.mean, r.variance);
+        }
+        let shape = nsc(&x);
+        let (x, gamma, beta) = (dense(x), dense(gamma), dense(beta));
+        let (y, mean, variance) =
+            forward_kernel(values(&x), shape, values(&gamma), values(&beta), epsilon);
+        let channels = Shape::new([shape[1]]);
+        (
+            flex(y, x.shape()),
+            flex(mean, channels.clone()),
+            flex(variance, channels),
+        )
+    }
+
+    fn fused_batch_norm_train_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+        output_grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        if !f32s(&[&x, &gamma, &mean, &variance, &output_grad]) {
+            let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
+            return (r.x_grad, r.gamma_grad, r.beta_grad);
+        }
+        let shape = nsc(&x);
+        let (x, gamma, dy) = (dense(x), dense(gamma), dense(output_grad));
+        let (mean, variance) = (dense(mean), dense(variance));
+        let (dx, dgamma, dbeta) = backward_kernel(
+            values(&x),
+            shape,
+            values(&gamma),
+            values(&mean),
+            values(&variance),
+            epsilon,
+            values(&dy),
+        );
+        let channels = Shape::new([shape[1]]);
+        (
+            flex(dx, x.shape()),
+            flex(dgamma, channels.clone()),
+            flex(dbeta, channels),
+        )
+    }
+}
+
+impl<B: Backend + BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff<B, C> {
+    fn fused_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        #[derive(Debug)]
+        struct Norm;
+
+        impl<B: Backend + BatchNormOps> Backward<B, 3> for Norm {
+            /// The input and gamma (checkpointed), the batch statistics, epsilon.
+            type State = (
+                NodeId,
+                NodeId,
+                B::FloatTensorPrimitive,
+                B::FloatTensorPrimitive,
+                f64,
+            );
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_gamma, node_beta] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, gamma, mean, variance, epsilon) = ops.state;
+                let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x);
+                let gamma = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(gamma);
+                let (dx, dgamma, dbeta) =
+                    B::fused_batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+                for (node, grad) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+
+        let prepared = Norm
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful();
+        let (output, mean, variance) = match prepared {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let gamma_state = prep.checkpoint(&gamma);
+                let (y, mean, variance) = B::fused_batch_norm_train(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                );
+                let state = (
+                    x_state,
+                    gamma_state,
+                    mean.clone(),
+                    variance.clone(),
+                    epsilon,
+                );
+                (prep.finish(state, y), mean, variance)
+            }
+            OpsKind::UnTracked(prep) => {
+                let (y, mean, variance) = B::fused_batch_norm_train(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                );
+                (prep.finish(y), mean, variance)
+            }
+        };
+        // The statistics only feed the running averages: not differentiated.
+        (output, Self::from_inner(mean), Self::from_inner(variance))
+    }
+}
+
+/// `bn.forward(x)`: in training (an autodiff device and the module's training flag on) computed
+/// by [`BatchNormOps`] (the kernels here on flex) with the running statistics updated as burn
+/// updates them; in inference, and when [`super::use_burns`] said so, burn's own.
+pub fn forward<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    if super::uses_burns() || !(x.device().is_autodiff() && bn.training.is_enabled()) {
+        return bn.forward(x);
+    }
+    let [channels] = bn.gamma.shape().dims();
+    assert_eq!(
+        x.dims()[1],
+        channels,
+        "batch norm over {channels} channels got an input of shape {:?}",
+        x.dims()
+    );
+    let device = x.device();
+    let (y, mean, variance) = <Dispatch as BatchNormOps>::fused_batch_norm_train(
+        x.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        bn.epsilon,
+    );
+    let (mean, variance): (Tensor<1>, Tensor<1>) =
+        (Tensor::from_dispatch(mean), Tensor::from_dispatch(variance));
+    let momentum = bn.momentum;
+    let running = |state: &burn::module::RunningState<Tensor<1>>, batch: Tensor<1>| {
+        let old = state.value_sync().to_device(&device);
+        let new = old
+            .mul_scalar(1.0 - momentum)
+            .add(batch.detach().mul_scalar(momentum));
+        state.update(new.detach());
+    };
+    running(&bn.running_mean, mean);
+    running(&bn.running_var, variance);
+    Tensor::from_dispatch(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Param;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::{Device, TensorData};
+
+    use super::*;
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    fn tensor<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
+        let n = shape.iter().product();
+        Tensor::from_data(TensorData::new(values(n, seed), shape), device)
+    }
+
+    fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec().unwrap()
+    }
+
+    /// Within 1e-5 of the largest magnitude (burn sums in f32, the kernels here in f64).
+    fn assert_close(ours: &[f32], reference: &[f32], what: &str) {
+        assert_eq!(ours.len(), reference.len(), "{what}: length");
+        let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in ours.iter().zip(reference).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * scale,
+                "{what}[{i}]: ours {a}, burn {b} (scale {scale})"
+            );
+        }
+    }
+
+    /// A BatchNorm over `c` channels with gamma and beta not 1 and 0 (fresh running statistics:
+    /// two of them share nothing).
+    fn module(c: usize, device: &Device) -> BatchNorm {
+        let mut bn = BatchNormConfig::new(c).with_momentum(0.3).init(device);
+        bn.gamma = Param::from_tensor(tensor([c], 7, device).add_scalar(1.5));
+        bn.beta = Param::from_tensor(tensor([c], 8, device));
+        bn
+    }
+
+    /// Two training steps' outputs, running statistics and gradients (input, gamma, beta) of
+    /// `sum(bn(x) · r)`, against burn's BatchNorm, for 4-D (offset inputs: a mean far from 0)
+    /// and 2-D inputs.
+    fn matches_burn<const D: usize>(shape: [usize; D]) {
+        let device = Device::flex().autodiff();
+        let c = shape[1];
+        let (ours, theirs) = (module(c, &device), module(c, &device));
+        for step in 0..2 {
+            let run = |bn: &BatchNorm, fused: bool| {
+                let x = tensor(shape, 10 + step, &device)
+                    .mul_scalar(3.0)
+                    .add_scalar(5.0);
+                let x = x.require_grad();
+                let y = if fused {
+                    forward(bn, x.clone())
+                } else {
+                    bn.forward(x.clone())
+                };
+                let r = tensor(shape, 20 + step, &device);
+                let grads = (y.clone() * r).sum().backward();
+                [
+                    to_vec(y),
+                    to_vec(x.grad(&grads).unwrap()),
+                    to_vec(bn.gamma.grad(&grads).unwrap()),
+                    to_vec(bn.beta.grad(&grads).unwrap()),
+                    to_vec(bn.running_mean.value()),
+                    to_vec(bn.running_var.value()),
+                ]
+            };
+            let (a, b) = (run(&ours, true), run(&theirs, false));
+            let names = [
+                "output",
+                "dx",
+                "dgamma",
+                "dbeta",
+                "running mean",
+                "running var",
+            ];
+            for (k, name) in names.iter().enumerate() {
+                assert_close(&a[k], &b[k], &format!("{shape:?} step {step}: {name}"));
+            }
+        }
+    }
+
+    #[test]
+    fn training_matches_burn_on_images() {
+        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+        matches_burn([4, 3, 5, 6]);
+        matches_burn([1, 2, 7, 7]);
+    }
+
+    #[test]
+    fn training_matches_burn_on_features() {
+        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+        matches_burn([6, 4]);
+    }
+
+    #[test]
+    fn inference_is_burns() {
+        let device = Device::flex();
+        let bn = module(3, &device);
+        let x = tensor([2, 3, 4, 4], 1, &device);
+        assert_eq!(to_vec(forward(&bn, x.clone())), to_vec(bn.forward(x)));
+    }
+}
