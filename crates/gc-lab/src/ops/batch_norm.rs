@@ -4,7 +4,8 @@
 //! burn's own (the backend's default `batch_norm_train`) is a chain of tensor operations: the
 //! input's first two axes swapped and laid out again (a copy) for each statistic, then five
 //! elementwise passes; its backward pass copies twice more and makes about ten passes. Here: the
-//! statistics per channel in two reads (mean, then squared deviations, summed in f64), the output
+//! statistics per channel in two reads (mean, then squared deviations; f32 lanes combined in
+//! f64), the output
 //! in one more read and one write; backward, the two sums per channel in one read of the input
 //! and the output gradient, the input gradient in one more. The definitions are burn's (biased
 //! variance, `y = (x − mean) / sqrt(var + eps) · gamma + beta`); results agree to rounding.
@@ -55,21 +56,41 @@ pub trait BatchNormOps: Backend {
 #[cfg(feature = "ndarray")]
 impl BatchNormOps for burn::backend::NdArray {}
 
-/// The per-channel statistics of `x` (`[n, c, s]` flattened): mean and biased variance, in f64.
+/// Lane count of the sums below: each plane is summed in this many f32 partial sums (which the
+/// compiler keeps in vector registers), combined in f64 per plane and across planes.
+const LANES: usize = 16;
+
+/// Σ f(i) over one plane, f(i) computed from element i of each slice in `planes`.
+fn lane_sum<const K: usize>(planes: [&[f32]; K], f: impl Fn([f32; K]) -> f32) -> f64 {
+    let len = planes[0].len();
+    let mut lanes = [0f32; LANES];
+    let full = len - len % LANES;
+    for start in (0..full).step_by(LANES) {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            *lane += f(planes.map(|p| p[start + l]));
+        }
+    }
+    let tail: f64 = (full..len).map(|i| f(planes.map(|p| p[i])) as f64).sum();
+    lanes.iter().map(|&v| v as f64).sum::<f64>() + tail
+}
+
+/// The per-channel statistics of `x` (`[n, c, s]` flattened): mean and biased variance (two
+/// passes: the mean first, then the squared deviations from it).
 fn statistics(x: &[f32], [n, c, s]: [usize; 3]) -> Vec<(f64, f64)> {
     let count = (n * s) as f64;
     (0..c)
         .into_par_iter()
         .map(|ci| {
             let planes = || (0..n).map(move |b| &x[(b * c + ci) * s..][..s]);
-            let sum: f64 = planes()
-                .map(|p| p.iter().map(|&v| v as f64).sum::<f64>())
-                .sum();
+            let sum: f64 = planes().map(|p| lane_sum([p], |[v]| v)).sum();
             let mean = sum / count;
+            let m = mean as f32;
             let squares: f64 = planes()
-                .map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
+                .map(|p| lane_sum([p], |[v]| (v - m) * (v - m)))
                 .sum();
-            (mean, squares / count)
+            // The deviations were taken from the f32-rounded mean: correct for the difference.
+            let shift = mean - m as f64;
+            (mean, (squares / count - shift * shift).max(0.0))
         })
         .collect()
 }
@@ -135,17 +156,13 @@ pub fn backward_kernel(
     let sums: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
         .map(|ci| {
-            let m = mean[ci] as f64;
+            let m = mean[ci];
             let (mut sum, mut dot) = (0f64, 0f64);
             for b in 0..n {
                 let at = (b * c + ci) * s;
-                let (mut sp, mut dp) = (0f64, 0f64);
-                for (&g, &v) in dy[at..][..s].iter().zip(&x[at..][..s]) {
-                    sp += g as f64;
-                    dp += g as f64 * (v as f64 - m);
-                }
-                sum += sp;
-                dot += dp;
+                let (g, v) = (&dy[at..][..s], &x[at..][..s]);
+                sum += lane_sum([g], |[g]| g);
+                dot += lane_sum([g, v], |[g, v]| g * (v - m));
             }
             (sum, dot * inv_std[ci])
         })
@@ -426,7 +443,7 @@ mod tests {
         t.into_data().convert::<f32>().try_to_vec().unwrap()
     }
 
-    /// Within 1e-5 of the largest magnitude (burn sums in f32, the kernels here in f64).
+    /// Within 1e-5 of the largest magnitude (the two sum in different orders).
     fn assert_close(ours: &[f32], reference: &[f32], what: &str) {
         assert_eq!(ours.len(), reference.len(), "{what}: length");
         let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));

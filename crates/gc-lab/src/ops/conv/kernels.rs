@@ -162,31 +162,33 @@ impl Geometry {
 
     /// Every patch matrix row: which input plane it reads, at which offsets, and which of its
     /// output rows and columns read inside the input.
-    fn patch_rows(&self) -> impl Iterator<Item = PatchRow> + use<> {
+    fn patch_rows(&self) -> Vec<PatchRow> {
         let g = *self;
         let [sh, sw] = g.stride;
         let [dh, dw] = g.dilation;
         let [ph, pw] = g.pad;
-        (0..g.cg()).flat_map(move |ci| {
-            (0..g.kh).flat_map(move |ky| {
-                (0..g.kw).map(move |kx| {
-                    let y_off = (ky * dh) as isize - ph as isize;
-                    let x_off = (kx * dw) as isize - pw as isize;
-                    let (oy_lo, oy_hi) = Self::valid(g.oh, g.h, sh, y_off);
-                    let (lo, hi) = Self::valid(g.ow, g.w, sw, x_off);
-                    let (oy_lo, oy_hi) = if lo == hi { (0, 0) } else { (oy_lo, oy_hi) };
-                    PatchRow {
-                        row: (ci * g.kh + ky) * g.kw + kx,
-                        plane: ci * g.h * g.w,
-                        y_off,
-                        x_off,
-                        oy: oy_lo..oy_hi,
-                        lo,
-                        hi,
-                    }
+        (0..g.cg())
+            .flat_map(move |ci| {
+                (0..g.kh).flat_map(move |ky| {
+                    (0..g.kw).map(move |kx| {
+                        let y_off = (ky * dh) as isize - ph as isize;
+                        let x_off = (kx * dw) as isize - pw as isize;
+                        let (oy_lo, oy_hi) = Self::valid(g.oh, g.h, sh, y_off);
+                        let (lo, hi) = Self::valid(g.ow, g.w, sw, x_off);
+                        let (oy_lo, oy_hi) = if lo == hi { (0, 0) } else { (oy_lo, oy_hi) };
+                        PatchRow {
+                            row: (ci * g.kh + ky) * g.kw + kx,
+                            plane: ci * g.h * g.w,
+                            y_off,
+                            x_off,
+                            oy: oy_lo..oy_hi,
+                            lo,
+                            hi,
+                        }
+                    })
                 })
             })
-        })
+            .collect()
     }
 
     /// Where output pixel (`oy`, `lo`) of patch row `r` reads: the first input element of that
@@ -199,14 +201,14 @@ impl Geometry {
 
     /// Lays the output rows `rows` of one group of one image (`image`: that group's `cg` planes)
     /// out as their patch matrix: `k` rows of `rows.len() * ow` columns.
-    fn im2col(&self, image: &[f32], rows: Range<usize>, col: &mut [f32]) {
+    fn im2col(&self, taps: &[PatchRow], image: &[f32], rows: Range<usize>, col: &mut [f32]) {
         let (ow, sw) = (self.ow, self.stride[1]);
         let len = rows.len() * ow;
         // Stride 1 with as many output as input columns (a "same" convolution): output pixel j
         // of a patch row reads input element j + a constant, so the valid rows copy as one block
         // and only the columns that read padding are zeroed after.
         let shifted = self.stride == [1, 1] && ow == self.w;
-        for r in self.patch_rows() {
+        for r in taps {
             let dst = &mut col[r.row * len..][..len];
             let a = r.oy.start.clamp(rows.start, rows.end);
             let b = r.oy.end.clamp(a, rows.end);
@@ -218,7 +220,7 @@ impl Geometry {
             if shifted {
                 let first = (a - rows.start) * ow + r.lo;
                 let last = (b - 1 - rows.start) * ow + r.hi;
-                let src = self.source(&r, a);
+                let src = self.source(r, a);
                 dst[first..last].copy_from_slice(&image[src..src + last - first]);
                 for oy in a..b {
                     let line = &mut dst[(oy - rows.start) * ow..][..ow];
@@ -231,7 +233,7 @@ impl Geometry {
                 let line = &mut dst[(oy - rows.start) * ow..][..ow];
                 line[..r.lo].fill(0.0);
                 line[r.hi..].fill(0.0);
-                let src = &image[self.source(&r, oy)..];
+                let src = &image[self.source(r, oy)..];
                 if sw == 1 {
                     line[r.lo..r.hi].copy_from_slice(&src[..r.hi - r.lo]);
                 } else {
@@ -245,16 +247,16 @@ impl Geometry {
 
     /// Adds the patch matrix of the output rows `rows` back onto the image it came from (one
     /// group's planes).
-    fn col2im(&self, col: &[f32], rows: Range<usize>, image: &mut [f32]) {
+    fn col2im(&self, taps: &[PatchRow], col: &[f32], rows: Range<usize>, image: &mut [f32]) {
         let (ow, sw) = (self.ow, self.stride[1]);
         let len = rows.len() * ow;
-        for r in self.patch_rows() {
+        for r in taps {
             let patch = &col[r.row * len..][..len];
             let a = r.oy.start.clamp(rows.start, rows.end);
             let b = r.oy.end.clamp(a, rows.end);
             for oy in a..b {
                 let src = &patch[(oy - rows.start) * ow..][r.lo..r.hi];
-                let dst = &mut image[self.source(&r, oy)..];
+                let dst = &mut image[self.source(r, oy)..];
                 if sw == 1 {
                     for (d, s) in dst[..src.len()].iter_mut().zip(src) {
                         *d += *s;
@@ -368,6 +370,7 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(weight.len(), g.o * k, "weight length");
     let mut y = vec![0f32; g.n * image_out];
     let spread = per_image(g.n);
+    let taps = g.patch_rows();
     let one = |(b, out): (usize, &mut [f32])| {
         let image = &x[b * image_in..][..image_in];
         for group in 0..g.groups {
@@ -393,7 +396,7 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                 let cols = rows.len() * g.ow;
                 let first = rows.start * g.ow;
                 with_col(k * cols, |col| {
-                    g.im2col(planes, rows, col);
+                    g.im2col(&taps, planes, rows, col);
                     let dst = &mut dst[first..];
                     let shape = (og, cols, k);
                     matmul(
@@ -427,6 +430,7 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.n * image_in, "input length");
     assert_eq!(dy.len(), g.n * image_out, "output gradient length");
     let spread = per_image(g.n);
+    let taps = g.patch_rows();
     // Images in contiguous ranges, one partial sum per range, added up at the end.
     let ranges = if spread {
         rayon::current_num_threads()
@@ -465,7 +469,7 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     let cols = rows.len() * g.ow;
                     let grad = &grad[rows.start * g.ow..];
                     with_col(k * cols, |col| {
-                        g.im2col(planes, rows, col);
+                        g.im2col(&taps, planes, rows, col);
                         let shape = (og, k, cols);
                         let acc = accumulate || t > 0;
                         let par = inner(spread);
@@ -499,6 +503,7 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), g.n * image_out, "output gradient length");
     let mut dx = vec![0f32; g.n * image_in];
     let spread = per_image(g.n);
+    let taps = g.patch_rows();
     let one = |(b, image): (usize, &mut [f32])| {
         for group in 0..g.groups {
             let planes = &mut image[group * cg * g.h * g.w..][..cg * g.h * g.w];
@@ -535,7 +540,7 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
                         [p, 1],
                         inner(spread),
                     );
-                    g.col2im(col, rows, planes);
+                    g.col2im(&taps, col, rows, planes);
                 });
             }
         }
