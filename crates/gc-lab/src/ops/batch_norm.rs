@@ -22,6 +22,7 @@ use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, ba
 use burn::nn::BatchNorm;
 use burn::tensor::{Bytes, DType, Shape, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Training-mode batch norm and its backward pass, each defaulting to burn's own.
 #[backend_extension(Flex, NdArray: cfg(feature = "ndarray"), Autodiff)]
@@ -95,20 +96,26 @@ fn statistics(x: &[f32], [n, c, s]: [usize; 3]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// `y = x · scale[c] + shift[c]`, image by image.
-fn affine(x: &[f32], [_, c, s]: [usize; 3], scale: &[f32], shift: &[f32]) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut((c * s).max(1))
-        .zip(x.par_chunks((c * s).max(1)))
-        .for_each(|(y, x)| {
-            for ci in 0..c {
-                let (a, b) = (scale[ci], shift[ci]);
-                for (y, &x) in y[ci * s..][..s].iter_mut().zip(&x[ci * s..][..s]) {
-                    *y = x * a + b;
-                }
+/// A fresh `[n, c, s]` vector whose image `b`, channel `ci` plane is written by
+/// `fill(b * c * s + ci * s, ci, plane)` (once, not zeroed first), images in parallel.
+fn planes_into(
+    len: usize,
+    [_, c, s]: [usize; 3],
+    fill: impl Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let image = (c * s).max(1);
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(image)
+        .enumerate()
+        .for_each(|(b, out)| {
+            for (ci, plane) in out.chunks_mut(s.max(1)).enumerate() {
+                fill(b * image + ci * s, ci, plane);
             }
         });
-    y
+    // SAFETY: the planes cover `0..len` and `fill` writes every element of each (see callers).
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// Forward: (output, mean, variance).
@@ -130,7 +137,13 @@ pub fn forward_kernel(
     let shift: Vec<f32> = (0..shape[1])
         .map(|ci| (beta[ci] as f64 - stats[ci].0 * gamma[ci] as f64 * inv_std[ci]) as f32)
         .collect();
-    let y = affine(x, shape, &scale, &shift);
+    let y = planes_into(x.len(), shape, |at, ci, out| {
+        let (a, b) = (scale[ci], shift[ci]);
+        let x = &x[at..at + out.len()];
+        for (o, &x) in out.iter_mut().zip(x) {
+            o.write(x * a + b);
+        }
+    });
     let mean = stats.iter().map(|&(m, _)| m as f32).collect();
     let variance = stats.iter().map(|&(_, v)| v as f32).collect();
     (y, mean, variance)
@@ -182,23 +195,13 @@ pub fn backward_kernel(
         q[ci] = (g * t) as f32;
         r[ci] = (g * (mean[ci] as f64 * t - mean_dy)) as f32;
     }
-    let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut((c * s).max(1))
-        .zip(x.par_chunks((c * s).max(1)))
-        .zip(dy.par_chunks((c * s).max(1)))
-        .for_each(|((dx, x), dy)| {
-            for ci in 0..c {
-                let (k, q, r) = (k[ci], q[ci], r[ci]);
-                let range = ci * s..(ci + 1) * s;
-                for ((d, &x), &g) in dx[range.clone()]
-                    .iter_mut()
-                    .zip(&x[range.clone()])
-                    .zip(&dy[range])
-                {
-                    *d = g * k - x * q + r;
-                }
-            }
-        });
+    let dx = planes_into(x.len(), shape, |at, ci, out| {
+        let (k, q, r) = (k[ci], q[ci], r[ci]);
+        let (dy, x) = (&dy[at..at + out.len()], &x[at..at + out.len()]);
+        for ((o, &g), &x) in out.iter_mut().zip(dy).zip(x) {
+            o.write(g * k - x * q + r);
+        }
+    });
     let gamma_grad = sums.iter().map(|&(_, d)| d as f32).collect();
     let beta_grad = sums.iter().map(|&(s, _)| s as f32).collect();
     (dx, gamma_grad, beta_grad)
