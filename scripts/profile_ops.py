@@ -5,7 +5,8 @@ matches its stack.
 Work that burn-flex hands to its thread pool is sampled on the pool's threads, whose stacks do not
 show which layer or pass asked for it; so convolutions are split by kernel (direct for the forward
 pass and weight gradients, transposed for input gradients), not by pass. The lab's own
-convolutions (gc_lab::conv, the default) are split by pass and im2col. The forward/backward split
+convolutions (gc_lab::ops::conv, the default) are split by pass where the stack shows it, and
+im2col. The forward/backward split
 comes from benches/train_step.rs's timings instead.
 
 Used by scripts/profile-train-step.sh; the categories follow burn-flex's function names in burn
@@ -21,10 +22,10 @@ CATEGORIES = [
     ("bench setup (random inputs, model init)", r"RngExt::sample|ElementRandom|TensorData::random|Config::init|Net::seeded"),
     ("optimizer step", r"gradient_centralization::|ModuleOptimizer"),
     ("kernel: page faults, TLB shootdowns", r"exc_page_fault|clear_page|flush_tlb|do_wp_page|do_anonymous_page"),
-    ("gc_lab::conv: im2col, col2im", r"gc_lab::conv::kernels::Geometry::(im2col|col2im|walk)"),
-    ("gc_lab::conv: forward products", r"gc_lab::conv::kernels::forward"),
-    ("gc_lab::conv: weight gradient products", r"gc_lab::conv::kernels::weight_grad"),
-    ("gc_lab::conv: input gradient products", r"gc_lab::conv::kernels::input_grad"),
+    ("gc_lab::ops::conv: im2col, col2im", r"gc_lab::ops::conv::kernels::Geometry::(im2col|col2im)"),
+    ("gc_lab::ops::conv: forward products", r"gc_lab::ops::conv::kernels::forward"),
+    ("gc_lab::ops::conv: weight gradient products", r"gc_lab::ops::conv::kernels::weight_grad"),
+    ("gc_lab::ops::conv: input gradient products", r"gc_lab::ops::conv::kernels::input_grad"),
     ("transposed conv kernels (input gradients)", r"conv_transpose"),
     ("conv kernels (forward, weight gradients)", r"conv3d_impl|conv2d_f32|conv3d_f32|conv_plane|conv3d_small_channel"),
     ("pooling", r"pool"),

@@ -1,6 +1,6 @@
 //! The convolutions of a ResNet-20 step (batch 128, 32x32) and, with `--resnet50`, of a
 //! ResNet-50 step (batch 16, 224x224), layer shape by layer shape: burn-flex's own convolution,
-//! weight gradient and input gradient against `gc_lab::conv`'s, interleaved per round (each round
+//! weight gradient and input gradient against `gc_lab::ops::conv::kernels`', interleaved per round (each round
 //! starting with the other side), medians in ms, and the sum over the model's layers.
 //!
 //! `cargo bench --bench conv_layers [-- --resnet50] [-- --rounds N] [-- --default-malloc]`

@@ -5,9 +5,8 @@
 //! input's first two axes swapped and laid out again (a copy) for each statistic, then five
 //! elementwise passes; its backward pass copies twice more and makes about ten passes. Here: the
 //! statistics per channel in two reads (mean, then squared deviations; f32 lanes combined in
-//! f64), the output
-//! in one more read and one write; backward, the two sums per channel in one read of the input
-//! and the output gradient, the input gradient in one more. The definitions are burn's (biased
+//! f64), the output in one more read and one write; backward, the two sums per channel (the
+//! output gradient read twice, the input once), the input gradient in one more pass. The definitions are burn's (biased
 //! variance, `y = (x − mean) / sqrt(var + eps) · gamma + beta`); results agree to rounding.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -97,7 +96,8 @@ fn statistics(x: &[f32], [n, c, s]: [usize; 3]) -> Vec<(f64, f64)> {
 }
 
 /// A fresh `[n, c, s]` vector whose image `b`, channel `ci` plane is written by
-/// `fill(b * c * s + ci * s, ci, plane)` (once, not zeroed first), images in parallel.
+/// `fill(b * c * s + ci * s, ci, plane)` (once, not zeroed first), images in parallel. Contract
+/// (why this stays private): `fill` writes every element of the plane it is given.
 fn planes_into(
     len: usize,
     [_, c, s]: [usize; 3],
@@ -134,17 +134,16 @@ pub fn forward_kernel(
     let scale: Vec<f32> = (0..shape[1])
         .map(|ci| (gamma[ci] as f64 * inv_std[ci]) as f32)
         .collect();
-    let shift: Vec<f32> = (0..shape[1])
-        .map(|ci| (beta[ci] as f64 - stats[ci].0 * gamma[ci] as f64 * inv_std[ci]) as f32)
-        .collect();
+    let mean: Vec<f32> = stats.iter().map(|&(m, _)| m as f32).collect();
+    // The mean subtracted first, as burn does (x · a + b would cancel large terms when the mean
+    // is large against the spread).
     let y = planes_into(x.len(), shape, |at, ci, out| {
-        let (a, b) = (scale[ci], shift[ci]);
+        let (m, a, b) = (mean[ci], scale[ci], beta[ci]);
         let x = &x[at..at + out.len()];
         for (o, &x) in out.iter_mut().zip(x) {
-            o.write(x * a + b);
+            o.write((x - m) * a + b);
         }
     });
-    let mean = stats.iter().map(|&(m, _)| m as f32).collect();
     let variance = stats.iter().map(|&(_, v)| v as f32).collect();
     (y, mean, variance)
 }
@@ -180,8 +179,8 @@ pub fn backward_kernel(
             (sum, dot * inv_std[ci])
         })
         .collect();
-    // dx = gamma · inv_std · (dy − mean(dy) − x̂ · mean(dy · x̂)), as y = x · a + b:
-    // dx = dy · k − x · q + r per channel.
+    // dx = gamma · inv_std · (dy − mean(dy) − x̂ · mean(dy · x̂)) with x̂ = (x − m) · inv_std:
+    // dx = dy · k − (x − m) · q − r per channel.
     let mut k = vec![0f32; c];
     let mut q = vec![0f32; c];
     let mut r = vec![0f32; c];
@@ -189,17 +188,15 @@ pub fn backward_kernel(
         let g = gamma[ci] as f64 * inv_std[ci];
         let mean_dy = sums[ci].0 / count;
         let mean_dyxhat = sums[ci].1 / count;
-        // x̂ = (x − m) · inv_std, so x̂ · mean_dyxhat = x · t − m · t with t = inv_std · mean_dyxhat.
-        let t = inv_std[ci] * mean_dyxhat;
         k[ci] = g as f32;
-        q[ci] = (g * t) as f32;
-        r[ci] = (g * (mean[ci] as f64 * t - mean_dy)) as f32;
+        q[ci] = (g * inv_std[ci] * mean_dyxhat) as f32;
+        r[ci] = (g * mean_dy) as f32;
     }
     let dx = planes_into(x.len(), shape, |at, ci, out| {
-        let (k, q, r) = (k[ci], q[ci], r[ci]);
+        let (m, k, q, r) = (mean[ci], k[ci], q[ci], r[ci]);
         let (dy, x) = (&dy[at..at + out.len()], &x[at..at + out.len()]);
         for ((o, &g), &x) in out.iter_mut().zip(dy).zip(x) {
-            o.write(g * k - x * q + r);
+            o.write(g * k - (x - m) * q - r);
         }
     });
     let gamma_grad = sums.iter().map(|&(_, d)| d as f32).collect();

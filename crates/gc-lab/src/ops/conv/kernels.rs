@@ -1,6 +1,6 @@
 //! 2-D convolution and its two gradients on NCHW f32 buffers, one image at a time: the image's
 //! patches laid out as a `[fan-in, output pixels]` matrix (im2col), then one matrix product per
-//! image and group. Images are spread over the thread pool; a lone image or two leave the
+//! image and group. Images are spread over the thread pool; fewer images than threads leave the
 //! parallelism to the matrix product instead.
 //!
 //! Per image and group, with `K` = (channels per group) x kh x kw and `P` = output pixels:
@@ -68,6 +68,13 @@ impl Geometry {
         let [n, c, h, w] = x;
         let [o, cg, kh, kw] = weight;
         let groups = options.groups;
+        let sizes = [kh, kw, options.stride[0], options.stride[1]];
+        if sizes.contains(&0) || options.dilation.contains(&0) {
+            return Err(format!(
+                "kernel {kh}x{kw}, stride {:?} and dilation {:?} must all be at least 1",
+                options.stride, options.dilation
+            ));
+        }
         if groups == 0 || c % groups != 0 || o % groups != 0 || cg != c / groups {
             return Err(format!(
                 "input {x:?} and weight {weight:?} do not fit {groups} group(s): the weight's \
@@ -125,7 +132,11 @@ impl Geometry {
 
     /// Whether the image itself is the patch matrix.
     fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
+        self.kh == 1
+            && self.kw == 1
+            && self.stride == [1, 1]
+            && self.pad == [0, 0]
+            && (self.oh, self.ow) == (self.h, self.w)
     }
 
     /// Output positions `lo..hi` along one axis whose input position `pos * stride + offset` lies
@@ -306,6 +317,8 @@ fn matmul(
         (rows.max(1) - 1) * s[0] + (cols.max(1) - 1) * s[1]
     };
     assert!(m == 0 || n == 0 || last(dst_strides, m, n) < dst.len());
+    // Distinct (row, column) pairs must be distinct elements: gemm may write them in parallel.
+    debug_assert!(dst_strides[1] == 1 && (m <= 1 || dst_strides[0] >= n));
     assert!(m == 0 || k == 0 || last(a_strides, m, k) < a.len());
     assert!(k == 0 || n == 0 || last(b_strides, k, n) < b.len());
     // SAFETY: the asserts above keep every element the strides reach inside its slice; `dst`

@@ -230,8 +230,8 @@ pub fn conv2d(
 }
 
 /// The options `conv` convolves an input of `x_dims` with, its padding resolved as burn's
-/// `Conv2d::forward` resolves it (`Same`: output size ⌈size / stride⌉, the odd pixel of padding
-/// after).
+/// `Conv2d::forward` resolves it (`Same`: output size ⌈size / stride⌉ for dilation 1, the odd
+/// pixel of padding after; like burn, the dilation is not taken into account).
 pub fn options(conv: &Conv2d, x_dims: [usize; 4]) -> ConvOptions<2> {
     let [_, _, h, w] = x_dims;
     let same = |size: usize, axis: usize| {
@@ -333,12 +333,13 @@ mod tests {
         }
     }
 
-    /// Batches of 1 (the product spread inside) and 3 (images spread over the pool); 3x3 with
-    /// and without padding, strides 2 and 3, 1x1 with and without stride (the pointwise path),
+    /// Batches of 1 (the product spread inside) and 3 (images spread over a pool of 2 threads,
+    /// see `on_two_threads`); 3x3 with and without padding, strides 2 and 3, 1x1 with and without stride (the pointwise path),
     /// 7x7, non-square kernels and inputs, asymmetric padding, dilation, groups, padding wider
-    /// than the kernel reaches (rows and columns of only padding); the last two are wide enough
-    /// to be cut into several tiles of output rows (checked below).
-    const CASES: [Case; 12] = [
+    /// than the kernel reaches (rows and columns of only padding), a 1x1 with padding after only
+    /// (not the pointwise path), an even kernel with one-sided padding (the shifted copy); the
+    /// last two are wide enough to be cut into several tiles of output rows (checked below).
+    const CASES: [Case; 14] = [
         case([3, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case([1, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case(
@@ -373,6 +374,8 @@ mod tests {
         ),
         case([3, 6, 8, 8], 4, [3, 3], [1, 2], [(1, 1), (1, 1)], [1, 1], 2),
         case([2, 2, 4, 4], 3, [3, 3], [1, 1], [(4, 3), (3, 4)], [1, 1], 1),
+        case([3, 3, 5, 6], 2, [1, 1], [1, 1], [(0, 1), (0, 2)], [1, 1], 1),
+        case([3, 2, 6, 6], 3, [2, 2], [1, 1], [(0, 1), (1, 0)], [1, 1], 1),
         case(
             [2, 64, 6, 60],
             3,
@@ -395,7 +398,7 @@ mod tests {
 
     #[test]
     fn the_wide_cases_take_several_tiles() {
-        for c in &CASES[10..] {
+        for c in &CASES[12..] {
             let w = [c.o, c.x[1] / c.groups, c.kernel[0], c.kernel[1]];
             let g = Geometry::new(c.x, w, &options(c)).unwrap();
             assert!(g.tiles().count() > 1, "{:?}", c.x);
@@ -406,8 +409,22 @@ mod tests {
         ConvOptions::new_with_padding(c.stride, c.padding, c.dilation, c.groups)
     }
 
+    /// Runs `f` on a pool of two threads: batches of 3 then spread images over the pool, batches
+    /// of 1 spread the matrix products, whatever the machine's core count.
+    fn on_two_threads(f: impl FnOnce() + Send) {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+            .install(f)
+    }
+
     #[test]
     fn forward_matches_burn() {
+        on_two_threads(forward_cases)
+    }
+
+    fn forward_cases() {
         let device = Device::flex();
         for (i, c) in CASES.iter().enumerate() {
             let x = tensor(c.x, 1, &device);
@@ -428,6 +445,10 @@ mod tests {
     /// `x`, `w` and `b`, against burn's convolution's.
     #[test]
     fn gradients_match_burn() {
+        on_two_threads(gradient_cases)
+    }
+
+    fn gradient_cases() {
         let device = Device::flex().autodiff();
         for (i, c) in CASES.iter().enumerate() {
             let w_shape = [c.o, c.x[1] / c.groups, c.kernel[0], c.kernel[1]];
@@ -504,5 +525,7 @@ mod tests {
         let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
         let err = Geometry::new([1, 4, 2, 5], [3, 4, 3, 3], &options).unwrap_err();
         assert!(err.contains("larger than the padded input"), "{err}");
+        let err = Geometry::new([1, 4, 5, 5], [3, 4, 0, 3], &options).unwrap_err();
+        assert!(err.contains("at least 1"), "{err}");
     }
 }
