@@ -493,16 +493,24 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         }
         dw
     };
-    let mut partials: Vec<Vec<f32>> = if spread {
+    let partials: Vec<Vec<f32>> = if spread {
         (0..ranges).into_par_iter().map(partial).collect()
     } else {
         vec![partial(0)]
     };
-    let mut dw = partials.swap_remove(0);
-    for other in &partials {
-        for (a, b) in dw.iter_mut().zip(other) {
-            *a += *b;
-        }
+    // The ranges' sums added in range order, element by element, pieces on all threads.
+    let mut ranges = partials.into_iter();
+    let mut dw = ranges.next().expect("at least one range of images");
+    let rest: Vec<Vec<f32>> = ranges.collect();
+    if !rest.is_empty() {
+        const PIECE: usize = 1 << 14;
+        dw.par_chunks_mut(PIECE).enumerate().for_each(|(i, piece)| {
+            for other in &rest {
+                for (a, b) in piece.iter_mut().zip(&other[i * PIECE..]) {
+                    *a += *b;
+                }
+            }
+        });
     }
     dw
 }
