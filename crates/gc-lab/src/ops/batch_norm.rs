@@ -14,14 +14,16 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
-use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::nn::BatchNorm;
-use burn::tensor::{Bytes, DType, Shape, Tensor};
+use burn::tensor::{Shape, Tensor};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+
+use super::{contiguous, f32s, flex_tensor, values};
 
 /// Training-mode batch norm and its backward pass, each defaulting to burn's own.
 #[backend_extension(Flex, NdArray: cfg(feature = "ndarray"), Autodiff)]
@@ -204,19 +206,6 @@ pub fn backward_kernel(
     (dx, gamma_grad, beta_grad)
 }
 
-fn dense(ft: FlexTensor) -> FlexTensor {
-    if ft.as_slice::<f32>().is_some() {
-        ft
-    } else {
-        ft.to_contiguous()
-    }
-}
-
-fn values(ft: &FlexTensor) -> &[f32] {
-    ft.as_slice::<f32>()
-        .expect("`dense` gave a contiguous f32 tensor")
-}
-
 /// `[n, c, rest]` of a tensor of rank 2 or more.
 fn nsc(ft: &FlexTensor) -> [usize; 3] {
     let shape = ft.shape();
@@ -231,18 +220,6 @@ fn nsc(ft: &FlexTensor) -> [usize; 3] {
     ]
 }
 
-fn flex(values: Vec<f32>, shape: Shape) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(values),
-        Layout::contiguous(shape),
-        DType::F32,
-    )
-}
-
-fn f32s(tensors: &[&FlexTensor]) -> bool {
-    tensors.iter().all(|t| t.dtype() == DType::F32)
-}
-
 impl BatchNormOps for Flex {
     fn fused_batch_norm_train(
         x: FlexTensor,
@@ -255,14 +232,14 @@ impl BatchNormOps for Flex {
             return (r.output, r.mean, r.variance);
         }
         let shape = nsc(&x);
-        let (x, gamma, beta) = (dense(x), dense(gamma), dense(beta));
+        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
         let (y, mean, variance) =
             forward_kernel(values(&x), shape, values(&gamma), values(&beta), epsilon);
         let channels = Shape::new([shape[1]]);
         (
-            flex(y, x.shape()),
-            flex(mean, channels.clone()),
-            flex(variance, channels),
+            flex_tensor(y, x.shape()),
+            flex_tensor(mean, channels.clone()),
+            flex_tensor(variance, channels),
         )
     }
 
@@ -279,8 +256,8 @@ impl BatchNormOps for Flex {
             return (r.x_grad, r.gamma_grad, r.beta_grad);
         }
         let shape = nsc(&x);
-        let (x, gamma, dy) = (dense(x), dense(gamma), dense(output_grad));
-        let (mean, variance) = (dense(mean), dense(variance));
+        let (x, gamma, dy) = (contiguous(x), contiguous(gamma), contiguous(output_grad));
+        let (mean, variance) = (contiguous(mean), contiguous(variance));
         let (dx, dgamma, dbeta) = backward_kernel(
             values(&x),
             shape,
@@ -292,9 +269,9 @@ impl BatchNormOps for Flex {
         );
         let channels = Shape::new([shape[1]]);
         (
-            flex(dx, x.shape()),
-            flex(dgamma, channels.clone()),
-            flex(dbeta, channels),
+            flex_tensor(dx, x.shape()),
+            flex_tensor(dgamma, channels.clone()),
+            flex_tensor(dbeta, channels),
         )
     }
 }
@@ -418,42 +395,10 @@ pub fn forward<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
 mod tests {
     use burn::module::Param;
     use burn::nn::BatchNormConfig;
-    use burn::tensor::{Device, TensorData};
+    use burn::tensor::Device;
 
     use super::*;
-
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        (0..len)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
-
-    fn tensor<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
-        let n = shape.iter().product();
-        Tensor::from_data(TensorData::new(values(n, seed), shape), device)
-    }
-
-    fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec().unwrap()
-    }
-
-    /// Within 1e-5 of the largest magnitude (the two sum in different orders).
-    fn assert_close(ours: &[f32], reference: &[f32], what: &str) {
-        assert_eq!(ours.len(), reference.len(), "{what}: length");
-        let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
-        for (i, (a, b)) in ours.iter().zip(reference).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-5 * scale,
-                "{what}[{i}]: ours {a}, burn {b} (scale {scale})"
-            );
-        }
-    }
+    use crate::ops::testing::{assert_close, tensor, to_vec};
 
     /// A BatchNorm over `c` channels with gamma and beta not 1 and 0 (fresh running statistics:
     /// two of them share nothing).

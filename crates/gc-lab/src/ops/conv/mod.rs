@@ -17,15 +17,16 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
-use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Bytes, DType, Shape, Tensor};
+use burn::tensor::{Shape, Tensor};
 
+use super::{contiguous, f32s, flex_tensor, values};
 use kernels::Geometry;
 
 /// The convolution and its two gradients, each defaulting to burn's own.
@@ -64,20 +65,6 @@ pub trait ConvOps: Backend {
 #[cfg(feature = "ndarray")]
 impl ConvOps for burn::backend::NdArray {}
 
-/// `ft`'s values in logical order, copied only when it is a view that is not contiguous.
-fn contiguous(ft: FlexTensor) -> FlexTensor {
-    if ft.as_slice::<f32>().is_some() {
-        ft
-    } else {
-        ft.to_contiguous()
-    }
-}
-
-fn values(ft: &FlexTensor) -> &[f32] {
-    ft.as_slice::<f32>()
-        .expect("`contiguous` gave a contiguous f32 tensor")
-}
-
 fn dims(ft: &FlexTensor) -> [usize; 4] {
     let shape = ft.shape();
     assert_eq!(shape.num_dims(), 4, "a 2-D convolution takes 4-D tensors");
@@ -88,19 +75,6 @@ fn geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Ge
     Geometry::new(dims(x), dims(weight), options).unwrap_or_else(|e| panic!("conv2d: {e}"))
 }
 
-fn flex_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(values),
-        Layout::contiguous(Shape::from(shape.to_vec())),
-        DType::F32,
-    )
-}
-
-/// Whether the kernels here take these tensors (f32); others go to burn-flex's own.
-fn f32s(tensors: &[&FlexTensor]) -> bool {
-    tensors.iter().all(|t| t.dtype() == DType::F32)
-}
-
 impl ConvOps for Flex {
     fn im2col_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         if !f32s(&[&x, &weight]) {
@@ -109,7 +83,7 @@ impl ConvOps for Flex {
         let g = geometry(&x, &weight, &options);
         let (x, weight) = (contiguous(x), contiguous(weight));
         let y = kernels::forward(&g, values(&x), values(&weight));
-        flex_tensor(y, [g.n, g.o, g.oh, g.ow])
+        flex_tensor(y, Shape::new([g.n, g.o, g.oh, g.ow]))
     }
 
     fn im2col_conv2d_x_backward(
@@ -124,7 +98,7 @@ impl ConvOps for Flex {
         let g = geometry(&x, &weight, &options);
         let (weight, dy) = (contiguous(weight), contiguous(output_grad));
         let dx = kernels::input_grad(&g, values(&weight), values(&dy));
-        flex_tensor(dx, [g.n, g.c, g.h, g.w])
+        flex_tensor(dx, Shape::new([g.n, g.c, g.h, g.w]))
     }
 
     fn im2col_conv2d_weight_backward(
@@ -139,7 +113,7 @@ impl ConvOps for Flex {
         let g = geometry(&x, &weight, &options);
         let (x, dy) = (contiguous(x), contiguous(output_grad));
         let dw = kernels::weight_grad(&g, values(&x), values(&dy));
-        flex_tensor(dw, dims(&weight))
+        flex_tensor(dw, weight.shape())
     }
 }
 
@@ -261,45 +235,11 @@ pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 
 #[cfg(test)]
 mod tests {
+    use burn::tensor::Device;
     use burn::tensor::module::conv2d as burn_conv2d;
-    use burn::tensor::{Device, Tensor, TensorData};
 
     use super::*;
-
-    /// Values in [-1, 1) from a linear congruential generator, the same on every run.
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        (0..len)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
-
-    fn tensor<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
-        let n = shape.iter().product();
-        Tensor::from_data(TensorData::new(values(n, seed), shape), device)
-    }
-
-    fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec().unwrap()
-    }
-
-    /// `ours` equals `reference` up to float rounding: every element within 1e-5 of the largest
-    /// magnitude (the two sum the same products in different orders).
-    fn assert_close(ours: &[f32], reference: &[f32], what: &str) {
-        assert_eq!(ours.len(), reference.len(), "{what}: length");
-        let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
-        for (i, (a, b)) in ours.iter().zip(reference).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-5 * scale,
-                "{what}[{i}]: ours {a}, burn {b} (scale {scale})"
-            );
-        }
-    }
+    use crate::ops::testing::{assert_close, tensor, to_vec};
 
     /// A convolution's settings: input `[n, c, h, w]`, `o` outputs, kernel, stride, padding
     /// (top, bottom), (left, right), dilation, groups.
