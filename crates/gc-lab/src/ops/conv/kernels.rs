@@ -365,6 +365,21 @@ fn per_image(n: usize) -> bool {
     n >= rayon::current_num_threads()
 }
 
+/// Calls `one((b, chunk))` for image `b`'s `len`-long chunk of `buf`: over the pool when
+/// `spread`, else in turn.
+fn each_image(
+    buf: &mut [f32],
+    len: usize,
+    spread: bool,
+    one: impl Fn((usize, &mut [f32])) + Sync + Send,
+) {
+    if spread {
+        buf.par_chunks_mut(len.max(1)).enumerate().for_each(one);
+    } else {
+        buf.chunks_mut(len.max(1)).enumerate().for_each(one);
+    }
+}
+
 fn inner(per_image: bool) -> Parallelism {
     if per_image {
         Parallelism::None
@@ -427,11 +442,7 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
             }
         }
     };
-    if spread {
-        y.par_chunks_mut(image_out.max(1)).enumerate().for_each(one);
-    } else {
-        y.chunks_mut(image_out.max(1)).enumerate().for_each(one);
-    }
+    each_image(&mut y, image_out, spread, one);
     y
 }
 
@@ -566,10 +577,6 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
             }
         }
     };
-    if spread {
-        dx.par_chunks_mut(image_in.max(1)).enumerate().for_each(one);
-    } else {
-        dx.chunks_mut(image_in.max(1)).enumerate().for_each(one);
-    }
+    each_image(&mut dx, image_in, spread, one);
     dx
 }
