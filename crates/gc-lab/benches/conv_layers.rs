@@ -1,7 +1,9 @@
 //! The convolutions of a ResNet-20 step (batch 128, 32x32) and, with `--resnet50`, of a
 //! ResNet-50 step (batch 16, 224x224), layer shape by layer shape: burn-flex's own convolution,
-//! weight gradient and input gradient against `gc_lab::ops::conv::kernels`', interleaved per round (each round
-//! starting with the other side), medians in ms, and the sum over the model's layers.
+//! weight gradient and input gradient against `gc_lab::ops::conv::kernels`' two methods (im2col;
+//! shifted products, stride 1 only), interleaved per round (each round starting with the next
+//! side), medians in ms, and the sums over the model's layers. "x" is the method the kernels pick
+//! for the layer's pass, over flex.
 //!
 //! `cargo bench --bench conv_layers [-- --resnet50] [-- --rounds N] [-- --default-malloc]`
 
@@ -12,7 +14,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::ModuleOps;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bytes, DType, Shape};
-use gc_lab::ops::conv::kernels::{self, Geometry};
+use gc_lab::ops::conv::kernels::{self, Geometry, Method, Pass, with_method};
 
 /// One convolution shape of a model: `count` layers of `c -> o` channels, `k x k`, on `size x
 /// size` inputs.
@@ -88,32 +90,54 @@ fn main() {
         rayon::current_num_threads()
     );
     println!(
-        "{:>26} {:>5} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6}",
-        "layer", "count", "fwd flex", "ours", "x", "dw flex", "ours", "x", "dx flex", "ours", "x"
-    );
-    println!(
         "gemm alone, 1024 x 1024 x 1024 on all threads: {:.1} GFLOP/s (what the products here \
          could reach at best)",
         gemm_probe()
     );
-    let mut totals = [[0f64; 2]; 3];
+    let head = |op: &str| format!("{op} flex {:>7} {:>7} {:>5}", "im2col", "shifted", "x");
+    println!(
+        "{:>26} {:>5} | {} | {} | {}",
+        "layer",
+        "count",
+        head("forward"),
+        head("dw"),
+        head("dx")
+    );
+    // [pass][flex, im2col, shifted, picked]; a layer without a shifted time adds its im2col one.
+    let mut totals = [[0f64; 4]; 3];
     for l in layers {
-        let times = measure(l, batch, rounds);
+        let (picked, times) = measure(l, batch, rounds);
         let mut line = format!(
             "{:>26} {:>5} |",
             format!("{}->{} {}x{}/{} @{}", l.c, l.o, l.k, l.k, l.stride, l.size),
             l.count
         );
-        for (op, [flex, ours]) in times.iter().enumerate() {
-            line += &format!(" {flex:>9.2} {ours:>9.2} {:>6.2} |", ours / flex);
-            totals[op][0] += flex * l.count as f64;
-            totals[op][1] += ours * l.count as f64;
+        for (op, &(flex, im2col, shifted)) in times.iter().enumerate() {
+            let ours = match picked[op] {
+                Method::Im2col => im2col,
+                Method::Shifted => shifted.expect("a shifted time where it is picked"),
+            };
+            let shown = shifted.map_or("-".into(), |t| format!("{t:.2}"));
+            line += &format!(
+                " {flex:>12.2} {im2col:>7.2} {shown:>7} {:>5.2} |",
+                ours / flex
+            );
+            let count = l.count as f64;
+            for (side, t) in [flex, im2col, shifted.unwrap_or(im2col), ours]
+                .into_iter()
+                .enumerate()
+            {
+                totals[op][side] += t * count;
+            }
         }
         println!("{}", line.trim_end_matches(" |"));
     }
     let mut line = format!("{:>26} {:>5} |", "model (sum x count)", "");
-    for [flex, ours] in totals {
-        line += &format!(" {flex:>9.1} {ours:>9.1} {:>6.2} |", ours / flex);
+    for [flex, im2col, shifted, ours] in totals {
+        line += &format!(
+            " {flex:>12.1} {im2col:>7.1} {shifted:>7.1} {:>5.2} |",
+            ours / flex
+        );
     }
     println!("{}", line.trim_end_matches(" |"));
     let all = |side: usize| totals.iter().map(|t| t[side]).sum::<f64>();
@@ -121,8 +145,15 @@ fn main() {
         "conv_layers {} flex_ms {:.1} ours_ms {:.1} ratio {:.3}",
         name.to_lowercase(),
         all(0),
+        all(3),
+        all(3) / all(0)
+    );
+    println!(
+        "conv_methods {} im2col_ms {:.1} shifted_ms {:.1} picked_ms {:.1}",
+        name.to_lowercase(),
         all(1),
-        all(1) / all(0)
+        all(2),
+        all(3)
     );
 }
 
@@ -186,8 +217,10 @@ fn tensor(shape: [usize; 4], seed: u64) -> (FlexTensor, Vec<f32>) {
     (ft, values)
 }
 
-/// Medians over the rounds, ms: [forward, weight gradient, input gradient] x [flex, ours].
-fn measure(l: &Layer, batch: usize, rounds: usize) -> [[f64; 2]; 3] {
+/// The methods the kernels pick for the layer's three passes, and medians over the rounds, ms: [forward, weight
+/// gradient, input gradient] x [flex, im2col, shifted (where it applies)].
+#[allow(clippy::type_complexity)]
+fn measure(l: &Layer, batch: usize, rounds: usize) -> ([Method; 3], [(f64, f64, Option<f64>); 3]) {
     let pad = l.k / 2;
     let options = ConvOptions::new([l.stride; 2], [pad; 2], [1, 1], 1);
     let x_shape = [batch, l.c, l.size, l.size];
@@ -196,7 +229,13 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> [[f64; 2]; 3] {
     let (x, xv) = tensor(x_shape, 1);
     let (w, wv) = tensor(w_shape, 2);
     let (dy, dyv) = tensor([batch, l.o, g.oh, g.ow], 3);
-    let mut samples = vec![[[0f64; 2]; 3]; rounds];
+    let fits =
+        with_method(Method::Shifted, || kernels::method(&g, Pass::Forward)) == Method::Shifted;
+    let sides: Vec<Option<Method>> = [None, Some(Method::Im2col), Some(Method::Shifted)]
+        .into_iter()
+        .filter(|side| fits || *side != Some(Method::Shifted))
+        .collect();
+    let mut samples = vec![[[0f64; 3]; 3]; rounds];
     let time = |f: &mut dyn FnMut()| {
         let start = Instant::now();
         f();
@@ -204,19 +243,19 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> [[f64; 2]; 3] {
     };
     // One untimed call of each first: thread pools, buffers.
     for round in 0..=rounds {
-        let mut flex = [0f64; 3];
-        let mut ours = [0f64; 3];
-        let sides: [bool; 2] = if round % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for is_flex in sides {
-            if is_flex {
-                flex[0] = time(&mut || {
+        let mut times = [[0f64; 3]; 3];
+        for k in 0..sides.len() {
+            let side = sides[(k + round) % sides.len()];
+            let slot = match side {
+                None => 0,
+                Some(Method::Im2col) => 1,
+                Some(Method::Shifted) => 2,
+            };
+            let Some(method) = side else {
+                times[0][slot] = time(&mut || {
                     std::hint::black_box(Flex::conv2d(x.clone(), w.clone(), None, options.clone()));
                 });
-                flex[1] = time(&mut || {
+                times[1][slot] = time(&mut || {
                     std::hint::black_box(Flex::conv2d_weight_backward(
                         x.clone(),
                         w.clone(),
@@ -224,7 +263,7 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> [[f64; 2]; 3] {
                         options.clone(),
                     ));
                 });
-                flex[2] = time(&mut || {
+                times[2][slot] = time(&mut || {
                     std::hint::black_box(Flex::conv2d_x_backward(
                         x.clone(),
                         w.clone(),
@@ -232,29 +271,31 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> [[f64; 2]; 3] {
                         options.clone(),
                     ));
                 });
-            } else {
-                ours[0] = time(&mut || {
+                continue;
+            };
+            with_method(method, || {
+                times[0][slot] = time(&mut || {
                     std::hint::black_box(kernels::forward(&g, &xv, &wv));
                 });
-                ours[1] = time(&mut || {
+                times[1][slot] = time(&mut || {
                     std::hint::black_box(kernels::weight_grad(&g, &xv, &dyv));
                 });
-                ours[2] = time(&mut || {
+                times[2][slot] = time(&mut || {
                     std::hint::black_box(kernels::input_grad(&g, &wv, &dyv));
                 });
-            }
+            });
         }
         if round > 0 {
-            for op in 0..3 {
-                samples[round - 1][op] = [flex[op], ours[op]];
-            }
+            samples[round - 1] = times;
         }
     }
-    std::array::from_fn(|op| {
-        std::array::from_fn(|side| {
-            let mut v: Vec<f64> = samples.iter().map(|s| s[op][side]).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        })
-    })
+    let median = |op: usize, slot: usize| {
+        let mut v: Vec<f64> = samples.iter().map(|s| s[op][slot]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let times =
+        std::array::from_fn(|op| (median(op, 0), median(op, 1), fits.then(|| median(op, 2))));
+    let picked = [Pass::Forward, Pass::WeightGrad, Pass::InputGrad].map(|p| kernels::method(&g, p));
+    (picked, times)
 }

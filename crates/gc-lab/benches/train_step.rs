@@ -3,9 +3,10 @@
 //! (`scripts/bench-vs-pytorch.sh` runs this and its PyTorch twin and prints the ratios).
 //!
 //! `cargo bench --bench train_step -- [resnet20|resnet50] [--optimizer NAME] [--quick]
-//! [--default-malloc] [--burn-ops] [--backend flex|ndarray]` (ndarray: build with `--features
-//! ndarray`; `--burn-ops`: burn's own convolution and batch norm instead of
-//! `gc_lab::ops`')
+//! [--default-malloc] [--burn-ops] [--im2col] [--backend flex|ndarray]` (ndarray: build with
+//! `--features ndarray`; `--burn-ops`: burn's own convolution and batch norm instead of
+//! `gc_lab::ops`'; `--im2col`: `gc_lab::ops`' convolutions all through im2col, none by shifted
+//! products)
 //! (default: resnet20, sgd_gc). ResNet-20: batch 128 of 3x32x32, 10 classes. ResNet-50: the ImageNet
 //! model (torchvision layout), batch 16 of 3x224x224, 1000 classes. One model per process, so that
 //! the peak memory is that model's.
@@ -22,6 +23,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use gc_lab::models::{ModelName, Net};
+use gc_lab::ops::conv::kernels::{Method, with_method};
 use gradient_centralization::{Hyper, Preset};
 
 struct Phases {
@@ -144,9 +146,12 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     // burn's own convolution and batch norm instead of `gc_lab::ops`', to measure one against
     // the other.
+    let im2col = args.iter().any(|a| a == "--im2col");
     let ops = if args.iter().any(|a| a == "--burn-ops") {
         gc_lab::ops::use_burns(true);
         "burn's"
+    } else if im2col {
+        "gc_lab::ops, im2col only"
     } else {
         "gc_lab::ops"
     };
@@ -198,17 +203,27 @@ fn main() {
         "{model}: batch {batch} of 3x{size}x{size}, {classes} classes, {optimizer}; {threads} threads; \
          backend {backend}; conv and batch norm {ops}; malloc {malloc}"
     );
-    let p = measure(
-        &device, name, batch, size, classes, optimizer, warmup, steps,
-    );
+    // Convolutions run on this thread (burn's autodiff runs the backward pass on the caller's).
+    let measure = |optimizer: &str| {
+        let run = || {
+            measure(
+                &device, name, batch, size, classes, optimizer, warmup, steps,
+            )
+        };
+        if im2col {
+            with_method(Method::Im2col, run)
+        } else {
+            run()
+        }
+    };
+    let p = measure(optimizer);
     // GC's own cost: the same step with the optimizer without GC.
     let base = optimizer
         .to_ascii_lowercase()
         .trim_end_matches("_gcc")
         .trim_end_matches("_gc")
         .to_string();
-    let plain = (base != optimizer.to_ascii_lowercase())
-        .then(|| measure(&device, name, batch, size, classes, &base, warmup, steps));
+    let plain = (base != optimizer.to_ascii_lowercase()).then(|| measure(&base));
     let total = p.forward + p.backward + p.step;
     let peak = peak_mib();
     println!(

@@ -102,7 +102,7 @@ struct CompareArgs {
     /// in this repository).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Output folder (default: runs/<suite>-<time>).
+    /// Output folder (default: `runs/<suite>-<time>`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Threads preparing batches.

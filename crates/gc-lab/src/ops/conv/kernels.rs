@@ -10,20 +10,64 @@
 //!   the pixel it came from (col2im).
 //!
 //! A 1x1 convolution with stride 1 and no padding reads (and writes) the image itself as `col`.
+//! Stride-1 gradients with few output channels go to [`super::shifted`] instead, which needs no
+//! patch matrix ([`method`] picks; [`with_method`] overrides, for tests and benches).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ops::Range;
 
 use burn::tensor::ops::ConvOptions;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::shifted;
+
 /// The size a tile's patch matrix aims at (see [`Geometry::tile_rows`]).
-const TILE_BYTES: usize = 256 << 10;
+pub(super) const TILE_BYTES: usize = 256 << 10;
 
 thread_local! {
+    /// The method this thread was told to use, where it can (see [`with_method`]).
+    static METHOD: Cell<Option<Method>> = const { Cell::new(None) };
     /// The patch matrix of the image this thread works on, kept for the next call (it only grows).
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How a convolution is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Through the patch matrix (any convolution).
+    Im2col,
+    /// A product per kernel tap over a padded copy of the image (stride 1 only; see
+    /// [`super::shifted`]).
+    Shifted,
+}
+
+/// Runs `f` with convolutions on this thread computed by `method` where it applies (`Shifted`
+/// needs stride 1), instead of the one chosen for their sizes: to compare the two.
+pub fn with_method<R>(method: Method, f: impl FnOnce() -> R) -> R {
+    let before = METHOD.replace(Some(method));
+    let result = f();
+    METHOD.set(before);
+    result
+}
+
+/// One of the three computations of a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    Forward,
+    WeightGrad,
+    InputGrad,
+}
+
+/// The method for `pass` of `g`: the one [`with_method`] asked for where it applies, else the
+/// faster one.
+pub fn method(g: &Geometry, pass: Pass) -> Method {
+    match METHOD.get() {
+        Some(Method::Shifted) if shifted::fits(g) => Method::Shifted,
+        Some(_) => Method::Im2col,
+        None if shifted::pays(g, pass) => Method::Shifted,
+        None => Method::Im2col,
+    }
 }
 
 /// The sizes of one convolution.
@@ -112,21 +156,21 @@ impl Geometry {
         })
     }
 
-    fn cg(&self) -> usize {
+    pub(super) fn cg(&self) -> usize {
         self.c / self.groups
     }
 
-    fn og(&self) -> usize {
+    pub(super) fn og(&self) -> usize {
         self.o / self.groups
     }
 
     /// Rows of the patch matrix: one group's fan-in.
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.cg() * self.kh * self.kw
     }
 
     /// Columns of the patch matrix: output pixels.
-    fn p(&self) -> usize {
+    pub(super) fn p(&self) -> usize {
         self.oh * self.ow
     }
 
@@ -302,7 +346,7 @@ struct PatchRow {
 
 /// `dst[m, n] (=|+=) a[m, k] · b[k, n]`, each matrix given by its row and column strides.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(super) fn matmul(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     dst_strides: [usize; 2],
@@ -361,13 +405,13 @@ fn with_col<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 
 /// How the work of `n` images is spread: over images when there are enough of them to keep the
 /// pool busy, else inside each matrix product.
-fn per_image(n: usize) -> bool {
+pub(super) fn per_image(n: usize) -> bool {
     n >= rayon::current_num_threads()
 }
 
 /// Calls `one((b, chunk))` for image `b`'s `len`-long chunk of `buf`: over the pool when
 /// `spread`, else in turn.
-fn each_image(
+pub(super) fn each_image(
     buf: &mut [f32],
     len: usize,
     spread: bool,
@@ -380,7 +424,7 @@ fn each_image(
     }
 }
 
-fn inner(per_image: bool) -> Parallelism {
+pub(super) fn inner(per_image: bool) -> Parallelism {
     if per_image {
         Parallelism::None
     } else {
@@ -391,6 +435,9 @@ fn inner(per_image: bool) -> Parallelism {
 /// The convolution of `x` (`[n, c, h, w]`) with `weight` (`[o, c / groups, kh, kw]`), without
 /// bias: `[n, o, oh, ow]`.
 pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    if method(g, Pass::Forward) == Method::Shifted {
+        return shifted::forward(g, x, weight);
+    }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let image_in = g.c * g.h * g.w;
     let image_out = g.o * p;
@@ -448,6 +495,9 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
 
 /// The gradient of the loss with respect to the weight, given `dy` (`[n, o, oh, ow]`).
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if method(g, Pass::WeightGrad) == Method::Shifted {
+        return shifted::weight_grad(g, x, dy);
+    }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let image_in = g.c * g.h * g.w;
     let image_out = g.o * p;
@@ -528,6 +578,9 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
 
 /// The gradient of the loss with respect to the input, given `dy` (`[n, o, oh, ow]`).
 pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    if method(g, Pass::InputGrad) == Method::Shifted {
+        return shifted::input_grad(g, weight, dy);
+    }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let image_in = g.c * g.h * g.w;
     let image_out = g.o * p;

@@ -1,0 +1,378 @@
+//! Stride-1 convolutions without a patch matrix: a sum of `kh · kw` matrix products, one per
+//! kernel tap, each reading a shifted view of a zero-padded copy of the image.
+//!
+//! With the image padded to `hp x wp` (`hp = oh + (kh − 1)·dh`, `wp = ow + (kw − 1)·dw`) and the
+//! output computed `wp` wide (its last `wp − ow` columns are discarded), output position
+//! `q = oy·wp + ox` reads tap (`ky`, `kx`) of every input plane at `q + ky·dh·wp + kx·dw`: for each
+//! tap, the padded planes from that offset on are a `[channels, positions]` matrix with unit
+//! column stride, so that
+//! - forward: `y[og, Q] = Σ_tap w_tap[og, cg] · xpad[cg, Q + off_tap]`;
+//! - weight gradient: `dw_tap[og, cg] += dy[og, Q] · xpad[cg, Q + off_tap]ᵀ` (`dy` laid out `wp`
+//!   wide, its extra columns zero, so that they add nothing);
+//! - input gradient: `dxpad[cg, Q + off_tap] += w_tap[og, cg]ᵀ · dy[og, Q]`, the interior of
+//!   `dxpad` being `dx`.
+//!
+//! im2col writes every input element `kh · kw` times into the patch matrix (and col2im adds them
+//! back one short row at a time); here each image is copied once, padded. The products are
+//! `kh · kw` times thinner (`cg` instead of `cg · kh · kw` deep), which matters little when the
+//! channel counts are small, as in CIFAR ResNets, where the copies cost most
+//! (`benches/conv_layers.rs` times both).
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::kernels::{Geometry, Pass, TILE_BYTES, each_image, inner, matmul, per_image};
+
+thread_local! {
+    /// This thread's padded image and its output or gradient tile, kept for the next call.
+    static BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with this thread's two buffers, at least `a` and `b` long (contents unspecified).
+fn with_buffers<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    BUFFERS.with(|buffers| {
+        let (x, y) = &mut *buffers.borrow_mut();
+        for (buf, len) in [(&mut *x, a), (&mut *y, b)] {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+        }
+        f(&mut x[..a], &mut y[..b])
+    })
+}
+
+/// The padded layout of one convolution.
+#[derive(Debug, Clone, Copy)]
+struct Padded {
+    /// Padded rows.
+    hp: usize,
+    /// Padded columns, also the width the output is computed at.
+    wp: usize,
+    /// Elements per padded plane: `hp · wp`, plus the reads of the last row's discarded columns.
+    plane: usize,
+}
+
+impl Padded {
+    fn of(g: &Geometry) -> Padded {
+        let hp = g.oh + (g.kh - 1) * g.dilation[0];
+        let wp = g.ow + (g.kw - 1) * g.dilation[1];
+        Padded {
+            hp,
+            wp,
+            plane: hp * wp + (g.kw - 1) * g.dilation[1],
+        }
+    }
+
+    /// Where tap `t` (`ky · kw + kx`) reads, relative to the output position.
+    fn offset(&self, g: &Geometry, t: usize) -> usize {
+        let (ky, kx) = (t / g.kw, t % g.kw);
+        ky * g.dilation[0] * self.wp + kx * g.dilation[1]
+    }
+
+    /// Output rows per tile: a tile's output block and the padded rows its taps read stay in the
+    /// core's L2 cache across the taps.
+    fn tile_rows(&self, g: &Geometry) -> usize {
+        let per_row = 4 * (g.og() + g.cg()) * self.wp;
+        let most = (TILE_BYTES / per_row.max(1)).clamp(1, g.oh.max(1));
+        g.oh.max(1).div_ceil(g.oh.max(1).div_ceil(most))
+    }
+
+    fn tiles(&self, g: &Geometry) -> impl Iterator<Item = Range<usize>> + use<> {
+        let (step, oh) = (self.tile_rows(g), g.oh);
+        (0..oh)
+            .step_by(step)
+            .map(move |start| start..(start + step).min(oh))
+    }
+}
+
+/// How many tiles of output rows `g` is cut into.
+#[cfg(test)]
+pub fn tiles(g: &Geometry) -> usize {
+    Padded::of(g).tiles(g).count()
+}
+
+/// Whether [`forward`], [`weight_grad`] and [`input_grad`] can compute `g`: stride 1.
+pub fn fits(g: &Geometry) -> bool {
+    g.stride == [1, 1]
+}
+
+/// Whether this is the faster way for `pass` of `g`, as `benches/conv_layers.rs` measured on
+/// ResNet-20's and ResNet-50's layers: stride 1, a kernel larger than 1x1, and few output
+/// channels, where im2col's copies weigh most against the products (its patch matrix is as
+/// large for 16 output channels as for 256). The weight gradient up to 32 output channels
+/// (ResNet-20's 16- and 32-channel layers 18-22% faster; even at 64, 5% slower at 128 and 256),
+/// the input gradient up to 16 (23% faster; 6-7% slower at 32 and 64); never the forward pass,
+/// whose `kh · kw` thin products with `cg`-deep sums lose more than the copies save (up to 19%
+/// slower at 32 and 64 channels, even at 16).
+pub fn pays(g: &Geometry, pass: Pass) -> bool {
+    let most = match pass {
+        Pass::Forward => 0,
+        Pass::WeightGrad => 32,
+        Pass::InputGrad => 16,
+    };
+    fits(g) && g.kh * g.kw > 1 && g.og() <= most
+}
+
+/// Copies `planes` planes of `rows x cols` from `src` into `dst` (`plane` apart, each `dst_rows
+/// x dst_cols` then zeros up to `plane`), placed `top` rows down and `left` columns in; every
+/// element of `dst` is written (zeros around), source elements outside are dropped.
+#[allow(clippy::too_many_arguments)]
+fn embed(
+    src: &[f32],
+    (planes, rows, cols): (usize, usize, usize),
+    dst: &mut [f32],
+    (plane, dst_rows, dst_cols): (usize, usize, usize),
+    (top, left): (usize, usize),
+) {
+    for c in 0..planes {
+        let src = &src[c * rows * cols..][..rows * cols];
+        let dst = &mut dst[c * plane..][..plane];
+        for py in 0..dst_rows {
+            let line = &mut dst[py * dst_cols..][..dst_cols];
+            match py.checked_sub(top).filter(|&y| y < rows) {
+                Some(y) => {
+                    let n = cols.min(dst_cols.saturating_sub(left));
+                    let lead = left.min(dst_cols);
+                    line[..lead].fill(0.0);
+                    line[lead..lead + n].copy_from_slice(&src[y * cols..][..n]);
+                    line[lead + n..].fill(0.0);
+                }
+                None => line.fill(0.0),
+            }
+        }
+        dst[dst_rows * dst_cols..].fill(0.0);
+    }
+}
+
+/// The inverse view of [`embed`]: `dst`'s `rows x cols` planes read from `src`'s (`plane` apart,
+/// `src_cols` wide) at `top` rows down and `left` columns in; elements outside `src_rows` rows
+/// or `src_cols` columns are zero.
+#[allow(clippy::too_many_arguments)]
+fn extract(
+    src: &[f32],
+    (plane, src_rows, src_cols): (usize, usize, usize),
+    (top, left): (usize, usize),
+    dst: &mut [f32],
+    (planes, rows, cols): (usize, usize, usize),
+) {
+    for c in 0..planes {
+        let src = &src[c * plane..][..plane];
+        let dst = &mut dst[c * rows * cols..][..rows * cols];
+        for (y, line) in dst.chunks_exact_mut(cols.max(1)).enumerate() {
+            let py = y + top;
+            let n = cols.min(src_cols.saturating_sub(left));
+            if py < src_rows && n > 0 {
+                line[..n].copy_from_slice(&src[py * src_cols + left..][..n]);
+                line[n..].fill(0.0);
+            } else {
+                line.fill(0.0);
+            }
+        }
+    }
+}
+
+/// See [`super::kernels::forward`].
+pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    let (k, p, og, cg, taps) = (g.k(), g.p(), g.og(), g.cg(), g.kh * g.kw);
+    let pad = Padded::of(g);
+    let image_in = g.c * g.h * g.w;
+    let image_out = g.o * p;
+    assert_eq!(x.len(), g.n * image_in, "input length");
+    assert_eq!(weight.len(), g.o * k, "weight length");
+    let mut y = vec![0f32; g.n * image_out];
+    let spread = per_image(g.n);
+    let rows = pad.tile_rows(g);
+    let one = |(b, out): (usize, &mut [f32])| {
+        let image = &x[b * image_in..][..image_in];
+        with_buffers(cg * pad.plane, og * rows * pad.wp, |xpad, tile| {
+            for group in 0..g.groups {
+                let planes = &image[group * cg * g.h * g.w..][..cg * g.h * g.w];
+                embed(
+                    planes,
+                    (cg, g.h, g.w),
+                    xpad,
+                    (pad.plane, pad.hp, pad.wp),
+                    (g.pad[0], g.pad[1]),
+                );
+                let w = &weight[group * og * k..][..og * k];
+                let dst = &mut out[group * og * p..][..og * p];
+                for span in pad.tiles(g) {
+                    let q = span.len() * pad.wp;
+                    let tile = &mut tile[..og * q];
+                    for t in 0..taps {
+                        let from = span.start * pad.wp + pad.offset(g, t);
+                        matmul(
+                            (og, q, cg),
+                            tile,
+                            [q, 1],
+                            t > 0,
+                            &w[t..],
+                            [k, taps],
+                            &xpad[from..],
+                            [pad.plane, 1],
+                            inner(spread),
+                        );
+                    }
+                    // The tile's rows of every output plane, without the discarded columns.
+                    for co in 0..og {
+                        extract(
+                            &tile[co * q..][..q],
+                            (q, span.len(), pad.wp),
+                            (0, 0),
+                            &mut dst[co * p + span.start * g.ow..][..span.len() * g.ow],
+                            (1, span.len(), g.ow),
+                        );
+                    }
+                }
+            }
+        });
+    };
+    each_image(&mut y, image_out, spread, one);
+    y
+}
+
+/// See [`super::kernels::weight_grad`].
+pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (k, p, og, cg, taps) = (g.k(), g.p(), g.og(), g.cg(), g.kh * g.kw);
+    let pad = Padded::of(g);
+    let image_in = g.c * g.h * g.w;
+    let image_out = g.o * p;
+    let wide = g.oh * pad.wp;
+    assert_eq!(x.len(), g.n * image_in, "input length");
+    assert_eq!(dy.len(), g.n * image_out, "output gradient length");
+    let spread = per_image(g.n);
+    let ranges = if spread {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let per_range = g.n.div_ceil(ranges.max(1)).max(1);
+    // Each range's sum tap-major (`[group][tap][og][cg]`: every product writes a dense block).
+    let partial = |range: usize| {
+        let mut dw = vec![0f32; g.o * k];
+        let mut first = true;
+        let images = range * per_range..((range + 1) * per_range).min(g.n);
+        for b in images {
+            let image = &x[b * image_in..][..image_in];
+            with_buffers(cg * pad.plane, og * wide, |xpad, grad| {
+                for group in 0..g.groups {
+                    embed(
+                        &image[group * cg * g.h * g.w..][..cg * g.h * g.w],
+                        (cg, g.h, g.w),
+                        xpad,
+                        (pad.plane, pad.hp, pad.wp),
+                        (g.pad[0], g.pad[1]),
+                    );
+                    embed(
+                        &dy[b * image_out + group * og * p..][..og * p],
+                        (og, g.oh, g.ow),
+                        grad,
+                        (wide, g.oh, pad.wp),
+                        (0, 0),
+                    );
+                    let dst = &mut dw[group * og * k..][..og * k];
+                    for span in pad.tiles(g) {
+                        let q = span.len() * pad.wp;
+                        let at = span.start * pad.wp;
+                        for t in 0..taps {
+                            let from = at + pad.offset(g, t);
+                            matmul(
+                                (og, cg, q),
+                                &mut dst[t * og * cg..][..og * cg],
+                                [cg, 1],
+                                !first || span.start > 0,
+                                &grad[at..],
+                                [wide, 1],
+                                &xpad[from..],
+                                [1, pad.plane],
+                                inner(spread),
+                            );
+                        }
+                    }
+                }
+            });
+            first = false;
+        }
+        dw
+    };
+    let partials: Vec<Vec<f32>> = if spread {
+        (0..ranges).into_par_iter().map(partial).collect()
+    } else {
+        vec![partial(0)]
+    };
+    // The ranges' sums added in range order, then laid out `[o, cg, kh, kw]`.
+    let mut ranges = partials.into_iter();
+    let mut sum = ranges.next().expect("at least one range of images");
+    for other in ranges {
+        sum.par_iter_mut()
+            .zip(other.par_iter())
+            .for_each(|(a, b)| *a += *b);
+    }
+    let mut dw = vec![0f32; g.o * k];
+    dw.par_chunks_mut(k).enumerate().for_each(|(o, row)| {
+        let (group, co) = (o / og, o % og);
+        let block = &sum[group * og * k..][..og * k];
+        for ci in 0..cg {
+            for t in 0..taps {
+                row[ci * taps + t] = block[(t * og + co) * cg + ci];
+            }
+        }
+    });
+    dw
+}
+
+/// See [`super::kernels::input_grad`].
+pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (k, p, og, cg, taps) = (g.k(), g.p(), g.og(), g.cg(), g.kh * g.kw);
+    let pad = Padded::of(g);
+    let image_in = g.c * g.h * g.w;
+    let image_out = g.o * p;
+    let wide = g.oh * pad.wp;
+    assert_eq!(weight.len(), g.o * k, "weight length");
+    assert_eq!(dy.len(), g.n * image_out, "output gradient length");
+    let mut dx = vec![0f32; g.n * image_in];
+    let spread = per_image(g.n);
+    let one = |(b, image): (usize, &mut [f32])| {
+        with_buffers(cg * pad.plane, og * wide, |dxpad, grad| {
+            for group in 0..g.groups {
+                embed(
+                    &dy[b * image_out + group * og * p..][..og * p],
+                    (og, g.oh, g.ow),
+                    grad,
+                    (wide, g.oh, pad.wp),
+                    (0, 0),
+                );
+                dxpad.fill(0.0);
+                let w = &weight[group * og * k..][..og * k];
+                for span in pad.tiles(g) {
+                    let q = span.len() * pad.wp;
+                    let at = span.start * pad.wp;
+                    for t in 0..taps {
+                        matmul(
+                            (cg, q, og),
+                            &mut dxpad[at + pad.offset(g, t)..],
+                            [pad.plane, 1],
+                            true,
+                            &w[t..],
+                            [taps, k],
+                            &grad[at..],
+                            [wide, 1],
+                            inner(spread),
+                        );
+                    }
+                }
+                extract(
+                    dxpad,
+                    (pad.plane, pad.hp, pad.wp),
+                    (g.pad[0], g.pad[1]),
+                    &mut image[group * cg * g.h * g.w..][..cg * g.h * g.w],
+                    (cg, g.h, g.w),
+                );
+            }
+        });
+    };
+    each_image(&mut dx, image_in, spread, one);
+    dx
+}
