@@ -99,13 +99,13 @@ pub fn fits(g: &Geometry) -> bool {
 }
 
 /// Whether this is the faster way for `pass` of `g`, as `benches/conv_layers.rs` measured on
-/// ResNet-20's and ResNet-50's layers: stride 1, a kernel larger than 1x1, and few output
-/// channels, where im2col's copies weigh most against the products (its patch matrix is as
-/// large for 16 output channels as for 256). The weight gradient up to 32 output channels
-/// (ResNet-20's 16- and 32-channel layers 18-22% faster; even at 64, 5% slower at 128 and 256),
-/// the input gradient up to 16 (23% faster; 6-7% slower at 32 and 64); never the forward pass,
-/// whose `kh · kw` thin products with `cg`-deep sums lose more than the copies save (up to 19%
-/// slower at 32 and 64 channels, even at 16).
+/// ResNet-20's and ResNet-50's layers (two runs each): stride 1, a kernel larger than 1x1, and few
+/// output channels, where im2col's copies weigh most against the products (its patch matrix is
+/// as large for 16 output channels as for 256). The weight gradient up to 32 output channels
+/// (ResNet-20's 16- and 32-channel layers 10-22% faster in both runs; at 64-256 channels the runs
+/// disagree, from 13% faster to 11% slower), the input gradient up to 16 (23-27% faster; at
+/// 32-256 channels from 18% faster to 14% slower); never the forward pass, whose `kh · kw` thin
+/// products with `cg`-deep sums lose more than the copies save (2-40% slower at 16-256).
 pub fn pays(g: &Geometry, pass: Pass) -> bool {
     let most = match pass {
         Pass::Forward => 0,
