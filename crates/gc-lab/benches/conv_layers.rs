@@ -15,6 +15,7 @@ use burn::backend::ops::ModuleOps;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bytes, DType, Shape};
 use gc_lab::ops::conv::kernels::{self, Geometry, Method, Pass, with_method};
+use gc_lab::ops::conv::shifted;
 
 /// One convolution shape of a model: `count` layers of `c -> o` channels, `k x k`, on `size x
 /// size` inputs.
@@ -229,8 +230,7 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> ([Method; 3], [(f64, f64, 
     let (x, xv) = tensor(x_shape, 1);
     let (w, wv) = tensor(w_shape, 2);
     let (dy, dyv) = tensor([batch, l.o, g.oh, g.ow], 3);
-    let fits =
-        with_method(Method::Shifted, || kernels::method(&g, Pass::Forward)) == Method::Shifted;
+    let fits = shifted::fits(&g);
     let sides: Vec<Option<Method>> = [None, Some(Method::Im2col), Some(Method::Shifted)]
         .into_iter()
         .filter(|side| fits || *side != Some(Method::Shifted))

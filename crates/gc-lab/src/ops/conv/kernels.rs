@@ -45,10 +45,15 @@ pub enum Method {
 /// Runs `f` with convolutions on this thread computed by `method` where it applies (`Shifted`
 /// needs stride 1), instead of the one chosen for their sizes: to compare the two.
 pub fn with_method<R>(method: Method, f: impl FnOnce() -> R) -> R {
-    let before = METHOD.replace(Some(method));
-    let result = f();
-    METHOD.set(before);
-    result
+    /// Puts the previous override back, also when `f` panics.
+    struct Restore(Option<Method>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            METHOD.set(self.0);
+        }
+    }
+    let _restore = Restore(METHOD.replace(Some(method)));
+    f()
 }
 
 /// One of the three computations of a convolution.
@@ -202,17 +207,12 @@ impl Geometry {
     /// Output rows per tile: a tile's patch matrix (`k` x rows x `ow` floats) stays in the
     /// core's L2 cache between im2col and the matrix product.
     fn tile_rows(&self) -> usize {
-        let most = (TILE_BYTES / (4 * self.k() * self.ow).max(1)).clamp(1, self.oh.max(1));
-        // Tiles of equal height rather than full ones and a sliver.
-        self.oh.max(1).div_ceil(self.oh.max(1).div_ceil(most))
+        tile_height(self.oh, 4 * self.k() * self.ow)
     }
 
     /// The output row ranges of the tiles.
     pub(super) fn tiles(&self) -> impl Iterator<Item = Range<usize>> + use<> {
-        let (step, oh) = (self.tile_rows(), self.oh);
-        (0..oh)
-            .step_by(step)
-            .map(move |start| start..(start + step).min(oh))
+        tiles(self.oh, self.tile_rows())
     }
 
     /// Every patch matrix row: which input plane it reads, at which offsets, and which of its
@@ -392,15 +392,73 @@ pub(super) fn matmul(
     }
 }
 
-/// Runs `f` with this thread's patch matrix, at least `len` long.
+/// Rows per tile of `rows` output rows, `bytes_per_row` each, so that a tile fits
+/// [`TILE_BYTES`]: tiles of equal height rather than full ones and a sliver.
+pub(super) fn tile_height(rows: usize, bytes_per_row: usize) -> usize {
+    let rows = rows.max(1);
+    let most = (TILE_BYTES / bytes_per_row.max(1)).clamp(1, rows);
+    rows.div_ceil(rows.div_ceil(most))
+}
+
+/// The ranges of `height` rows (the last one shorter) that cover `rows`.
+pub(super) fn tiles(rows: usize, height: usize) -> impl Iterator<Item = Range<usize>> + use<> {
+    (0..rows)
+        .step_by(height.max(1))
+        .map(move |start| start..(start + height).min(rows))
+}
+
+/// Runs `f` with this thread's patch matrix, at least `len` long. The buffer is taken out of the
+/// thread-local for the call, not borrowed: a matrix product spread over the pool may run another
+/// convolution's task on this thread meanwhile, which then gets a buffer of its own.
 fn with_col<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    COL.with(|col| {
-        let mut col = col.borrow_mut();
-        if col.len() < len {
-            col.resize(len, 0.0);
-        }
-        f(&mut col[..len])
-    })
+    let mut col = COL.take();
+    if col.len() < len {
+        col.resize(len, 0.0);
+    }
+    let result = f(&mut col[..len]);
+    COL.set(col);
+    result
+}
+
+/// The weight gradient's sum over the images: `partial(images)` for contiguous ranges of images,
+/// one per thread when the images are spread over the pool, added in range order, element by
+/// element, in pieces on all threads.
+pub(super) fn sum_over_images(
+    n: usize,
+    spread: bool,
+    partial: impl Fn(Range<usize>) -> Vec<f32> + Sync,
+) -> Vec<f32> {
+    let ranges = if spread {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let per_range = n.div_ceil(ranges.max(1)).max(1);
+    let range = |r: usize| r * per_range..((r + 1) * per_range).min(n);
+    let partials: Vec<Vec<f32>> = if spread {
+        (0..ranges)
+            .into_par_iter()
+            .map(|r| partial(range(r)))
+            .collect()
+    } else {
+        vec![partial(range(0))]
+    };
+    let mut partials = partials.into_iter();
+    let mut sum = partials.next().expect("at least one range of images");
+    let rest: Vec<Vec<f32>> = partials.collect();
+    if !rest.is_empty() {
+        const PIECE: usize = 1 << 14;
+        sum.par_chunks_mut(PIECE)
+            .enumerate()
+            .for_each(|(i, piece)| {
+                for other in &rest {
+                    for (a, b) in piece.iter_mut().zip(&other[i * PIECE..]) {
+                        *a += *b;
+                    }
+                }
+            });
+    }
+    sum
 }
 
 /// How the work of `n` images is spread: over images when there are enough of them to keep the
@@ -505,17 +563,9 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), g.n * image_out, "output gradient length");
     let spread = per_image(g.n);
     let taps = g.patch_rows();
-    // Images in contiguous ranges, one partial sum per range, added up at the end.
-    let ranges = if spread {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
-    let per_range = g.n.div_ceil(ranges.max(1)).max(1);
-    let partial = |range: usize| {
+    let partial = |images: Range<usize>| {
         let mut dw = vec![0f32; g.o * k];
         let mut first_product = vec![true; g.groups];
-        let images = range * per_range..((range + 1) * per_range).min(g.n);
         for b in images {
             let image = &x[b * image_in..][..image_in];
             for group in 0..g.groups {
@@ -554,26 +604,7 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         }
         dw
     };
-    let partials: Vec<Vec<f32>> = if spread {
-        (0..ranges).into_par_iter().map(partial).collect()
-    } else {
-        vec![partial(0)]
-    };
-    // The ranges' sums added in range order, element by element, pieces on all threads.
-    let mut ranges = partials.into_iter();
-    let mut dw = ranges.next().expect("at least one range of images");
-    let rest: Vec<Vec<f32>> = ranges.collect();
-    if !rest.is_empty() {
-        const PIECE: usize = 1 << 14;
-        dw.par_chunks_mut(PIECE).enumerate().for_each(|(i, piece)| {
-            for other in &rest {
-                for (a, b) in piece.iter_mut().zip(&other[i * PIECE..]) {
-                    *a += *b;
-                }
-            }
-        });
-    }
-    dw
+    sum_over_images(g.n, spread, partial)
 }
 
 /// The gradient of the loss with respect to the input, given `dy` (`[n, o, oh, ow]`).

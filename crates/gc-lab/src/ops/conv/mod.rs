@@ -281,9 +281,11 @@ mod tests {
     /// 7x7, non-square kernels and inputs, asymmetric padding, dilation, groups, padding wider
     /// than the kernel reaches (rows and columns of only padding), a 1x1 with padding after only
     /// (not the pointwise path), an even kernel with one-sided padding (the shifted copy); the
-    /// last three are wide enough to be cut into several tiles of output rows (checked below; the
-    /// last one for the shifted method). Every case runs with both methods where they apply.
-    const CASES: [Case; 15] = [
+    /// cases 12-14 and 16 are wide enough to be cut into several tiles of output rows (checked
+    /// below; 14 and 16 for the shifted method); 15 and 16 are stride-1 grouped convolutions (15:
+    /// batch 1, a non-square kernel, unequal dilation, asymmetric padding). Every case runs with
+    /// both methods where they apply (the shifted one: stride 1).
+    const CASES: [Case; 17] = [
         case([3, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case([1, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case(
@@ -347,21 +349,32 @@ mod tests {
             [1, 1],
             1,
         ),
+        case([1, 6, 7, 9], 4, [2, 3], [1, 1], [(1, 0), (2, 1)], [2, 1], 2),
+        case(
+            [2, 64, 6, 300],
+            64,
+            [3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+            2,
+        ),
     ];
 
     const METHODS: [Method; 2] = [Method::Im2col, Method::Shifted];
 
     #[test]
     fn the_wide_cases_take_several_tiles() {
-        for c in &CASES[12..] {
+        let geometry = |c: &Case| {
             let w = [c.o, c.x[1] / c.groups, c.kernel[0], c.kernel[1]];
-            let g = Geometry::new(c.x, w, &options(c)).unwrap();
-            assert!(g.tiles().count() > 1, "{:?}", c.x);
+            Geometry::new(c.x, w, &options(c)).unwrap()
+        };
+        for c in &CASES[12..=14] {
+            assert!(geometry(c).tiles().count() > 1, "{:?}", c.x);
         }
-        let c = &CASES[14];
-        let w = [c.o, c.x[1] / c.groups, c.kernel[0], c.kernel[1]];
-        let g = Geometry::new(c.x, w, &options(c)).unwrap();
-        assert!(shifted::tiles(&g) > 1);
+        for c in [&CASES[14], &CASES[16]] {
+            assert!(shifted::tile_count(&geometry(c)) > 1, "{:?}", c.x);
+        }
     }
 
     /// The shifted method where it was measured faster: the weight gradient up to 32 output

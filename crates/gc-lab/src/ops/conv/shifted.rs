@@ -1,46 +1,53 @@
 //! Stride-1 convolutions without a patch matrix: a sum of `kh · kw` matrix products, one per
 //! kernel tap, each reading a shifted view of a zero-padded copy of the image.
 //!
-//! With the image padded to `hp x wp` (`hp = oh + (kh − 1)·dh`, `wp = ow + (kw − 1)·dw`) and the
-//! output computed `wp` wide (its last `wp − ow` columns are discarded), output position
-//! `q = oy·wp + ox` reads tap (`ky`, `kx`) of every input plane at `q + ky·dh·wp + kx·dw`: for each
-//! tap, the padded planes from that offset on are a `[channels, positions]` matrix with unit
-//! column stride, so that
-//! - forward: `y[og, Q] = Σ_tap w_tap[og, cg] · xpad[cg, Q + off_tap]`;
+//! With the image padded to `hp x wp` (`hp = oh + (kh − 1)·dh`, `wp = ow + (kw − 1)·dw`: for
+//! stride 1 exactly the input with its padding on both sides) and the output computed `wp` wide
+//! (its last `wp − ow` columns are discarded), output position `q = oy·wp + ox` reads tap (`ky`,
+//! `kx`) of every input plane at `q + ky·dh·wp + kx·dw`: for each tap, the padded planes from that
+//! offset on are a `[channels, positions]` matrix with unit column stride, so that
+//! - forward: `y[og, Q] = Σ_tap w_tap[og, cg] · xpad[cg, Q + off_tap]`, `kh · kw` products of
+//!   depth `cg` where im2col makes one of depth `cg · kh · kw`;
 //! - weight gradient: `dw_tap[og, cg] += dy[og, Q] · xpad[cg, Q + off_tap]ᵀ` (`dy` laid out `wp`
-//!   wide, its extra columns zero, so that they add nothing);
+//!   wide, its extra columns zero, so that they add nothing), `kh · kw` products of depth `Q`
+//!   where im2col makes one `og x (cg · kh · kw)` product of the same depth;
 //! - input gradient: `dxpad[cg, Q + off_tap] += w_tap[og, cg]ᵀ · dy[og, Q]`, the interior of
-//!   `dxpad` being `dx`.
+//!   `dxpad` being `dx`: `kh · kw` products of depth `og`, as im2col's one, written into the
+//!   padded image instead of a patch matrix that col2im adds back.
 //!
 //! im2col writes every input element `kh · kw` times into the patch matrix (and col2im adds them
-//! back one short row at a time); here each image is copied once, padded. The products are
-//! `kh · kw` times thinner (`cg` instead of `cg · kh · kw` deep), which matters little when the
-//! channel counts are small, as in CIFAR ResNets, where the copies cost most
-//! (`benches/conv_layers.rs` times both).
+//! back one short row at a time); here each image is copied once, padded. That pays where the
+//! products are small against the copies: the gradients of layers with few output channels
+//! ([`pays`]). One difference at the edges: the weight gradient pairs each discarded column's
+//! zero gradient with a real input element, so an infinite input there gives NaN where im2col
+//! gives ±Inf.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::kernels::{Geometry, Pass, TILE_BYTES, each_image, inner, matmul, per_image};
+use super::kernels::{
+    Geometry, Pass, each_image, inner, matmul, per_image, sum_over_images, tile_height, tiles,
+};
 
 thread_local! {
     /// This thread's padded image and its output or gradient tile, kept for the next call.
-    static BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static BUFFERS: Cell<(Vec<f32>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// Runs `f` with this thread's two buffers, at least `a` and `b` long (contents unspecified).
+/// They are taken out of the thread-local for the call (see `kernels::with_col`).
 fn with_buffers<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-    BUFFERS.with(|buffers| {
-        let (x, y) = &mut *buffers.borrow_mut();
-        for (buf, len) in [(&mut *x, a), (&mut *y, b)] {
-            if buf.len() < len {
-                buf.resize(len, 0.0);
-            }
+    let (mut x, mut y) = BUFFERS.take();
+    for (buf, len) in [(&mut x, a), (&mut y, b)] {
+        if buf.len() < len {
+            buf.resize(len, 0.0);
         }
-        f(&mut x[..a], &mut y[..b])
-    })
+    }
+    let result = f(&mut x[..a], &mut y[..b]);
+    BUFFERS.set((x, y));
+    result
 }
 
 /// The padded layout of one convolution.
@@ -74,22 +81,17 @@ impl Padded {
     /// Output rows per tile: a tile's output block and the padded rows its taps read stay in the
     /// core's L2 cache across the taps.
     fn tile_rows(&self, g: &Geometry) -> usize {
-        let per_row = 4 * (g.og() + g.cg()) * self.wp;
-        let most = (TILE_BYTES / per_row.max(1)).clamp(1, g.oh.max(1));
-        g.oh.max(1).div_ceil(g.oh.max(1).div_ceil(most))
+        tile_height(g.oh, 4 * (g.og() + g.cg()) * self.wp)
     }
 
     fn tiles(&self, g: &Geometry) -> impl Iterator<Item = Range<usize>> + use<> {
-        let (step, oh) = (self.tile_rows(g), g.oh);
-        (0..oh)
-            .step_by(step)
-            .map(move |start| start..(start + step).min(oh))
+        tiles(g.oh, self.tile_rows(g))
     }
 }
 
 /// How many tiles of output rows `g` is cut into.
 #[cfg(test)]
-pub fn tiles(g: &Geometry) -> usize {
+pub fn tile_count(g: &Geometry) -> usize {
     Padded::of(g).tiles(g).count()
 }
 
@@ -99,26 +101,28 @@ pub fn fits(g: &Geometry) -> bool {
 }
 
 /// Whether this is the faster way for `pass` of `g`, as `benches/conv_layers.rs` measured on
-/// ResNet-20's and ResNet-50's layers (two runs each): stride 1, a kernel larger than 1x1, and few
-/// output channels, where im2col's copies weigh most against the products (its patch matrix is
-/// as large for 16 output channels as for 256). The weight gradient up to 32 output channels
-/// (ResNet-20's 16- and 32-channel layers 10-22% faster in both runs; at 64-256 channels the runs
-/// disagree, from 13% faster to 11% slower), the input gradient up to 16 (23-27% faster; at
-/// 32-256 channels from 18% faster to 14% slower); never the forward pass, whose `kh · kw` thin
-/// products with `cg`-deep sums lose more than the copies save (2-40% slower at 16-256).
+/// ResNet-20's and ResNet-50's layers (two runs each): stride 1, a kernel larger than 1x1, no
+/// groups (grouped and depthwise convolutions were not measured), and few output channels,
+/// where im2col's copies weigh most against the products (its patch matrix is as large for 16
+/// output channels as for 256). The weight gradient up to 32 output channels (ResNet-20's 16-
+/// and 32-channel 3x3 layers 10-22% faster in both runs; at 64-256 channels the runs disagree,
+/// from 13% faster to 11% slower), the input gradient up to 16 (16 -> 16: 23-27% faster; at
+/// 32-256 channels from 18% faster to 14% slower); never the forward pass, whose thin products
+/// lose more than the copies save (2-40% slower at 16-256 channels). With fewer images than
+/// threads the products here are too small for `gemm` to spread over the threads at 16
+/// channels; the lab's batches are larger.
 pub fn pays(g: &Geometry, pass: Pass) -> bool {
     let most = match pass {
-        Pass::Forward => 0,
+        Pass::Forward => return false,
         Pass::WeightGrad => 32,
         Pass::InputGrad => 16,
     };
-    fits(g) && g.kh * g.kw > 1 && g.og() <= most
+    fits(g) && g.kh * g.kw > 1 && g.groups == 1 && g.og() <= most
 }
 
 /// Copies `planes` planes of `rows x cols` from `src` into `dst` (`plane` apart, each `dst_rows
-/// x dst_cols` then zeros up to `plane`), placed `top` rows down and `left` columns in; every
-/// element of `dst` is written (zeros around), source elements outside are dropped.
-#[allow(clippy::too_many_arguments)]
+/// x dst_cols` then zeros up to `plane`), placed `top` rows down and `left` columns in, zeros
+/// around.
 fn embed(
     src: &[f32],
     (planes, rows, cols): (usize, usize, usize),
@@ -126,49 +130,36 @@ fn embed(
     (plane, dst_rows, dst_cols): (usize, usize, usize),
     (top, left): (usize, usize),
 ) {
+    assert!(top + rows <= dst_rows && left + cols <= dst_cols && dst_rows * dst_cols <= plane);
     for c in 0..planes {
         let src = &src[c * rows * cols..][..rows * cols];
         let dst = &mut dst[c * plane..][..plane];
-        for py in 0..dst_rows {
-            let line = &mut dst[py * dst_cols..][..dst_cols];
-            match py.checked_sub(top).filter(|&y| y < rows) {
-                Some(y) => {
-                    let n = cols.min(dst_cols.saturating_sub(left));
-                    let lead = left.min(dst_cols);
-                    line[..lead].fill(0.0);
-                    line[lead..lead + n].copy_from_slice(&src[y * cols..][..n]);
-                    line[lead + n..].fill(0.0);
-                }
-                None => line.fill(0.0),
-            }
+        dst[..top * dst_cols].fill(0.0);
+        for (y, line) in src.chunks_exact(cols.max(1)).enumerate() {
+            let out = &mut dst[(top + y) * dst_cols..][..dst_cols];
+            out[..left].fill(0.0);
+            out[left..left + cols].copy_from_slice(line);
+            out[left + cols..].fill(0.0);
         }
-        dst[dst_rows * dst_cols..].fill(0.0);
+        dst[(top + rows) * dst_cols..].fill(0.0);
     }
 }
 
-/// The inverse view of [`embed`]: `dst`'s `rows x cols` planes read from `src`'s (`plane` apart,
-/// `src_cols` wide) at `top` rows down and `left` columns in; elements outside `src_rows` rows
-/// or `src_cols` columns are zero.
-#[allow(clippy::too_many_arguments)]
+/// The inverse of [`embed`]: `dst`'s `rows x cols` planes read from `src`'s (`plane` apart,
+/// `src_cols` wide) at `top` rows down and `left` columns in.
 fn extract(
     src: &[f32],
-    (plane, src_rows, src_cols): (usize, usize, usize),
+    (plane, src_cols): (usize, usize),
     (top, left): (usize, usize),
     dst: &mut [f32],
     (planes, rows, cols): (usize, usize, usize),
 ) {
+    assert!(left + cols <= src_cols && (top + rows) * src_cols <= plane);
     for c in 0..planes {
         let src = &src[c * plane..][..plane];
         let dst = &mut dst[c * rows * cols..][..rows * cols];
         for (y, line) in dst.chunks_exact_mut(cols.max(1)).enumerate() {
-            let py = y + top;
-            let n = cols.min(src_cols.saturating_sub(left));
-            if py < src_rows && n > 0 {
-                line[..n].copy_from_slice(&src[py * src_cols + left..][..n]);
-                line[n..].fill(0.0);
-            } else {
-                line.fill(0.0);
-            }
+            line.copy_from_slice(&src[(top + y) * src_cols + left..][..cols]);
         }
     }
 }
@@ -219,7 +210,7 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                     for co in 0..og {
                         extract(
                             &tile[co * q..][..q],
-                            (q, span.len(), pad.wp),
+                            (q, pad.wp),
                             (0, 0),
                             &mut dst[co * p + span.start * g.ow..][..span.len() * g.ow],
                             (1, span.len(), g.ow),
@@ -243,17 +234,10 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.n * image_in, "input length");
     assert_eq!(dy.len(), g.n * image_out, "output gradient length");
     let spread = per_image(g.n);
-    let ranges = if spread {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
-    let per_range = g.n.div_ceil(ranges.max(1)).max(1);
     // Each range's sum tap-major (`[group][tap][og][cg]`: every product writes a dense block).
-    let partial = |range: usize| {
+    let partial = |images: Range<usize>| {
         let mut dw = vec![0f32; g.o * k];
         let mut first = true;
-        let images = range * per_range..((range + 1) * per_range).min(g.n);
         for b in images {
             let image = &x[b * image_in..][..image_in];
             with_buffers(cg * pad.plane, og * wide, |xpad, grad| {
@@ -297,19 +281,8 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         }
         dw
     };
-    let partials: Vec<Vec<f32>> = if spread {
-        (0..ranges).into_par_iter().map(partial).collect()
-    } else {
-        vec![partial(0)]
-    };
-    // The ranges' sums added in range order, then laid out `[o, cg, kh, kw]`.
-    let mut ranges = partials.into_iter();
-    let mut sum = ranges.next().expect("at least one range of images");
-    for other in ranges {
-        sum.par_iter_mut()
-            .zip(other.par_iter())
-            .for_each(|(a, b)| *a += *b);
-    }
+    let sum = sum_over_images(g.n, spread, partial);
+    // Laid out `[o, cg, kh, kw]`.
     let mut dw = vec![0f32; g.o * k];
     dw.par_chunks_mut(k).enumerate().for_each(|(o, row)| {
         let (group, co) = (o / og, o % og);
@@ -365,7 +338,7 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
                 }
                 extract(
                     dxpad,
-                    (pad.plane, pad.hp, pad.wp),
+                    (pad.plane, pad.wp),
                     (g.pad[0], g.pad[1]),
                     &mut image[group * cg * g.h * g.w..][..cg * g.h * g.w],
                     (cg, g.h, g.w),
