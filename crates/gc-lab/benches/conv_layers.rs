@@ -5,7 +5,8 @@
 //! side), medians in ms, and the sums over the model's layers. "x" is the method the kernels pick
 //! for the layer's pass, over flex.
 //!
-//! `cargo bench --bench conv_layers [-- --resnet50] [-- --rounds N] [-- --default-malloc]`
+//! `cargo bench --bench conv_layers [-- --resnet50 | --small-cnn] [-- --rounds N] [-- --default-malloc]`
+//! (`--small-cnn`: the two convolutions of the lab's default job, batch 128 of 28x28)
 
 use std::time::Instant;
 
@@ -51,6 +52,9 @@ const RESNET20: [Layer; 8] = [
     layer(5, 64, 64, 3, 1, 8),
 ];
 
+/// The lab's small CNN on Fashion-MNIST (the README's default job).
+const SMALL_CNN: [Layer; 2] = [layer(1, 1, 16, 3, 1, 28), layer(1, 16, 32, 3, 1, 14)];
+
 /// torchvision's ResNet-50 (stride on the 3x3 convolution).
 const RESNET50: [Layer; 18] = [
     layer(1, 3, 64, 7, 2, 224),
@@ -83,6 +87,8 @@ fn main() {
         .unwrap_or(5);
     let (name, batch, layers): (&str, usize, &[Layer]) = if args.iter().any(|a| a == "--resnet50") {
         ("ResNet-50", 16, &RESNET50)
+    } else if args.iter().any(|a| a == "--small-cnn") {
+        ("small-cnn", 128, &SMALL_CNN)
     } else {
         ("ResNet-20", 128, &RESNET20)
     };

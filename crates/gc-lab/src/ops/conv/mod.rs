@@ -378,20 +378,27 @@ mod tests {
     }
 
     /// The shifted method where it was measured faster: the weight gradient up to 32 output
-    /// channels, the input gradient up to 16, stride 1 and kernels above 1x1 only.
+    /// channels, the input gradient up to 16, stride 1, kernels above 1x1, at least 3 input
+    /// channels and 16x16 output pixels only.
     #[test]
     fn picks_the_shifted_method_for_thin_stride_1_gradients() {
-        let pick = |c: usize, o: usize, k: usize, stride: usize| {
+        let pick_on = |c: usize, o: usize, k: usize, stride: usize, size: usize| {
             let options = ConvOptions::new([stride; 2], [k / 2; 2], [1, 1], 1);
-            let g = Geometry::new([2, c, 16, 16], [o, c, k, k], &options).unwrap();
+            let g = Geometry::new([2, c, size, size], [o, c, k, k], &options).unwrap();
             [Pass::Forward, Pass::WeightGrad, Pass::InputGrad].map(|p| method(&g, p))
         };
+        let pick = |c, o, k, stride| pick_on(c, o, k, stride, 16);
+        let pick_at = |c, o, size| pick_on(c, o, 3, 1, size);
         use Method::{Im2col as I, Shifted as S};
         assert_eq!(pick(16, 16, 3, 1), [I, S, S]);
         assert_eq!(pick(32, 32, 3, 1), [I, S, I]);
         assert_eq!(pick(64, 64, 3, 1), [I, I, I]);
         assert_eq!(pick(16, 16, 3, 2), [I, I, I]);
         assert_eq!(pick(16, 16, 1, 1), [I, I, I]);
+        assert_eq!(pick(3, 16, 3, 1), [I, S, S]);
+        assert_eq!(pick(1, 16, 3, 1), [I, I, I]);
+        assert_eq!(pick_at(16, 32, 14), [I, I, I]);
+        assert_eq!(pick_at(32, 32, 16), [I, S, I]);
         assert_eq!(
             with_method(Method::Shifted, || pick(64, 64, 1, 1)),
             [S, S, S]

@@ -108,16 +108,25 @@ pub fn fits(g: &Geometry) -> bool {
 /// and 32-channel 3x3 layers 10-22% faster in both runs; at 64-256 channels the runs disagree,
 /// from 13% faster to 11% slower), the input gradient up to 16 (16 -> 16: 23-27% faster; at
 /// 32-256 channels from 18% faster to 14% slower); never the forward pass, whose thin products
-/// lose more than the copies save (2-40% slower at 16-256 channels). With fewer images than
-/// threads the products here are too small for `gemm` to spread over the threads at 16
-/// channels; the lab's batches are larger.
+/// lose more than the copies save (2-40% slower at 16-256 channels). And at least 3 input
+/// channels and 16x16 output pixels, below which the per-tap products are too small for their
+/// overhead (the small CNN on Fashion-MNIST, two runs: its 1-channel first layer's weight
+/// gradient 27-41% slower, its 16->32 layer at 14x14 8-12% slower; ResNet-20's 3-channel first
+/// layer 45% faster; 2 channels were not measured). With fewer images than threads the products
+/// here are too small for `gemm` to spread over the threads at 16 channels; the lab's batches
+/// are larger.
 pub fn pays(g: &Geometry, pass: Pass) -> bool {
     let most = match pass {
         Pass::Forward => return false,
         Pass::WeightGrad => 32,
         Pass::InputGrad => 16,
     };
-    fits(g) && g.kh * g.kw > 1 && g.groups == 1 && g.og() <= most
+    fits(g)
+        && g.kh * g.kw > 1
+        && g.groups == 1
+        && g.cg() >= 3
+        && g.oh * g.ow >= 256
+        && g.og() <= most
 }
 
 /// Copies `planes` planes of `rows x cols` from `src` into `dst` (`plane` apart, each `dst_rows
