@@ -179,6 +179,16 @@ impl Geometry {
         self.oh * self.ow
     }
 
+    /// Elements of one input image (all channels).
+    pub(super) fn image_in(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// Elements of one output image (all channels).
+    pub(super) fn image_out(&self) -> usize {
+        self.o * self.p()
+    }
+
     /// Whether the image itself is the patch matrix.
     fn pointwise(&self) -> bool {
         self.kh == 1
@@ -493,14 +503,13 @@ pub(super) fn inner(per_image: bool) -> Parallelism {
 /// The convolution of `x` (`[n, c, h, w]`) with `weight` (`[o, c / groups, kh, kw]`), without
 /// bias: `[n, o, oh, ow]`.
 pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
+    let (image_in, image_out) = (g.image_in(), g.image_out());
+    assert_eq!(x.len(), g.n * image_in, "input length");
+    assert_eq!(weight.len(), g.o * k, "weight length");
     if method(g, Pass::Forward) == Method::Shifted {
         return shifted::forward(g, x, weight);
     }
-    let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
-    let image_in = g.c * g.h * g.w;
-    let image_out = g.o * p;
-    assert_eq!(x.len(), g.n * image_in, "input length");
-    assert_eq!(weight.len(), g.o * k, "weight length");
     let mut y = vec![0f32; g.n * image_out];
     let spread = per_image(g.n);
     let taps = g.patch_rows();
@@ -553,14 +562,13 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
 
 /// The gradient of the loss with respect to the weight, given `dy` (`[n, o, oh, ow]`).
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
+    let (image_in, image_out) = (g.image_in(), g.image_out());
+    assert_eq!(x.len(), g.n * image_in, "input length");
+    assert_eq!(dy.len(), g.n * image_out, "output gradient length");
     if method(g, Pass::WeightGrad) == Method::Shifted {
         return shifted::weight_grad(g, x, dy);
     }
-    let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
-    let image_in = g.c * g.h * g.w;
-    let image_out = g.o * p;
-    assert_eq!(x.len(), g.n * image_in, "input length");
-    assert_eq!(dy.len(), g.n * image_out, "output gradient length");
     let spread = per_image(g.n);
     let taps = g.patch_rows();
     let partial = |images: Range<usize>| {
@@ -609,14 +617,13 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
 
 /// The gradient of the loss with respect to the input, given `dy` (`[n, o, oh, ow]`).
 pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
+    let (image_in, image_out) = (g.image_in(), g.image_out());
+    assert_eq!(weight.len(), g.o * k, "weight length");
+    assert_eq!(dy.len(), g.n * image_out, "output gradient length");
     if method(g, Pass::InputGrad) == Method::Shifted {
         return shifted::input_grad(g, weight, dy);
     }
-    let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
-    let image_in = g.c * g.h * g.w;
-    let image_out = g.o * p;
-    assert_eq!(weight.len(), g.o * k, "weight length");
-    assert_eq!(dy.len(), g.n * image_out, "output gradient length");
     let mut dx = vec![0f32; g.n * image_in];
     let spread = per_image(g.n);
     let taps = g.patch_rows();

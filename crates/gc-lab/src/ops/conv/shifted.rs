@@ -95,7 +95,7 @@ pub fn tile_count(g: &Geometry) -> usize {
     Padded::of(g).tiles(g).count()
 }
 
-/// Whether [`forward`], [`weight_grad`] and [`input_grad`] can compute `g`: stride 1.
+/// Whether this method can compute `g`: stride 1.
 pub fn fits(g: &Geometry) -> bool {
     g.stride == [1, 1]
 }
@@ -173,14 +173,11 @@ fn extract(
     }
 }
 
-/// See [`super::kernels::forward`].
-pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+/// See [`super::kernels::forward`], which checks the buffers' lengths and calls this.
+pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, p, og, cg, taps) = (g.k(), g.p(), g.og(), g.cg(), g.kh * g.kw);
     let pad = Padded::of(g);
-    let image_in = g.c * g.h * g.w;
-    let image_out = g.o * p;
-    assert_eq!(x.len(), g.n * image_in, "input length");
-    assert_eq!(weight.len(), g.o * k, "weight length");
+    let (image_in, image_out) = (g.image_in(), g.image_out());
     let mut y = vec![0f32; g.n * image_out];
     let spread = per_image(g.n);
     let rows = pad.tile_rows(g);
@@ -233,15 +230,12 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     y
 }
 
-/// See [`super::kernels::weight_grad`].
-pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+/// See [`super::kernels::weight_grad`], which checks the buffers' lengths and calls this.
+pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (k, p, og, cg, taps) = (g.k(), g.p(), g.og(), g.cg(), g.kh * g.kw);
     let pad = Padded::of(g);
-    let image_in = g.c * g.h * g.w;
-    let image_out = g.o * p;
+    let (image_in, image_out) = (g.image_in(), g.image_out());
     let wide = g.oh * pad.wp;
-    assert_eq!(x.len(), g.n * image_in, "input length");
-    assert_eq!(dy.len(), g.n * image_out, "output gradient length");
     let spread = per_image(g.n);
     // Each range's sum tap-major (`[group][tap][og][cg]`: every product writes a dense block).
     let partial = |images: Range<usize>| {
@@ -305,15 +299,12 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     dw
 }
 
-/// See [`super::kernels::input_grad`].
-pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+/// See [`super::kernels::input_grad`], which checks the buffers' lengths and calls this.
+pub(super) fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     let (k, p, og, cg, taps) = (g.k(), g.p(), g.og(), g.cg(), g.kh * g.kw);
     let pad = Padded::of(g);
-    let image_in = g.c * g.h * g.w;
-    let image_out = g.o * p;
+    let (image_in, image_out) = (g.image_in(), g.image_out());
     let wide = g.oh * pad.wp;
-    assert_eq!(weight.len(), g.o * k, "weight length");
-    assert_eq!(dy.len(), g.n * image_out, "output gradient length");
     let mut dx = vec![0f32; g.n * image_in];
     let spread = per_image(g.n);
     let one = |(b, image): (usize, &mut [f32])| {
