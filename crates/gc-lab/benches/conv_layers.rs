@@ -5,8 +5,9 @@
 //! side), medians in ms, and the sums over the model's layers. "x" is the method the kernels pick
 //! for the layer's pass, over flex.
 //!
-//! `cargo bench --bench conv_layers [-- --resnet50 | --small-cnn] [-- --rounds N] [-- --default-malloc]`
-//! (`--small-cnn`: the two convolutions of the lab's default job, batch 128 of 28x28)
+//! `cargo bench --bench conv_layers [-- --resnet50 | --small-cnn] [-- --rounds N]
+//! [-- --default-malloc]` (`--small-cnn`: the two convolutions of the lab's default job, batch
+//! 128 of 28x28)
 
 use std::time::Instant;
 
@@ -224,8 +225,8 @@ fn tensor(shape: [usize; 4], seed: u64) -> (FlexTensor, Vec<f32>) {
     (ft, values)
 }
 
-/// The methods the kernels pick for the layer's three passes, and medians over the rounds, ms: [forward, weight
-/// gradient, input gradient] x [flex, im2col, shifted (where it applies)].
+/// The methods the kernels pick for the layer's three passes, and medians over the rounds, ms:
+/// [forward, weight gradient, input gradient] x [flex, im2col, shifted (where it applies)].
 #[allow(clippy::type_complexity)]
 fn measure(l: &Layer, batch: usize, rounds: usize) -> ([Method; 3], [(f64, f64, Option<f64>); 3]) {
     let pad = l.k / 2;

@@ -277,14 +277,15 @@ mod tests {
     }
 
     /// Batches of 1 (the product spread inside) and 3 (images spread over a pool of 2 threads,
-    /// see `on_two_threads`); 3x3 with and without padding, strides 2 and 3, 1x1 with and without stride (the pointwise path),
-    /// 7x7, non-square kernels and inputs, asymmetric padding, dilation, groups, padding wider
-    /// than the kernel reaches (rows and columns of only padding), a 1x1 with padding after only
-    /// (not the pointwise path), an even kernel with one-sided padding (the shifted copy); the
-    /// cases 12-14 and 16 are wide enough to be cut into several tiles of output rows (checked
-    /// below; 14 and 16 for the shifted method); 15 and 16 are stride-1 grouped convolutions (15:
-    /// batch 1, a non-square kernel, unequal dilation, asymmetric padding). Every case runs with
-    /// both methods where they apply (the shifted one: stride 1).
+    /// see `on_two_threads`); 3x3 with and without padding, strides 2 and 3, 1x1 with and
+    /// without stride (the pointwise path), 7x7, non-square kernels and inputs, asymmetric
+    /// padding, dilation, groups, padding wider than the kernel reaches (rows and columns of only
+    /// padding), a 1x1 with padding after only (not the pointwise path), an even kernel with
+    /// one-sided padding (the shifted copy); the cases 12-14 and 16 are wide enough to be cut
+    /// into several tiles of output rows (checked below; 14 and 16 for the shifted method); 15
+    /// and 16 are stride-1 grouped convolutions (15: batch 1, a non-square kernel, unequal
+    /// dilation, asymmetric padding). Every case runs with both methods where they apply (the
+    /// shifted one: stride 1).
     const CASES: [Case; 17] = [
         case([3, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case([1, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
