@@ -1,7 +1,8 @@
 //! The convolutions of a ResNet-20 step (batch 128, 32x32) and, with `--resnet50`, of a
 //! ResNet-50 step (batch 16, 224x224), layer shape by layer shape: burn-flex's own convolution,
-//! weight gradient and input gradient against `gc_lab::ops::conv::kernels`' two methods (im2col;
-//! shifted products, stride 1 only), interleaved per round (each round starting with the next
+//! weight gradient and input gradient against `gc_lab::ops::conv::kernels`' methods (im2col;
+//! shifted products, stride 1 only; for the input gradient also the flipped forward convolution,
+//! stride 1 only), interleaved per round (each round starting with the next
 //! side), medians in ms, and the sums over the model's layers. "x" is the method the kernels pick
 //! for the layer's pass, over flex.
 //!
@@ -109,10 +110,12 @@ fn main() {
         "count",
         head("forward"),
         head("dw"),
-        head("dx")
+        head("dx").replace("shifted", "shifted flipped")
     );
-    // [pass][flex, im2col, shifted, picked]; a layer without a shifted time adds its im2col one.
-    let mut totals = [[0f64; 4]; 3];
+    let shown = |t: Option<f64>| t.map_or("-".into(), |t| format!("{t:.2}"));
+    // [pass][flex, im2col, shifted, flipped, picked]; a layer without a shifted or flipped time
+    // adds its im2col one there.
+    let mut totals = [[0f64; 5]; 3];
     for l in layers {
         let (picked, times) = measure(l, batch, rounds);
         let mut line = format!(
@@ -120,30 +123,45 @@ fn main() {
             format!("{}->{} {}x{}/{} @{}", l.c, l.o, l.k, l.k, l.stride, l.size),
             l.count
         );
-        for (op, &(flex, im2col, shifted)) in times.iter().enumerate() {
+        for (op, &(flex, im2col, shifted, flipped)) in times.iter().enumerate() {
             let ours = match picked[op] {
                 Method::Im2col => im2col,
                 Method::Shifted => shifted.expect("a shifted time where it is picked"),
+                Method::Flipped => flipped.expect("a flipped time where it is picked"),
             };
-            let shown = shifted.map_or("-".into(), |t| format!("{t:.2}"));
+            let extra = if op == 2 {
+                format!(" {:>7}", shown(flipped))
+            } else {
+                String::new()
+            };
             line += &format!(
-                " {flex:>12.2} {im2col:>7.2} {shown:>7} {:>5.2} |",
+                " {flex:>12.2} {im2col:>7.2} {:>7}{extra} {:>5.2} |",
+                shown(shifted),
                 ours / flex
             );
             let count = l.count as f64;
-            for (side, t) in [flex, im2col, shifted.unwrap_or(im2col), ours]
-                .into_iter()
-                .enumerate()
-            {
+            let sides = [
+                flex,
+                im2col,
+                shifted.unwrap_or(im2col),
+                flipped.unwrap_or(im2col),
+                ours,
+            ];
+            for (side, t) in sides.into_iter().enumerate() {
                 totals[op][side] += t * count;
             }
         }
         println!("{}", line.trim_end_matches(" |"));
     }
     let mut line = format!("{:>26} {:>5} |", "model (sum x count)", "");
-    for [flex, im2col, shifted, ours] in totals {
+    for (op, [flex, im2col, shifted, flipped, ours]) in totals.into_iter().enumerate() {
+        let extra = if op == 2 {
+            format!(" {flipped:>7.1}")
+        } else {
+            String::new()
+        };
         line += &format!(
-            " {flex:>12.1} {im2col:>7.1} {shifted:>7.1} {:>5.2} |",
+            " {flex:>12.1} {im2col:>7.1} {shifted:>7.1}{extra} {:>5.2} |",
             ours / flex
         );
     }
@@ -153,15 +171,16 @@ fn main() {
         "conv_layers {} flex_ms {:.1} ours_ms {:.1} ratio {:.3}",
         name.to_lowercase(),
         all(0),
-        all(3),
-        all(3) / all(0)
+        all(4),
+        all(4) / all(0)
     );
     println!(
-        "conv_methods {} im2col_ms {:.1} shifted_ms {:.1} picked_ms {:.1}",
+        "conv_methods {} im2col_ms {:.1} shifted_ms {:.1} flipped_dx_ms {:.1} picked_ms {:.1}",
         name.to_lowercase(),
         all(1),
         all(2),
-        all(3)
+        all(3),
+        all(4)
     );
 }
 
@@ -226,9 +245,14 @@ fn tensor(shape: [usize; 4], seed: u64) -> (FlexTensor, Vec<f32>) {
 }
 
 /// The methods the kernels pick for the layer's three passes, and medians over the rounds, ms:
-/// [forward, weight gradient, input gradient] x [flex, im2col, shifted (where it applies)].
+/// [forward, weight gradient, input gradient] x [flex, im2col, shifted, flipped (each where it
+/// applies; flipped for the input gradient only)].
 #[allow(clippy::type_complexity)]
-fn measure(l: &Layer, batch: usize, rounds: usize) -> ([Method; 3], [(f64, f64, Option<f64>); 3]) {
+fn measure(
+    l: &Layer,
+    batch: usize,
+    rounds: usize,
+) -> ([Method; 3], [(f64, f64, Option<f64>, Option<f64>); 3]) {
     let pad = l.k / 2;
     let options = ConvOptions::new([l.stride; 2], [pad; 2], [1, 1], 1);
     let x_shape = [batch, l.c, l.size, l.size];
@@ -238,11 +262,21 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> ([Method; 3], [(f64, f64, 
     let (w, wv) = tensor(w_shape, 2);
     let (dy, dyv) = tensor([batch, l.o, g.oh, g.ow], 3);
     let fits = shifted::fits(&g);
-    let sides: Vec<Option<Method>> = [None, Some(Method::Im2col), Some(Method::Shifted)]
-        .into_iter()
-        .filter(|side| fits || *side != Some(Method::Shifted))
-        .collect();
-    let mut samples = vec![[[0f64; 3]; 3]; rounds];
+    let flips = kernels::flipped(&g).is_some();
+    let sides: Vec<Option<Method>> = [
+        None,
+        Some(Method::Im2col),
+        Some(Method::Shifted),
+        Some(Method::Flipped),
+    ]
+    .into_iter()
+    .filter(|side| match side {
+        Some(Method::Shifted) => fits,
+        Some(Method::Flipped) => flips,
+        _ => true,
+    })
+    .collect();
+    let mut samples = vec![[[0f64; 4]; 3]; rounds];
     let time = |f: &mut dyn FnMut()| {
         let start = Instant::now();
         f();
@@ -250,13 +284,14 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> ([Method; 3], [(f64, f64, 
     };
     // One untimed call of each first: thread pools, buffers.
     for round in 0..=rounds {
-        let mut times = [[0f64; 3]; 3];
+        let mut times = [[0f64; 4]; 3];
         for k in 0..sides.len() {
             let side = sides[(k + round) % sides.len()];
             let slot = match side {
                 None => 0,
                 Some(Method::Im2col) => 1,
                 Some(Method::Shifted) => 2,
+                Some(Method::Flipped) => 3,
             };
             let Some(method) = side else {
                 times[0][slot] = time(&mut || {
@@ -280,6 +315,14 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> ([Method; 3], [(f64, f64, 
                 });
                 continue;
             };
+            if method == Method::Flipped {
+                times[2][slot] = with_method(method, || {
+                    time(&mut || {
+                        std::hint::black_box(kernels::input_grad(&g, &wv, &dyv));
+                    })
+                });
+                continue;
+            }
             with_method(method, || {
                 times[0][slot] = time(&mut || {
                     std::hint::black_box(kernels::forward(&g, &xv, &wv));
@@ -301,8 +344,14 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> ([Method; 3], [(f64, f64, 
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let times =
-        std::array::from_fn(|op| (median(op, 0), median(op, 1), fits.then(|| median(op, 2))));
+    let times = std::array::from_fn(|op| {
+        (
+            median(op, 0),
+            median(op, 1),
+            fits.then(|| median(op, 2)),
+            (flips && op == 2).then(|| median(op, 3)),
+        )
+    });
     let picked = [Pass::Forward, Pass::WeightGrad, Pass::InputGrad].map(|p| kernels::method(&g, p));
     (picked, times)
 }

@@ -11,7 +11,8 @@
 //!
 //! A 1x1 convolution with stride 1 and no padding reads (and writes) the image itself as `col`.
 //! Stride-1 gradients with few output channels go to [`super::shifted`] instead, which needs no
-//! patch matrix ([`method`] picks; [`with_method`] overrides, for tests and benches).
+//! patch matrix; a stride-1 input gradient can also be computed as a forward convolution of `dy`
+//! ([`flipped`]). [`method`] picks; [`with_method`] overrides, for tests and benches.
 
 use std::cell::{Cell, RefCell};
 use std::ops::Range;
@@ -40,6 +41,10 @@ pub enum Method {
     /// A product per kernel tap over a padded copy of the image (stride 1 only; see
     /// [`super::shifted`]).
     Shifted,
+    /// The input gradient as a forward convolution through the patch matrix of the output
+    /// gradient, with the kernel turned by 180 degrees and its channel axes swapped (stride 1 and
+    /// padding at most `(k - 1)·dilation` only; see [`flipped`]). The other passes use im2col.
+    Flipped,
 }
 
 /// Runs `f` with convolutions on this thread computed by `method` where it applies (`Shifted`
@@ -69,7 +74,9 @@ pub enum Pass {
 pub fn method(g: &Geometry, pass: Pass) -> Method {
     match METHOD.get() {
         Some(Method::Shifted) if shifted::fits(g) => Method::Shifted,
+        Some(Method::Flipped) if pass == Pass::InputGrad && flipped(g).is_some() => Method::Flipped,
         Some(_) => Method::Im2col,
+        None if pass == Pass::InputGrad && flipped_pays(g) => Method::Flipped,
         None if shifted::pays(g, pass) => Method::Shifted,
         None => Method::Im2col,
     }
@@ -615,14 +622,81 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     sum_over_images(g.n, spread, partial)
 }
 
+/// The input gradient of `g` as a forward convolution, where `g` has stride 1 and no more
+/// padding than `(k - 1)·dilation` on either axis: `dy` (`[n, o, oh, ow]`) convolved with the
+/// kernel turned by 180 degrees and its two channel axes swapped (per group `[og, cg, kh, kw]`
+/// becomes `[cg, og, kh, kw]`), padded by `(k - 1)·dilation - pad`, gives `[n, c, h, w]`.
+/// (Input pixel `y` takes output pixel `y + pad - ky·d` through tap `ky`; with `ky' = kh - 1 - ky`
+/// that is `y + ky'·d - ((kh - 1)·d - pad)`, a forward convolution's tap `ky'`.) The product per
+/// image is `dx[cg, P] = w'[cg, og·kh·kw] · col(dy)[og·kh·kw, P]`: as deep as the forward pass's
+/// and without col2im's scattered additions, against im2col's `og` deep.
+pub fn flipped(g: &Geometry) -> Option<Geometry> {
+    if g.stride != [1, 1] {
+        return None;
+    }
+    let reach = [(g.kh - 1) * g.dilation[0], (g.kw - 1) * g.dilation[1]];
+    Some(Geometry {
+        c: g.o,
+        h: g.oh,
+        w: g.ow,
+        o: g.c,
+        oh: g.h,
+        ow: g.w,
+        pad: [
+            reach[0].checked_sub(g.pad[0])?,
+            reach[1].checked_sub(g.pad[1])?,
+        ],
+        ..*g
+    })
+}
+
+/// Whether [`flipped`] is the faster way to the input gradient of `g`, as
+/// `benches/conv_layers.rs` measured (2026-11-29): stride-1 kernels larger than 1x1 with at least
+/// 16 input channels and 2^21 multiply-adds per image. ResNet-20's 16-, 32- and 64-channel 3x3 layers took 0.63, 0.87 and 0.72 of
+/// im2col's time (16 channels: 0.79 of the shifted method's); ResNet-50's 64-, 128- and
+/// 256-channel ones 0.86, 1.20, 0.75 in one run, 0.83, 0.93, 0.86 and 1.01, 0.81, 0.94 in two
+/// more. Not for 1x1 kernels (the same single product either way; the runs differed both ways),
+/// nor for ResNet-20's first layer (3 input channels: 1.38 of im2col's time, a product of only 3
+/// rows), nor for groups (not measured). The work floor lies between ResNet-20's stride-1 layers
+/// (2.4M multiply-adds per image each) and the small CNN's 16->32 layer at 14x14 (0.9M: 1.07 and
+/// 1.11 of im2col's time in two runs).
+fn flipped_pays(g: &Geometry) -> bool {
+    let work = g.cg() * g.og() * g.kh * g.kw * g.h * g.w;
+    flipped(g).is_some() && g.kh * g.kw > 1 && g.groups == 1 && g.cg() >= 16 && work >= 1 << 21
+}
+
+/// `weight` (`[o, cg, kh, kw]`) turned by 180 degrees in its taps and with the output and input
+/// channels of each group swapped: `[c, og, kh, kw]`.
+fn flip(g: &Geometry, weight: &[f32]) -> Vec<f32> {
+    let (og, cg, taps) = (g.og(), g.cg(), g.kh * g.kw);
+    let mut flipped = vec![0f32; weight.len()];
+    for group in 0..g.groups {
+        for o in 0..og {
+            for c in 0..cg {
+                let from = &weight[((group * og + o) * cg + c) * taps..][..taps];
+                let to = &mut flipped[((group * cg + c) * og + o) * taps..][..taps];
+                for (t, v) in to.iter_mut().zip(from.iter().rev()) {
+                    *t = *v;
+                }
+            }
+        }
+    }
+    flipped
+}
+
 /// The gradient of the loss with respect to the input, given `dy` (`[n, o, oh, ow]`).
 pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let (image_in, image_out) = (g.image_in(), g.image_out());
     assert_eq!(weight.len(), g.o * k, "weight length");
     assert_eq!(dy.len(), g.n * image_out, "output gradient length");
-    if method(g, Pass::InputGrad) == Method::Shifted {
-        return shifted::input_grad(g, weight, dy);
+    match method(g, Pass::InputGrad) {
+        Method::Shifted => return shifted::input_grad(g, weight, dy),
+        Method::Flipped => {
+            let turned = flipped(g).expect("picked only where it applies");
+            return forward(&turned, dy, &flip(g, weight));
+        }
+        Method::Im2col => {}
     }
     let mut dx = vec![0f32; g.n * image_in];
     let spread = per_image(g.n);

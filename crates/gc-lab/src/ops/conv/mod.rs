@@ -362,7 +362,7 @@ mod tests {
         ),
     ];
 
-    const METHODS: [Method; 2] = [Method::Im2col, Method::Shifted];
+    const METHODS: [Method; 3] = [Method::Im2col, Method::Shifted, Method::Flipped];
 
     #[test]
     fn the_wide_cases_take_several_tiles() {
@@ -378,11 +378,12 @@ mod tests {
         }
     }
 
-    /// The shifted method where it was measured faster: the weight gradient up to 32 output
-    /// channels, the input gradient up to 16, stride 1, kernels above 1x1, at least 3 input
-    /// channels and 16x16 output pixels only.
+    /// Each method where it was measured faster: the flipped input gradient for stride-1 kernels
+    /// above 1x1 from 16 input channels and 2^21 multiply-adds per image; else the shifted method for the weight gradient up to 32
+    /// output channels and the input gradient up to 16, stride 1, kernels above 1x1, at least 3
+    /// input channels and 16x16 output pixels only.
     #[test]
-    fn picks_the_shifted_method_for_thin_stride_1_gradients() {
+    fn picks_each_pass_its_measured_method() {
         let pick_on = |c: usize, o: usize, k: usize, stride: usize, size: usize| {
             let options = ConvOptions::new([stride; 2], [k / 2; 2], [1, 1], 1);
             let g = Geometry::new([2, c, size, size], [o, c, k, k], &options).unwrap();
@@ -390,16 +391,18 @@ mod tests {
         };
         let pick = |c, o, k, stride| pick_on(c, o, k, stride, 16);
         let pick_at = |c, o, size| pick_on(c, o, 3, 1, size);
-        use Method::{Im2col as I, Shifted as S};
+        use Method::{Flipped as F, Im2col as I, Shifted as S};
         assert_eq!(pick(16, 16, 3, 1), [I, S, S]);
-        assert_eq!(pick(32, 32, 3, 1), [I, S, I]);
-        assert_eq!(pick(64, 64, 3, 1), [I, I, I]);
+        assert_eq!(pick_at(16, 16, 32), [I, S, F]);
+        assert_eq!(pick(32, 32, 3, 1), [I, S, F]);
+        assert_eq!(pick(64, 64, 3, 1), [I, I, F]);
         assert_eq!(pick(16, 16, 3, 2), [I, I, I]);
         assert_eq!(pick(16, 16, 1, 1), [I, I, I]);
         assert_eq!(pick(3, 16, 3, 1), [I, S, S]);
+        assert_eq!(pick(8, 16, 3, 1), [I, S, S]);
         assert_eq!(pick(1, 16, 3, 1), [I, I, I]);
         assert_eq!(pick_at(16, 32, 14), [I, I, I]);
-        assert_eq!(pick_at(32, 32, 16), [I, S, I]);
+        assert_eq!(pick_at(32, 32, 16), [I, S, F]);
         assert_eq!(
             with_method(Method::Shifted, || pick(64, 64, 1, 1)),
             [S, S, S]
@@ -408,6 +411,14 @@ mod tests {
             with_method(Method::Im2col, || pick(16, 16, 3, 1)),
             [I, I, I]
         );
+        // Forced, the flipped input gradient wherever it applies: stride 1 with at most
+        // (k - 1)·dilation of padding (here 3 rows of padding against 2 for a 3x3 kernel: im2col).
+        assert_eq!(with_method(F, || pick(64, 64, 3, 1)), [I, I, F]);
+        assert_eq!(with_method(F, || pick(64, 64, 1, 1)), [I, I, F]);
+        assert_eq!(with_method(F, || pick(64, 64, 3, 2)), [I, I, I]);
+        let padded = ConvOptions::new([1, 1], [3, 1], [1, 1], 1);
+        let g = Geometry::new([2, 8, 9, 9], [8, 8, 3, 3], &padded).unwrap();
+        assert_eq!(with_method(F, || method(&g, Pass::InputGrad)), I);
     }
 
     fn options(c: &Case) -> ConvOptions<2> {

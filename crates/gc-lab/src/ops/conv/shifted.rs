@@ -114,7 +114,8 @@ pub fn fits(g: &Geometry) -> bool {
 /// gradient 27-41% slower, its 16->32 layer at 14x14 8-12% slower; ResNet-20's 3-channel first
 /// layer 45% faster; 2 channels were not measured). With fewer images than threads the products
 /// here are too small for `gemm` to spread over the threads at 16 channels; the lab's batches
-/// are larger.
+/// are larger. (From 16 input channels the input gradient goes to the flipped forward
+/// convolution instead, faster still: see `kernels::flipped`.)
 pub fn pays(g: &Geometry, pass: Pass) -> bool {
     let most = match pass {
         Pass::Forward => return false,
