@@ -655,11 +655,11 @@ pub fn flipped(g: &Geometry) -> Option<Geometry> {
 /// 16 input channels and 2^21 multiply-adds per image. ResNet-20's 16-, 32- and 64-channel 3x3
 /// layers took 0.63, 0.87 and 0.72 of im2col's time (16 channels: 0.79 of the shifted method's);
 /// ResNet-50's 64-, 128- and 256-channel ones 0.86, 1.28, 0.75 in one run, 0.83, 0.93, 0.86 and
-/// 1.01, 0.81, 0.94 in two more. Not for 1x1 kernels (the same single product either way; the runs differed both ways),
-/// nor for ResNet-20's first layer (3 input channels: 1.38 of im2col's time, a product of only 3
-/// rows), nor for groups (not measured). The work floor lies between ResNet-20's stride-1 layers
-/// (2.4M multiply-adds per image each) and the small CNN's 16->32 layer at 14x14 (0.9M: 1.07 and
-/// 1.11 of im2col's time in two runs).
+/// 1.01, 0.81, 0.94 in two more. Not for 1x1 kernels (the same single product either way; the
+/// runs differed both ways), nor for ResNet-20's first layer (3 input channels: 1.38 of im2col's
+/// time, a product of only 3 rows), nor for groups (not measured). The work floor lies between
+/// ResNet-20's stride-1 layers (2.4M multiply-adds per image each) and the small CNN's 16->32
+/// layer at 14x14 (0.9M: 1.07 and 1.11 of im2col's time in two runs).
 fn flipped_pays(g: &Geometry) -> bool {
     let work = g.cg() * g.og() * g.kh * g.kw * g.h * g.w;
     flipped(g).is_some() && g.kh * g.kw > 1 && g.groups == 1 && g.cg() >= 16 && work >= 1 << 21

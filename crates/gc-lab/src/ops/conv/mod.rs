@@ -379,9 +379,9 @@ mod tests {
     }
 
     /// Each method where it was measured faster: the flipped input gradient for stride-1 kernels
-    /// above 1x1 from 16 input channels and 2^21 multiply-adds per image; else the shifted method for the weight gradient up to 32
-    /// output channels and the input gradient up to 16, stride 1, kernels above 1x1, at least 3
-    /// input channels and 16x16 output pixels only.
+    /// above 1x1 from 16 input channels and 2^21 multiply-adds per image; else the shifted method
+    /// for the weight gradient up to 32 output channels and the input gradient up to 16, stride
+    /// 1, kernels above 1x1, at least 3 input channels and 16x16 output pixels only.
     #[test]
     fn picks_each_pass_its_measured_method() {
         let pick_on = |c: usize, o: usize, k: usize, stride: usize, size: usize| {
