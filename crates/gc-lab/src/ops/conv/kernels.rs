@@ -48,7 +48,8 @@ pub enum Method {
 }
 
 /// Runs `f` with convolutions on this thread computed by `method` where it applies (`Shifted`
-/// needs stride 1), instead of the one chosen for their sizes: to compare the two.
+/// needs stride 1; `Flipped` stride 1 and only computes input gradients), elsewhere by im2col,
+/// instead of the methods chosen for their sizes: to compare them.
 pub fn with_method<R>(method: Method, f: impl FnOnce() -> R) -> R {
     /// Puts the previous override back, also when `f` panics.
     struct Restore(Option<Method>);

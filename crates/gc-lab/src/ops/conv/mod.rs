@@ -284,8 +284,8 @@ mod tests {
     /// one-sided padding (the shifted copy); the cases 12-14 and 16 are wide enough to be cut
     /// into several tiles of output rows (checked below; 14 and 16 for the shifted method); 15
     /// and 16 are stride-1 grouped convolutions (15: batch 1, a non-square kernel, unequal
-    /// dilation, asymmetric padding). Every case runs with both methods where they apply (the
-    /// shifted one: stride 1).
+    /// dilation, asymmetric padding). Every case runs with each method where it applies (the
+    /// shifted one: stride 1; the flipped one: the input gradient at stride 1).
     const CASES: [Case; 17] = [
         case([3, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case([1, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
