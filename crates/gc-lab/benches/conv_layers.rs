@@ -17,8 +17,8 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::ModuleOps;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bytes, DType, Shape};
-use gc_lab::ops::conv::kernels::{self, Geometry, Method, Pass, with_method};
-use gc_lab::ops::conv::shifted;
+use gc_lab::ops::conv::kernels::{self, Geometry, Method, with_method};
+use gc_lab::ops::conv::{direct, shifted};
 
 /// One convolution shape of a model: `count` layers of `c -> o` channels, `k x k`, on `size x
 /// size` inputs.
@@ -79,6 +79,26 @@ const RESNET50: [Layer; 18] = [
     layer(1, 1024, 512, 1, 1, 14),
 ];
 
+/// What a column times: burn-flex's own, one method forced, or the kernels' own pick.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Side {
+    Flex,
+    Forced(Method),
+    Picked,
+}
+
+/// The columns of each pass.
+const SIDES: [Side; 6] = [
+    Side::Flex,
+    Side::Forced(Method::Im2col),
+    Side::Forced(Method::Shifted),
+    Side::Forced(Method::Flipped),
+    Side::Forced(Method::Direct),
+    Side::Picked,
+];
+
+const PASSES: [&str; 3] = ["forward", "dw", "dx"];
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let malloc = gc_lab::memory::for_bench(&args);
@@ -95,75 +115,69 @@ fn main() {
         ("ResNet-20", 128, &RESNET20)
     };
     println!(
-        "{name} convolutions, batch {batch}, {rounds} rounds, {} threads, malloc {malloc}; ms",
-        rayon::current_num_threads()
+        "{name} convolutions, batch {batch}, {rounds} rounds, {} threads, malloc {malloc}, \
+         direct kernel {}; ms",
+        rayon::current_num_threads(),
+        if direct::available() {
+            "available"
+        } else {
+            "not available (no AVX2 and FMA)"
+        }
     );
     println!(
         "gemm alone, 1024 x 1024 x 1024 on all threads: {:.1} GFLOP/s (what the products here \
          could reach at best)",
         gemm_probe()
     );
-    let head = |op: &str| format!("{op} flex {:>7} {:>7} {:>5}", "im2col", "shifted", "x");
+    println!(
+        "columns per pass: flex, im2col, shifted, flipped, direct (each forced where it applies: \
+         shifted at stride 1, flipped for dx at stride 1, direct for the forward pass, dw \
+         and the flipped dx at stride 1), picked (the kernels' own choice), x = picked / flex"
+    );
+    let head = |op: &str| {
+        format!(
+            "{op:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5}",
+            "flex", "im2col", "shifted", "flipped", "direct", "picked", "x"
+        )
+    };
     println!(
         "{:>26} {:>5} | {} | {} | {}",
         "layer",
         "count",
-        head("forward"),
-        head("dw"),
-        head("dx").replace("shifted", "shifted flipped")
+        head(PASSES[0]),
+        head(PASSES[1]),
+        head(PASSES[2])
     );
     let shown = |t: Option<f64>| t.map_or("-".into(), |t| format!("{t:.2}"));
-    // [pass][flex, im2col, shifted, flipped, picked]; a layer without a shifted or flipped time
-    // adds its im2col one there.
-    let mut totals = [[0f64; 5]; 3];
+    // [pass][side]; a layer without a time for a method adds its im2col time there.
+    let mut totals = [[0f64; SIDES.len()]; 3];
     for l in layers {
-        let (picked, times) = measure(l, batch, rounds);
+        let times = measure(l, batch, rounds);
         let mut line = format!(
             "{:>26} {:>5} |",
             format!("{}->{} {}x{}/{} @{}", l.c, l.o, l.k, l.k, l.stride, l.size),
             l.count
         );
-        for (op, &(flex, im2col, shifted, flipped)) in times.iter().enumerate() {
-            let ours = match picked[op] {
-                Method::Im2col => im2col,
-                Method::Shifted => shifted.expect("a shifted time where it is picked"),
-                Method::Flipped => flipped.expect("a flipped time where it is picked"),
-            };
-            let extra = if op == 2 {
-                format!(" {:>7}", shown(flipped))
-            } else {
-                String::new()
-            };
-            line += &format!(
-                " {flex:>12.2} {im2col:>7.2} {:>7}{extra} {:>5.2} |",
-                shown(shifted),
-                ours / flex
-            );
-            let count = l.count as f64;
-            let sides = [
-                flex,
-                im2col,
-                shifted.unwrap_or(im2col),
-                flipped.unwrap_or(im2col),
-                ours,
-            ];
-            for (side, t) in sides.into_iter().enumerate() {
-                totals[op][side] += t * count;
+        for (op, row) in times.iter().enumerate() {
+            let [flex, im2col, .., picked] = row.map(|t| t.unwrap_or(f64::NAN));
+            line += &format!(" {:>7}", "");
+            for t in row {
+                line += &format!(" {:>7}", shown(*t));
+            }
+            line += &format!(" {:>5.2} |", picked / flex);
+            for (side, t) in row.iter().enumerate() {
+                totals[op][side] += t.unwrap_or(im2col) * l.count as f64;
             }
         }
         println!("{}", line.trim_end_matches(" |"));
     }
     let mut line = format!("{:>26} {:>5} |", "model (sum x count)", "");
-    for (op, [flex, im2col, shifted, flipped, ours]) in totals.into_iter().enumerate() {
-        let extra = if op == 2 {
-            format!(" {flipped:>7.1}")
-        } else {
-            String::new()
-        };
-        line += &format!(
-            " {flex:>12.1} {im2col:>7.1} {shifted:>7.1}{extra} {:>5.2} |",
-            ours / flex
-        );
+    for row in totals {
+        line += &format!(" {:>7}", "");
+        for t in row {
+            line += &format!(" {t:>7.1}");
+        }
+        line += &format!(" {:>5.2} |", row[5] / row[0]);
     }
     println!("{}", line.trim_end_matches(" |"));
     let all = |side: usize| totals.iter().map(|t| t[side]).sum::<f64>();
@@ -171,16 +185,18 @@ fn main() {
         "conv_layers {} flex_ms {:.1} ours_ms {:.1} ratio {:.3}",
         name.to_lowercase(),
         all(0),
-        all(4),
-        all(4) / all(0)
+        all(5),
+        all(5) / all(0)
     );
     println!(
-        "conv_methods {} im2col_ms {:.1} shifted_ms {:.1} flipped_dx_ms {:.1} picked_ms {:.1}",
+        "conv_methods {} im2col_ms {:.1} shifted_ms {:.1} flipped_dx_ms {:.1} direct_ms {:.1} \
+         picked_ms {:.1}",
         name.to_lowercase(),
         all(1),
         all(2),
-        all(3),
-        all(4)
+        totals[2][3],
+        all(4),
+        all(5)
     );
 }
 
@@ -244,15 +260,9 @@ fn tensor(shape: [usize; 4], seed: u64) -> (FlexTensor, Vec<f32>) {
     (ft, values)
 }
 
-/// The methods the kernels pick for the layer's three passes, and medians over the rounds, ms:
-/// [forward, weight gradient, input gradient] x [flex, im2col, shifted, flipped (each where it
-/// applies; flipped for the input gradient only)].
-#[allow(clippy::type_complexity)]
-fn measure(
-    l: &Layer,
-    batch: usize,
-    rounds: usize,
-) -> ([Method; 3], [(f64, f64, Option<f64>, Option<f64>); 3]) {
+/// Medians over the rounds, ms: [forward, weight gradient, input gradient] x [`SIDES`], each
+/// where it applies.
+fn measure(l: &Layer, batch: usize, rounds: usize) -> [[Option<f64>; SIDES.len()]; 3] {
     let pad = l.k / 2;
     let options = ConvOptions::new([l.stride; 2], [pad; 2], [1, 1], 1);
     let x_shape = [batch, l.c, l.size, l.size];
@@ -261,22 +271,17 @@ fn measure(
     let (x, xv) = tensor(x_shape, 1);
     let (w, wv) = tensor(w_shape, 2);
     let (dy, dyv) = tensor([batch, l.o, g.oh, g.ow], 3);
-    let fits = shifted::fits(&g);
     let flips = kernels::flipped(&g).is_some();
-    let sides: Vec<Option<Method>> = [
-        None,
-        Some(Method::Im2col),
-        Some(Method::Shifted),
-        Some(Method::Flipped),
-    ]
-    .into_iter()
-    .filter(|side| match side {
-        Some(Method::Shifted) => fits,
-        Some(Method::Flipped) => flips,
+    let applies = |side: Side, op: usize| match side {
+        Side::Forced(Method::Shifted) => shifted::fits(&g),
+        Side::Forced(Method::Flipped) => op == 2 && flips,
+        Side::Forced(Method::Direct) => direct::fits(&g) && (op < 2 || flips),
         _ => true,
-    })
-    .collect();
-    let mut samples = vec![[[0f64; 4]; 3]; rounds];
+    };
+    let sides: Vec<usize> = (0..SIDES.len())
+        .filter(|&s| (0..3).any(|op| applies(SIDES[s], op)))
+        .collect();
+    let mut samples = vec![[[0f64; SIDES.len()]; 3]; rounds];
     let time = |f: &mut dyn FnMut()| {
         let start = Instant::now();
         f();
@@ -284,74 +289,63 @@ fn measure(
     };
     // One untimed call of each first: thread pools, buffers.
     for round in 0..=rounds {
-        let mut times = [[0f64; 4]; 3];
+        let mut times = [[0f64; SIDES.len()]; 3];
         for k in 0..sides.len() {
-            let side = sides[(k + round) % sides.len()];
-            let slot = match side {
-                None => 0,
-                Some(Method::Im2col) => 1,
-                Some(Method::Shifted) => 2,
-                Some(Method::Flipped) => 3,
-            };
-            let Some(method) = side else {
-                times[0][slot] = time(&mut || {
-                    std::hint::black_box(Flex::conv2d(x.clone(), w.clone(), None, options.clone()));
-                });
-                times[1][slot] = time(&mut || {
-                    std::hint::black_box(Flex::conv2d_weight_backward(
-                        x.clone(),
-                        w.clone(),
-                        dy.clone(),
-                        options.clone(),
-                    ));
-                });
-                times[2][slot] = time(&mut || {
-                    std::hint::black_box(Flex::conv2d_x_backward(
-                        x.clone(),
-                        w.clone(),
-                        dy.clone(),
-                        options.clone(),
-                    ));
-                });
-                continue;
-            };
-            if method == Method::Flipped {
-                times[2][slot] = with_method(method, || {
-                    time(&mut || {
+            let slot = sides[(k + round) % sides.len()];
+            let side = SIDES[slot];
+            for op in (0..3).filter(|&op| applies(side, op)) {
+                let mut pass = || match (side, op) {
+                    (Side::Flex, 0) => {
+                        std::hint::black_box(Flex::conv2d(
+                            x.clone(),
+                            w.clone(),
+                            None,
+                            options.clone(),
+                        ));
+                    }
+                    (Side::Flex, 1) => {
+                        std::hint::black_box(Flex::conv2d_weight_backward(
+                            x.clone(),
+                            w.clone(),
+                            dy.clone(),
+                            options.clone(),
+                        ));
+                    }
+                    (Side::Flex, _) => {
+                        std::hint::black_box(Flex::conv2d_x_backward(
+                            x.clone(),
+                            w.clone(),
+                            dy.clone(),
+                            options.clone(),
+                        ));
+                    }
+                    (_, 0) => {
+                        std::hint::black_box(kernels::forward(&g, &xv, &wv));
+                    }
+                    (_, 1) => {
+                        std::hint::black_box(kernels::weight_grad(&g, &xv, &dyv));
+                    }
+                    _ => {
                         std::hint::black_box(kernels::input_grad(&g, &wv, &dyv));
-                    })
-                });
-                continue;
+                    }
+                };
+                times[op][slot] = match side {
+                    Side::Forced(method) => with_method(method, || time(&mut pass)),
+                    _ => time(&mut pass),
+                };
             }
-            with_method(method, || {
-                times[0][slot] = time(&mut || {
-                    std::hint::black_box(kernels::forward(&g, &xv, &wv));
-                });
-                times[1][slot] = time(&mut || {
-                    std::hint::black_box(kernels::weight_grad(&g, &xv, &dyv));
-                });
-                times[2][slot] = time(&mut || {
-                    std::hint::black_box(kernels::input_grad(&g, &wv, &dyv));
-                });
-            });
         }
         if round > 0 {
             samples[round - 1] = times;
         }
     }
-    let median = |op: usize, slot: usize| {
-        let mut v: Vec<f64> = samples.iter().map(|s| s[op][slot]).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let times = std::array::from_fn(|op| {
-        (
-            median(op, 0),
-            median(op, 1),
-            fits.then(|| median(op, 2)),
-            (flips && op == 2).then(|| median(op, 3)),
-        )
-    });
-    let picked = [Pass::Forward, Pass::WeightGrad, Pass::InputGrad].map(|p| kernels::method(&g, p));
-    (picked, times)
+    std::array::from_fn(|op| {
+        std::array::from_fn(|slot| {
+            applies(SIDES[slot], op).then(|| {
+                let mut v: Vec<f64> = samples.iter().map(|s| s[op][slot]).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            })
+        })
+    })
 }

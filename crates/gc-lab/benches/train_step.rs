@@ -5,8 +5,8 @@
 //! `cargo bench --bench train_step -- [resnet20|resnet50] [--optimizer NAME] [--quick]
 //! [--default-malloc] [--burn-ops] [--im2col] [--backend flex|ndarray]` (ndarray: build with
 //! `--features ndarray`; `--burn-ops`: burn's own convolution and batch norm instead of
-//! `gc_lab::ops`'; `--im2col`: `gc_lab::ops`' convolutions all through im2col, none by shifted
-//! products)
+//! `gc_lab::ops`'; `--im2col`: `gc_lab::ops`' convolutions all through im2col, none by the
+//! shifted, flipped or direct methods)
 //! (default: resnet20, sgd_gc). ResNet-20: batch 128 of 3x32x32, 10 classes. ResNet-50: the ImageNet
 //! model (torchvision layout), batch 16 of 3x224x224, 1000 classes. One model per process, so that
 //! the peak memory is that model's.

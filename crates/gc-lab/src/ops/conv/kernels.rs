@@ -21,7 +21,7 @@ use burn::tensor::ops::ConvOptions;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::shifted;
+use super::{direct, shifted};
 
 /// The size a tile's patch matrix aims at (see [`Geometry::tile_rows`]).
 pub(super) const TILE_BYTES: usize = 256 << 10;
@@ -45,6 +45,10 @@ pub enum Method {
     /// gradient, with the kernel turned by 180 degrees and its channel axes swapped (stride 1 and
     /// padding at most `(k - 1)·dilation` only; see [`flipped`]). The other passes use im2col.
     Flipped,
+    /// The forward pass by a register-blocked kernel over a padded copy of the image (stride 1
+    /// and a CPU with AVX2 and FMA only; see [`super::direct`]); forced, also the flipped input
+    /// gradient's forward convolution. The weight gradient uses im2col.
+    Direct,
 }
 
 /// Runs `f` with convolutions on this thread computed by `method` where it applies (`Shifted`
@@ -75,9 +79,15 @@ pub enum Pass {
 pub fn method(g: &Geometry, pass: Pass) -> Method {
     match METHOD.get() {
         Some(Method::Shifted) if shifted::fits(g) => Method::Shifted,
-        Some(Method::Flipped) if pass == Pass::InputGrad && flipped(g).is_some() => Method::Flipped,
+        Some(Method::Flipped | Method::Direct)
+            if pass == Pass::InputGrad && flipped(g).is_some() =>
+        {
+            Method::Flipped
+        }
+        Some(Method::Direct) if pass != Pass::InputGrad && direct::fits(g) => Method::Direct,
         Some(_) => Method::Im2col,
         None if pass == Pass::InputGrad && flipped_pays(g) => Method::Flipped,
+        None if direct::pays(g, pass) => Method::Direct,
         None if shifted::pays(g, pass) => Method::Shifted,
         None => Method::Im2col,
     }
@@ -515,8 +525,10 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (image_in, image_out) = (g.image_in(), g.image_out());
     assert_eq!(x.len(), g.n * image_in, "input length");
     assert_eq!(weight.len(), g.o * k, "weight length");
-    if method(g, Pass::Forward) == Method::Shifted {
-        return shifted::forward(g, x, weight);
+    match method(g, Pass::Forward) {
+        Method::Shifted => return shifted::forward(g, x, weight),
+        Method::Direct => return direct::forward(g, x, weight),
+        _ => {}
     }
     let mut y = vec![0f32; g.n * image_out];
     let spread = per_image(g.n);
@@ -574,8 +586,10 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (image_in, image_out) = (g.image_in(), g.image_out());
     assert_eq!(x.len(), g.n * image_in, "input length");
     assert_eq!(dy.len(), g.n * image_out, "output gradient length");
-    if method(g, Pass::WeightGrad) == Method::Shifted {
-        return shifted::weight_grad(g, x, dy);
+    match method(g, Pass::WeightGrad) {
+        Method::Shifted => return shifted::weight_grad(g, x, dy),
+        Method::Direct => return direct::weight_grad(g, x, dy),
+        _ => {}
     }
     let spread = per_image(g.n);
     let taps = g.patch_rows();
@@ -651,19 +665,26 @@ pub fn flipped(g: &Geometry) -> Option<Geometry> {
     })
 }
 
-/// Whether [`flipped`] is the faster way to the input gradient of `g`, as
-/// `benches/conv_layers.rs` measured (2026-11-29): stride-1 kernels larger than 1x1 with at least
-/// 16 input channels and 2^21 multiply-adds per image. ResNet-20's 16-, 32- and 64-channel 3x3
-/// layers took 0.63, 0.87 and 0.72 of im2col's time (16 channels: 0.79 of the shifted method's);
-/// ResNet-50's 64-, 128- and 256-channel ones 0.86, 1.28, 0.75 in one run, 0.83, 0.93, 0.86 and
-/// 1.01, 0.81, 0.94 in two more. Not for 1x1 kernels (the same single product either way; the
-/// runs differed both ways), nor for ResNet-20's first layer (3 input channels: 1.38 of im2col's
-/// time, a product of only 3 rows), nor for groups (not measured). The work floor lies between
-/// ResNet-20's stride-1 layers (2.4M multiply-adds per image each) and the small CNN's 16->32
-/// layer at 14x14 (0.9M: 1.07 and 1.11 of im2col's time in two runs).
+/// Whether [`flipped`] is the faster way to the input gradient of `g`, as `benches/conv_layers.rs`
+/// measured (2026-11-29): stride-1 kernels larger than 1x1, no groups (not measured), and either
+/// the direct kernel computes the flipped forward convolution (see [`direct::pays`]) and `g` has at
+/// least 3 input channels (the flipped convolution's outputs: ResNet-20's stride-1 layers 0.71-0.93
+/// of the next best method's time in two runs, its 3-channel first layer 0.69 and 0.80 of the
+/// shifted method's, the small CNN's 16->32 layer at 14x14 0.82 of the shifted method's; the small
+/// CNN's 1-channel first layer 1.8 times im2col's), or else at least 16 input channels and 2^21
+/// multiply-adds per image (through im2col: ResNet-20's 16-, 32- and 64-channel 3x3 layers took
+/// 0.63, 0.87 and 0.72 of im2col's time (16 channels: 0.79 of the shifted method's); ResNet-50's
+/// 64-, 128- and 256-channel ones 0.86, 1.28, 0.75 in one run, 0.83, 0.93, 0.86 and 1.01, 0.81,
+/// 0.94 in two more; not ResNet-20's first layer, 1.38 of im2col's time, a product of only 3 rows,
+/// nor the small CNN's 16->32 layer at 14x14, 0.9M multiply-adds per image, 1.07 and 1.11 of
+/// im2col's time in two runs).
 fn flipped_pays(g: &Geometry) -> bool {
+    let Some(turned) = flipped(g) else {
+        return false;
+    };
     let work = g.cg() * g.og() * g.kh * g.kw * g.h * g.w;
-    flipped(g).is_some() && g.kh * g.kw > 1 && g.groups == 1 && g.cg() >= 16 && work >= 1 << 21
+    let direct = direct::pays(&turned, Pass::Forward) && g.cg() >= 3;
+    g.kh * g.kw > 1 && g.groups == 1 && (direct || g.cg() >= 16 && work >= 1 << 21)
 }
 
 /// `weight` (`[o, cg, kh, kw]`) turned by 180 degrees in its taps and with the output and input
@@ -697,7 +718,7 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
             let turned = flipped(g).expect("picked only where it applies");
             return forward(&turned, dy, &flip(g, weight));
         }
-        Method::Im2col => {}
+        Method::Im2col | Method::Direct => {}
     }
     let mut dx = vec![0f32; g.n * image_in];
     let spread = per_image(g.n);

@@ -11,6 +11,7 @@
 //! Backends without a kernel here (ndarray, for the backend comparison) run burn's own
 //! convolution through the trait's default bodies; f64 and half-precision tensors on flex do too.
 
+pub mod direct;
 pub mod kernels;
 pub mod shifted;
 
@@ -240,6 +241,7 @@ mod tests {
     use burn::tensor::Device;
     use burn::tensor::module::conv2d as burn_conv2d;
 
+    use super::direct;
     use super::kernels::{Method, Pass, method, with_method};
     use super::*;
     use crate::ops::testing::{assert_close, tensor, to_vec};
@@ -284,9 +286,11 @@ mod tests {
     /// one-sided padding (the shifted copy); the cases 12-14 and 16 are wide enough to be cut
     /// into several tiles of output rows (checked below; 14 and 16 for the shifted method); 15
     /// and 16 are stride-1 grouped convolutions (15: batch 1, a non-square kernel, unequal
-    /// dilation, asymmetric padding). Every case runs with each method where it applies (the
-    /// shifted one: stride 1; the flipped one: the input gradient at stride 1).
-    const CASES: [Case; 17] = [
+    /// dilation, asymmetric padding); 17 and 18 have kernels of 3 and 2 taps (1x3, 2x1: the direct
+    /// weight gradient's chunks of that many taps; 18 also 7 output channels, blocks of 6 and 2
+    /// with a zero channel). Every case runs with each method where it applies (the shifted and
+    /// the direct one: stride 1; the flipped one: the input gradient at stride 1).
+    const CASES: [Case; 19] = [
         case([3, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case([1, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case(
@@ -360,9 +364,16 @@ mod tests {
             [1, 1],
             2,
         ),
+        case([2, 5, 6, 7], 3, [1, 3], [1, 1], [(0, 0), (1, 1)], [1, 1], 1),
+        case([1, 3, 5, 6], 7, [2, 1], [1, 1], [(1, 0), (0, 0)], [1, 1], 1),
     ];
 
-    const METHODS: [Method; 3] = [Method::Im2col, Method::Shifted, Method::Flipped];
+    const METHODS: [Method; 4] = [
+        Method::Im2col,
+        Method::Shifted,
+        Method::Flipped,
+        Method::Direct,
+    ];
 
     #[test]
     fn the_wide_cases_take_several_tiles() {
@@ -378,10 +389,14 @@ mod tests {
         }
     }
 
-    /// Each method where it was measured faster: the flipped input gradient for stride-1 kernels
-    /// above 1x1 from 16 input channels and 2^21 multiply-adds per image; else the shifted method
-    /// for the weight gradient up to 32 output channels and the input gradient up to 16, stride
-    /// 1, kernels above 1x1, at least 3 input channels and 16x16 output pixels only.
+    /// Each method where it was measured faster. With the direct kernel (AVX2 and FMA): the
+    /// forward pass for kernels above 1x1 with up to 64 output channels, the weight gradient too
+    /// from 16x16 output pixels, the input gradient as the flipped forward convolution from 3
+    /// input channels. Else, and beyond those: the flipped input gradient for stride-1 kernels
+    /// above 1x1 from 16 input channels and 2^21 multiply-adds per image; the shifted method for
+    /// the weight gradient up to 32 output channels and the input gradient up to 16, stride 1,
+    /// kernels above 1x1, at least 3 input channels and 16x16 output pixels only. (`d(m)`: the
+    /// direct kernel where the CPU has it, else `m`; `f(m)` likewise the flipped input gradient.)
     #[test]
     fn picks_each_pass_its_measured_method() {
         let pick_on = |c: usize, o: usize, k: usize, stride: usize, size: usize| {
@@ -391,18 +406,25 @@ mod tests {
         };
         let pick = |c, o, k, stride| pick_on(c, o, k, stride, 16);
         let pick_at = |c, o, size| pick_on(c, o, 3, 1, size);
-        use Method::{Flipped as F, Im2col as I, Shifted as S};
-        assert_eq!(pick(16, 16, 3, 1), [I, S, S]);
-        assert_eq!(pick_at(16, 16, 32), [I, S, F]);
-        assert_eq!(pick(32, 32, 3, 1), [I, S, F]);
-        assert_eq!(pick(64, 64, 3, 1), [I, I, F]);
+        use Method::{Direct as D, Flipped as F, Im2col as I, Shifted as S};
+        let has = direct::available();
+        let d = |m| if has { D } else { m };
+        let f = |m| if has { F } else { m };
+        assert_eq!(pick(16, 16, 3, 1), [d(I), d(S), f(S)]);
+        assert_eq!(pick_at(16, 16, 32), [d(I), d(S), F]);
+        assert_eq!(pick(32, 32, 3, 1), [d(I), d(S), F]);
+        assert_eq!(pick(64, 64, 3, 1), [d(I), d(I), F]);
+        assert_eq!(pick(128, 128, 3, 1), [I, I, F]);
         assert_eq!(pick(16, 16, 3, 2), [I, I, I]);
         assert_eq!(pick(16, 16, 1, 1), [I, I, I]);
-        assert_eq!(pick(3, 16, 3, 1), [I, S, S]);
-        assert_eq!(pick(8, 16, 3, 1), [I, S, S]);
-        assert_eq!(pick(1, 16, 3, 1), [I, I, I]);
-        assert_eq!(pick_at(16, 32, 14), [I, I, I]);
-        assert_eq!(pick_at(32, 32, 16), [I, S, F]);
+        assert_eq!(pick(3, 16, 3, 1), [d(I), d(S), f(S)]);
+        assert_eq!(pick(8, 16, 3, 1), [d(I), d(S), f(S)]);
+        assert_eq!(pick(2, 16, 3, 1), [d(I), d(I), I]);
+        assert_eq!(pick(1, 16, 3, 1), [d(I), d(I), I]);
+        assert_eq!(pick_at(16, 32, 14), [d(I), I, f(I)]);
+        assert_eq!(pick_at(32, 32, 16), [d(I), d(S), F]);
+        assert_eq!(pick_at(32, 32, 8), [d(I), I, f(I)]);
+        assert_eq!(pick(16, 65, 3, 1), [I, I, F]);
         assert_eq!(
             with_method(Method::Shifted, || pick(64, 64, 1, 1)),
             [S, S, S]
@@ -416,6 +438,13 @@ mod tests {
         assert_eq!(with_method(F, || pick(64, 64, 3, 1)), [I, I, F]);
         assert_eq!(with_method(F, || pick(64, 64, 1, 1)), [I, I, F]);
         assert_eq!(with_method(F, || pick(64, 64, 3, 2)), [I, I, I]);
+        // Forced, the direct kernel wherever it applies (stride 1), the input gradient as the
+        // flipped forward convolution.
+        if has {
+            assert_eq!(with_method(D, || pick(64, 64, 1, 1)), [D, D, F]);
+            assert_eq!(with_method(D, || pick(128, 128, 3, 1)), [D, D, F]);
+            assert_eq!(with_method(D, || pick(64, 64, 3, 2)), [I, I, I]);
+        }
         let padded = ConvOptions::new([1, 1], [3, 1], [1, 1], 1);
         let g = Geometry::new([2, 8, 9, 9], [8, 8, 3, 3], &padded).unwrap();
         assert_eq!(with_method(F, || method(&g, Pass::InputGrad)), I);

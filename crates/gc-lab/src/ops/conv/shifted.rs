@@ -52,17 +52,17 @@ fn with_buffers<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
 
 /// The padded layout of one convolution.
 #[derive(Debug, Clone, Copy)]
-struct Padded {
+pub(super) struct Padded {
     /// Padded rows.
-    hp: usize,
+    pub hp: usize,
     /// Padded columns, also the width the output is computed at.
-    wp: usize,
+    pub wp: usize,
     /// Elements per padded plane: `hp · wp`, plus the reads of the last row's discarded columns.
-    plane: usize,
+    pub plane: usize,
 }
 
 impl Padded {
-    fn of(g: &Geometry) -> Padded {
+    pub fn of(g: &Geometry) -> Padded {
         let hp = g.oh + (g.kh - 1) * g.dilation[0];
         let wp = g.ow + (g.kw - 1) * g.dilation[1];
         Padded {
@@ -73,7 +73,7 @@ impl Padded {
     }
 
     /// Where tap `t` (`ky · kw + kx`) reads, relative to the output position.
-    fn offset(&self, g: &Geometry, t: usize) -> usize {
+    pub fn offset(&self, g: &Geometry, t: usize) -> usize {
         let (ky, kx) = (t / g.kw, t % g.kw);
         ky * g.dilation[0] * self.wp + kx * g.dilation[1]
     }
@@ -132,32 +132,35 @@ pub fn pays(g: &Geometry, pass: Pass) -> bool {
 
 /// Copies `planes` planes of `rows x cols` from `src` into `dst` (`plane` apart, each `dst_rows
 /// x dst_cols` then zeros up to `plane`), placed `top` rows down and `left` columns in, zeros
-/// around.
-fn embed(
+/// around. Rows and columns that would fall past `dst_rows` or `dst_cols` are left out: a
+/// convolution with less padding after than its kernel reaches (the flipped input gradient of
+/// one with more padding after than before) never reads them.
+pub(super) fn embed(
     src: &[f32],
     (planes, rows, cols): (usize, usize, usize),
     dst: &mut [f32],
     (plane, dst_rows, dst_cols): (usize, usize, usize),
     (top, left): (usize, usize),
 ) {
-    assert!(top + rows <= dst_rows && left + cols <= dst_cols && dst_rows * dst_cols <= plane);
+    assert!(top <= dst_rows && left <= dst_cols && dst_rows * dst_cols <= plane);
+    let (kept_rows, kept_cols) = (rows.min(dst_rows - top), cols.min(dst_cols - left));
     for c in 0..planes {
         let src = &src[c * rows * cols..][..rows * cols];
         let dst = &mut dst[c * plane..][..plane];
         dst[..top * dst_cols].fill(0.0);
-        for (y, line) in src.chunks_exact(cols.max(1)).enumerate() {
+        for (y, line) in src.chunks_exact(cols.max(1)).take(kept_rows).enumerate() {
             let out = &mut dst[(top + y) * dst_cols..][..dst_cols];
             out[..left].fill(0.0);
-            out[left..left + cols].copy_from_slice(line);
-            out[left + cols..].fill(0.0);
+            out[left..left + kept_cols].copy_from_slice(&line[..kept_cols]);
+            out[left + kept_cols..].fill(0.0);
         }
-        dst[(top + rows) * dst_cols..].fill(0.0);
+        dst[(top + kept_rows) * dst_cols..].fill(0.0);
     }
 }
 
 /// The inverse of [`embed`]: `dst`'s `rows x cols` planes read from `src`'s (`plane` apart,
 /// `src_cols` wide) at `top` rows down and `left` columns in.
-fn extract(
+pub(super) fn extract(
     src: &[f32],
     (plane, src_cols): (usize, usize),
     (top, left): (usize, usize),
