@@ -10,16 +10,16 @@
 //!   fused multiply-adds. im2col writes the patch matrix (`kh · kw` times the image) and `gemm`
 //!   reads it back; here the taps read the padded copy through their offsets, and each output
 //!   element is stored once (the shifted method's products add into it once per tap).
-//! - Weight gradient (`kernel_dw`): for two output channels, one input channel and up to six
-//!   taps, twelve vector accumulators sum `dy[o][q] · xpad[ci][q + off_t]` over the positions of
-//!   a batch of images, then their lanes.
+//! - Weight gradient (`kernel_dw`): the output channels in the lanes instead: for 16 output
+//!   channels (`dy` transposed per image) and six fan-in elements (channel, tap), twelve vector
+//!   accumulators sum `dy[q][o..o + 16] · xpad[ci][q + off_t]` over the positions of a batch of
+//!   images.
 //! - Input gradient: the forward kernel computes [`super::kernels::flipped`]'s convolution.
 //!
-//! Output positions past the last row and in the discarded columns read whatever lies there (the
-//! next plane, or a slack that ends the buffer); they are never copied out, and the weight
-//! gradient pairs them with zeros of `dy` (so, as in the shifted method, an infinite input there
-//! gives NaN where im2col gives ±Inf). The last block of output channels is padded with zero
-//! weights, the positions to whole vectors.
+//! The forward kernel's output positions past the last row and in the discarded columns read
+//! whatever lies there (the next plane, or a slack that ends the buffer); they are never copied
+//! out. The last block of output channels is padded with zero weights (forward) or zero `dy`
+//! (weight gradient), the positions to whole vectors.
 
 use std::cell::Cell;
 use std::ops::Range;
@@ -64,17 +64,18 @@ pub fn fits(g: &Geometry) -> bool {
 /// two runs, its 3-channel first layer 0.56 and 0.68, the small CNN's two layers 0.74 and 0.85;
 /// ResNet-50's 64-channel 3x3 layer at 56x56 level with im2col (0.99), its 256-channel one at 14x14
 /// 4% slower (so not above 64); 1x1 layers 1.2-1.8 times slower (one product either way, and the
-/// kernel's blocks are narrow). Weight gradient: from 16x16 output pixels (ResNet-20's 16- and
-/// 32-channel layers 0.66 and 0.85 of the shifted method's time); at 8x8 the kernel's calls are
-/// short and 20% of the positions padding (1.27 of im2col's time). The input gradient goes through
-/// [`super::kernels::flipped`], whose forward convolution this computes where it pays.
+/// kernel's blocks are narrow). Weight gradient, from 3 input channels: ResNet-20's stride-1
+/// layers 0.58-0.83 of the next best method's time (shifted or im2col), its 3-channel first layer
+/// 0.75, the small CNN's 16->32 layer at 14x14 0.65; the small CNN's 1-channel first layer 1.22 of
+/// im2col's time (a fan-in of 9 against the transposition of `dy`). The input gradient goes
+/// through [`super::kernels::flipped`], whose forward convolution this computes where it pays.
 pub fn pays(g: &Geometry, pass: Pass) -> bool {
-    let floor = match pass {
-        Pass::Forward => 0,
-        Pass::WeightGrad => 256,
+    let channels = match pass {
+        Pass::Forward => 1,
+        Pass::WeightGrad => 3,
         Pass::InputGrad => return false,
     };
-    fits(g) && g.kh * g.kw > 1 && g.og() <= 64 && g.oh * g.ow >= floor
+    fits(g) && g.kh * g.kw > 1 && g.og() <= 64 && g.cg() >= channels
 }
 
 /// Vectors of positions per block (two: 16 positions).
@@ -256,14 +257,24 @@ unsafe fn kernel<const MR: usize>(
     }
 }
 
+/// What a batch of images of the weight gradient takes at most: the core's share of the L2
+/// cache (512 KiB here) halved.
+const BATCH_BYTES: usize = 256 << 10;
+
+/// Output channels per block of the transposed weight gradient: two vectors.
+const OB: usize = 2 * LANES;
+
 /// See [`super::kernels::weight_grad`], which checks the buffers' lengths and calls this where
-/// [`fits`] holds. The images of a thread's range go in batches that fit [`BATCH_BYTES`]: each
-/// batch's images are copied padded (`dy` laid out `wp` wide, zero in the discarded columns, so
-/// that they add nothing); then per pair of output channels, input channel and chunk of at most
-/// six taps one call of [`kernel_dw`] sums `dy[o][q] · xpad[ci][q + off_t]` over the positions
-/// `q` of every image of the batch. The batches keep the calls long where the images are small
-/// (ResNet-20's 8x8 layers: 80 positions an image), so that the sums of the vector lanes at the
-/// end of a call weigh little.
+/// [`fits`] holds. The output channels lie in the vector lanes: the images of a thread's range go
+/// in batches that fit [`BATCH_BYTES`], each image copied padded and its `dy` transposed
+/// (`[position][og rounded up to 16]`, the real positions only); then per block of 16 output
+/// channels and chunk of six fan-in elements `f = ci · taps + t`, one call of `kernel_dw` sums
+/// `dy[q][o..o + 16] · xpad[ci][q + off_t]` over every position `q` of the batch's images in
+/// twelve vector accumulators. Against the output positions in the lanes (as the forward kernel
+/// has them), this needs no sums across lanes at the end of a call and reads no discarded
+/// columns (ResNet-20's 64-channel 8x8 layer: 4.6 ms against 7.5; its 16- and 32-channel ones
+/// 4.4 and 3.9 against 5.1 and 5.4; its 3-channel first layer 1.6 against 1.3, where the
+/// transposition weighs most against a fan-in of 27).
 pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert!(
         fits(g),
@@ -272,22 +283,25 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (k, p, og, cg, taps) = (g.k(), g.p(), g.og(), g.cg(), g.kh * g.kw);
     let pad = Padded::of(g);
     let (image_in, image_out) = (g.image_in(), g.image_out());
-    let positions = g.oh * pad.wp;
-    let wide = positions.div_ceil(LANES) * LANES;
-    let rows = og.next_multiple_of(2);
-    let offsets: Vec<usize> = (0..taps).map(|t| pad.offset(g, t)).collect();
-    // Chunks of taps of near-equal sizes, at most 6 (12 accumulators): 9 taps as 5 + 4.
-    let chunks = taps.div_ceil(6);
-    let chunk: Vec<Range<usize>> = (0..chunks)
-        .map(|c| c * taps / chunks..(c + 1) * taps / chunks)
+    let cols = og.next_multiple_of(OB);
+    // Where fan-in element `f` reads in an image's padded planes, relative to the position.
+    let reads: Vec<usize> = (0..k)
+        .map(|f| (f / taps) * pad.plane + pad.offset(g, f % taps))
         .collect();
-    // Per image: its padded planes, then a slack for the reads of the last vector of the last
-    // plane (up to 7 elements past it); and its `dy`.
-    let (x_len, dy_len) = (cg * pad.plane + LANES, rows * wide);
+    let (x_len, dy_len) = (cg * pad.plane, p * cols);
     let batch = (BATCH_BYTES / 4 / (x_len + dy_len)).max(1);
     let spread = per_image(g.n);
+    let shape = Shape {
+        oh: g.oh,
+        ow: g.ow,
+        wp: pad.wp,
+        cols,
+        x_len,
+        dy_len,
+    };
+    // Each range's sum laid out `[group][f][cols]`.
     let partial = |images: Range<usize>| {
-        let mut dw = vec![0f32; g.o * k];
+        let mut dwt = vec![0f32; g.groups * k * cols];
         let mut start = images.start;
         while start < images.end {
             let count = batch.min(images.end - start);
@@ -299,132 +313,137 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                         embed(
                             &planes[..cg * g.h * g.w],
                             (cg, g.h, g.w),
-                            &mut xpad[i * x_len..][..cg * pad.plane],
+                            &mut xpad[i * x_len..][..x_len],
                             (pad.plane, pad.hp, pad.wp),
                             (g.pad[0], g.pad[1]),
                         );
-                        let image_grad = &mut grad[i * dy_len..][..dy_len];
-                        embed(
-                            &dy[b * image_out + group * og * p..][..og * p],
-                            (og, g.oh, g.ow),
-                            &mut image_grad[..og * wide],
-                            (wide, g.oh, pad.wp),
-                            (0, 0),
-                        );
-                        image_grad[og * wide..].fill(0.0);
+                        let from = &dy[b * image_out + group * og * p..][..og * p];
+                        let to = &mut grad[i * dy_len..][..dy_len];
+                        if og < cols {
+                            for row in to.chunks_exact_mut(cols) {
+                                row[og..].fill(0.0);
+                            }
+                        }
+                        for (o, plane) in from.chunks_exact(p).enumerate() {
+                            for (q, v) in plane.iter().enumerate() {
+                                to[q * cols + o] = *v;
+                            }
+                        }
                     }
                     let (xpad, grad) = (&*xpad, &*grad);
-                    let pair = |(pair, dst): (usize, &mut [f32])| {
-                        let dy = grad[2 * pair * wide..].as_ptr();
-                        for ci in 0..cg {
-                            let x = xpad[ci * pad.plane..].as_ptr();
-                            for c in &chunk {
-                                let at = &offsets[c.clone()];
-                                let images = Images {
-                                    count,
-                                    x_len,
-                                    dy_len,
-                                };
-                                // SAFETY: `fits` checked AVX2 and FMA. For each of the `count`
-                                // images, `dy` holds two rows of `wide` (`grad` has `rows` of
-                                // them an image); `x` is read at `off + q` for `q < wide <=
-                                // positions + 7`, `off + positions <= plane` (`Padded::of`),
-                                // inside the image's `x_len` for every `ci < cg`.
-                                #[cfg(target_arch = "x86_64")]
-                                let sums = unsafe {
-                                    match at.len() {
-                                        6 => widen(kernel_dw::<6>(dy, wide, x, at, images)),
-                                        5 => widen(kernel_dw::<5>(dy, wide, x, at, images)),
-                                        4 => widen(kernel_dw::<4>(dy, wide, x, at, images)),
-                                        3 => widen(kernel_dw::<3>(dy, wide, x, at, images)),
-                                        2 => widen(kernel_dw::<2>(dy, wide, x, at, images)),
-                                        _ => widen(kernel_dw::<1>(dy, wide, x, at, images)),
-                                    }
-                                };
-                                #[cfg(not(target_arch = "x86_64"))]
-                                let sums: [[f32; 6]; 2] = unreachable!(
-                                    "`fits` holds on x86-64 only ({dy:?}, {x:?}, {})",
-                                    images.count
-                                );
-                                for (row, sums) in dst.chunks_mut(k).zip(&sums) {
-                                    let to = &mut row[ci * taps + c.start..][..c.len()];
-                                    for (d, s) in to.iter_mut().zip(sums) {
-                                        *d += *s;
-                                    }
+                    let chunk = |(c, dst): (usize, &mut [f32])| {
+                        let at = &reads[6 * c..(6 * c + 6).min(k)];
+                        for ob in (0..cols).step_by(OB) {
+                            let (dy, x) = (grad[ob..].as_ptr(), xpad.as_ptr());
+                            // SAFETY: `fits` checked AVX2 and FMA. For each of the `count`
+                            // images the kernel reads `dy` at `q · cols + ob + (0..16)` for the
+                            // `p` positions, inside the image's `dy_len`, and `x` at `read + oy ·
+                            // wp + ox` for the real positions, below `plane · cg` (`Padded::of`).
+                            #[cfg(target_arch = "x86_64")]
+                            let sums = unsafe {
+                                match at.len() {
+                                    6 => wide6(kernel_dw::<6>(dy, x, at, shape, count)),
+                                    5 => wide6(kernel_dw::<5>(dy, x, at, shape, count)),
+                                    4 => wide6(kernel_dw::<4>(dy, x, at, shape, count)),
+                                    3 => wide6(kernel_dw::<3>(dy, x, at, shape, count)),
+                                    2 => wide6(kernel_dw::<2>(dy, x, at, shape, count)),
+                                    _ => wide6(kernel_dw::<1>(dy, x, at, shape, count)),
+                                }
+                            };
+                            #[cfg(not(target_arch = "x86_64"))]
+                            let sums: [[f32; OB]; 6] = unreachable!(
+                                "`fits` holds on x86-64 only ({dy:?}, {x:?}, {count})"
+                            );
+                            for (row, sums) in dst.chunks_exact_mut(cols).zip(&sums) {
+                                for (d, s) in row[ob..ob + OB].iter_mut().zip(sums) {
+                                    *d += *s;
                                 }
                             }
                         }
                     };
-                    let dst = &mut dw[group * og * k..][..og * k];
+                    let dst = &mut dwt[group * k * cols..][..k * cols];
                     if spread {
-                        dst.chunks_mut(2 * k).enumerate().for_each(pair);
+                        dst.chunks_mut(6 * cols).enumerate().for_each(chunk);
                     } else {
-                        dst.par_chunks_mut(2 * k).enumerate().for_each(pair);
+                        dst.par_chunks_mut(6 * cols).enumerate().for_each(chunk);
                     }
                 }
             });
             start += count;
         }
-        dw
+        dwt
     };
-    sum_over_images(g.n, spread, partial)
+    let sum = sum_over_images(g.n, spread, partial);
+    // Laid out `[o, cg, kh, kw]`.
+    let mut dw = vec![0f32; g.o * k];
+    dw.par_chunks_mut(k).enumerate().for_each(|(o, row)| {
+        let (group, co) = (o / og, o % og);
+        for (f, v) in row.iter_mut().enumerate() {
+            *v = sum[(group * k + f) * cols + co];
+        }
+    });
+    dw
 }
 
-/// What a batch of images of the weight gradient takes at most: the core's share of the L2
-/// cache (512 KiB here) halved.
-const BATCH_BYTES: usize = 256 << 10;
-
-/// The images of one call of [`kernel_dw`]: `count` of them, `x_len` and `dy_len` apart.
+/// The sizes [`kernel_dw`] walks: output rows and columns, padded width, `dy`'s row length,
+/// and how far apart one image's padded planes and transposed `dy` lie.
 #[derive(Debug, Clone, Copy)]
-struct Images {
-    count: usize,
+struct Shape {
+    oh: usize,
+    ow: usize,
+    wp: usize,
+    cols: usize,
     x_len: usize,
     dy_len: usize,
 }
 
-/// `sums` in the first `T` places of six.
-fn widen<const T: usize>(sums: [[f32; T]; 2]) -> [[f32; 6]; 2] {
-    sums.map(|row| std::array::from_fn(|t| if t < T { row[t] } else { 0.0 }))
+/// `sums` in the first `T` rows of six.
+fn wide6<const T: usize>(sums: [[f32; OB]; T]) -> [[f32; OB]; 6] {
+    std::array::from_fn(|t| if t < T { sums[t] } else { [0.0; OB] })
 }
 
-/// For the two rows `dy` and `dy + stride` and each of the `T` offsets `off`, the sum over the
-/// images `i` and `q < stride` of `dy[i · dy_len + q] · x[i · x_len + off + q]` (`stride` a
-/// multiple of 8).
+/// For each of the `T` reads `r`, the 16 sums over the images `i` and the positions `(oy, ox)` of
+/// `dy[i · dy_len + (oy · ow + ox) · cols + (0..16)] · x[i · x_len + r + oy · wp + ox]`.
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; `offsets` has `T` elements; for each image, `dy` is readable for
-/// `2 · stride` elements and `x` at `off + q` for every offset and `q < stride`.
+/// The CPU has AVX2 and FMA; `reads` has `T` elements; for each of the `count` images, `dy` is
+/// readable at every such index and `x` at every such index.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel_dw<const T: usize>(
     dy: *const f32,
-    stride: usize,
     x: *const f32,
-    offsets: &[usize],
-    images: Images,
-) -> [[f32; T]; 2] {
+    reads: &[usize],
+    s: Shape,
+    count: usize,
+) -> [[f32; OB]; T] {
     use std::arch::x86_64::*;
-    let offsets: [usize; T] = offsets.try_into().expect("T offsets");
-    let mut acc = [[_mm256_setzero_ps(); T]; 2];
-    for i in 0..images.count {
-        // SAFETY (all pointer arithmetic and reads below): the caller's contract.
-        let (dy, x) = unsafe { (dy.add(i * images.dy_len), x.add(i * images.x_len)) };
-        for q in (0..stride).step_by(LANES) {
-            let d = [0, stride].map(|row| unsafe { _mm256_loadu_ps(dy.add(row + q)) });
-            for t in 0..T {
-                let xv = unsafe { _mm256_loadu_ps(x.add(offsets[t] + q)) };
-                for r in 0..2 {
-                    acc[r][t] = _mm256_fmadd_ps(d[r], xv, acc[r][t]);
+    let reads: [usize; T] = reads.try_into().expect("T reads");
+    let mut acc = [[_mm256_setzero_ps(); 2]; T];
+    for i in 0..count {
+        for oy in 0..s.oh {
+            // SAFETY (all pointer arithmetic and reads below): the caller's contract.
+            let mut d = unsafe { dy.add(i * s.dy_len + oy * s.ow * s.cols) };
+            let row = unsafe { x.add(i * s.x_len + oy * s.wp) };
+            for ox in 0..s.ow {
+                let dv = unsafe { [_mm256_loadu_ps(d), _mm256_loadu_ps(d.add(LANES))] };
+                for t in 0..T {
+                    let xv = unsafe { _mm256_broadcast_ss(&*row.add(reads[t] + ox)) };
+                    for v in 0..2 {
+                        acc[t][v] = _mm256_fmadd_ps(dv[v], xv, acc[t][v]);
+                    }
                 }
+                d = unsafe { d.add(s.cols) };
             }
         }
     }
-    acc.map(|row| {
-        row.map(|v| {
-            let mut lanes = [0f32; LANES];
-            // SAFETY: `lanes` holds 8 floats.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
-            lanes.iter().sum()
-        })
+    acc.map(|pair| {
+        let mut lanes = [0f32; OB];
+        // SAFETY: `lanes` holds 16 floats.
+        unsafe {
+            _mm256_storeu_ps(lanes.as_mut_ptr(), pair[0]);
+            _mm256_storeu_ps(lanes.as_mut_ptr().add(LANES), pair[1]);
+        }
+        lanes
     })
 }
