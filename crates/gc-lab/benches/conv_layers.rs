@@ -1,10 +1,10 @@
 //! The convolutions of a ResNet-20 step (batch 128, 32x32) and, with `--resnet50`, of a
 //! ResNet-50 step (batch 16, 224x224), layer shape by layer shape: burn-flex's own convolution,
-//! weight gradient and input gradient against `gc_lab::ops::conv::kernels`' methods (im2col;
-//! shifted products, stride 1 only; for the input gradient also the flipped forward convolution,
-//! stride 1 only), interleaved per round (each round starting with the next
-//! side), medians in ms, and the sums over the model's layers. "x" is the method the kernels pick
-//! for the layer's pass, over flex.
+//! weight gradient and input gradient against `gc_lab::ops::conv::kernels`' methods, each forced
+//! where it applies (im2col; shifted products, stride 1; the flipped forward convolution, input
+//! gradients at stride 1; the direct kernels, stride 1 on CPUs with AVX2 and FMA), and against
+//! the method the kernels pick; interleaved per round (each round starting with the next side),
+//! medians in ms, and the sums over the model's layers. "x" is the pick's time over flex's.
 //!
 //! `cargo bench --bench conv_layers [-- --resnet50 | --small-cnn] [-- --rounds N]
 //! [-- --default-malloc]` (`--small-cnn`: the two convolutions of the lab's default job, batch

@@ -90,26 +90,23 @@ impl DenseNet {
         let mut x = ops::conv::forward(&self.conv1, x);
         for (b, block) in self.blocks.iter().enumerate() {
             for layer in block {
-                let y = layer.conv1.forward(
-                    self.act
-                        .forward(ops::batch_norm::forward(&layer.bn1, x.clone())),
-                );
-                let y = ops::conv::forward(
-                    &layer.conv2,
-                    self.act.forward(ops::batch_norm::forward(&layer.bn2, y)),
-                );
+                let y = layer
+                    .conv1
+                    .forward(ops::batch_norm::forward_relu(&layer.bn1, x.clone()));
+                let y =
+                    ops::conv::forward(&layer.conv2, ops::batch_norm::forward_relu(&layer.bn2, y));
                 x = Tensor::cat(vec![y, x], 1);
             }
             if let Some(t) = self.transitions.get(b) {
                 x = self.pool.forward(ops::conv::forward(
                     &t.conv,
-                    self.act.forward(ops::batch_norm::forward(&t.bn, x)),
+                    ops::batch_norm::forward_relu(&t.bn, x),
                 ));
             }
         }
         let x = self
             .avgpool
-            .forward(self.act.forward(ops::batch_norm::forward(&self.bn, x)));
+            .forward(ops::batch_norm::forward_relu(&self.bn, x));
         self.fc.forward(x.flatten(1, 3))
     }
 }

@@ -59,6 +59,15 @@ impl Norm {
             Norm::Group(n) => n.forward(x),
         }
     }
+
+    /// `relu(self.forward(x))`; a batch norm's as one operation (see
+    /// [`ops::batch_norm::forward_relu`]).
+    pub(crate) fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Norm::Batch(n) => ops::batch_norm::forward_relu(n, x),
+            Norm::Group(n) => burn::tensor::activation::relu(n.forward(x)),
+        }
+    }
 }
 
 /// `conv` applied to `x`, with its weight standardized first when `ws` is set (Weight
@@ -178,7 +187,7 @@ impl Block {
                     Some(d) => d.forward(x.clone(), b.ws),
                     None => x.clone(),
                 };
-                let y = b.act.forward(b.bn1.forward(apply(&b.conv1, x, b.ws)));
+                let y = b.bn1.forward_relu(apply(&b.conv1, x, b.ws));
                 let y = b.bn2.forward(apply(&b.conv2, y, b.ws));
                 b.act.forward(y + shortcut)
             }
@@ -187,8 +196,8 @@ impl Block {
                     Some(d) => d.forward(x.clone(), b.ws),
                     None => x.clone(),
                 };
-                let y = b.act.forward(b.bn1.forward(apply(&b.conv1, x, b.ws)));
-                let y = b.act.forward(b.bn2.forward(apply(&b.conv2, y, b.ws)));
+                let y = b.bn1.forward_relu(apply(&b.conv1, x, b.ws));
+                let y = b.bn2.forward_relu(apply(&b.conv2, y, b.ws));
                 let y = b.bn3.forward(apply(&b.conv3, y, b.ws));
                 b.act.forward(y + shortcut)
             }
@@ -330,9 +339,7 @@ impl ResNet {
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self
-            .act
-            .forward(self.bn1.forward(apply(&self.conv1, x, self.ws)));
+        let mut x = self.bn1.forward_relu(apply(&self.conv1, x, self.ws));
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }

@@ -61,14 +61,8 @@ impl ResNeXtBlock {
             Some(p) => ops::batch_norm::forward(&p.bn, ops::conv::forward(&p.conv, x.clone())),
             None => x.clone(),
         };
-        let y = self.act.forward(ops::batch_norm::forward(
-            &self.bn1,
-            ops::conv::forward(&self.conv1, x),
-        ));
-        let y = self.act.forward(ops::batch_norm::forward(
-            &self.bn2,
-            ops::conv::forward(&self.conv2, y),
-        ));
+        let y = ops::batch_norm::forward_relu(&self.bn1, ops::conv::forward(&self.conv1, x));
+        let y = ops::batch_norm::forward_relu(&self.bn2, ops::conv::forward(&self.conv2, y));
         let y = ops::batch_norm::forward(&self.bn3, ops::conv::forward(&self.conv3, y));
         self.act.forward(y + shortcut)
     }
@@ -122,10 +116,7 @@ impl ResNeXt {
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self.act.forward(ops::batch_norm::forward(
-            &self.bn1,
-            ops::conv::forward(&self.conv1, x),
-        ));
+        let mut x = ops::batch_norm::forward_relu(&self.bn1, ops::conv::forward(&self.conv1, x));
         for stage in &self.stages {
             for block in stage {
                 x = block.forward(x);

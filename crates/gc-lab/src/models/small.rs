@@ -44,14 +44,14 @@ impl SmallCnn {
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(self.act.forward(ops::batch_norm::forward(
+        let x = self.pool.forward(ops::batch_norm::forward_relu(
             &self.bn1,
             ops::conv::forward(&self.conv1, x),
-        )));
-        let x = self.pool.forward(self.act.forward(ops::batch_norm::forward(
+        ));
+        let x = self.pool.forward(ops::batch_norm::forward_relu(
             &self.bn2,
             ops::conv::forward(&self.conv2, x),
-        )));
+        ));
         let x = self.act.forward(self.fc1.forward(x.flatten(1, 3)));
         self.fc2.forward(x)
     }

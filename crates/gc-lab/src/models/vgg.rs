@@ -65,10 +65,7 @@ impl Vgg {
     /// Logits `[n, classes]`; the input must be 32x32 so that the features end 1x1.
     pub fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
         for layer in &self.features {
-            x = self.act.forward(ops::batch_norm::forward(
-                &layer.bn,
-                ops::conv::forward(&layer.conv, x),
-            ));
+            x = ops::batch_norm::forward_relu(&layer.bn, ops::conv::forward(&layer.conv, x));
             if layer.pool_after {
                 x = self.pool.forward(x);
             }
