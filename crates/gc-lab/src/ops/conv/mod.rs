@@ -288,9 +288,11 @@ mod tests {
     /// and 16 are stride-1 grouped convolutions (15: batch 1, a non-square kernel, unequal
     /// dilation, asymmetric padding); 17 and 18 have kernels of 3 and 2 taps (1x3, 2x1: the direct
     /// weight gradient's chunks of that many taps; 18 also 7 output channels, blocks of 6 and 2
-    /// with a zero channel). Every case runs with each method where it applies (the shifted and
+    /// with a zero channel); 19 and 20 have rows 32 and 16 wide and an even number of output
+    /// channels (the direct forward kernel writing the output row by row; 20 also its flipped
+    /// input gradient, on one image). Every case runs with each method where it applies (the shifted and
     /// the direct one: stride 1; the flipped one: the input gradient at stride 1).
-    const CASES: [Case; 19] = [
+    const CASES: [Case; 21] = [
         case([3, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case([1, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case(
@@ -366,6 +368,24 @@ mod tests {
         ),
         case([2, 5, 6, 7], 3, [1, 3], [1, 1], [(0, 0), (1, 1)], [1, 1], 1),
         case([1, 3, 5, 6], 7, [2, 1], [1, 1], [(1, 0), (0, 0)], [1, 1], 1),
+        case(
+            [2, 5, 4, 32],
+            6,
+            [3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+            1,
+        ),
+        case(
+            [1, 8, 3, 16],
+            10,
+            [3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+            1,
+        ),
     ];
 
     const METHODS: [Method; 4] = [
