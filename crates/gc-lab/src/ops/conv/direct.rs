@@ -126,11 +126,19 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let rows = og.next_multiple_of(2);
     let packed = pack(g, weight, &blocks);
     let offsets: Vec<usize> = (0..taps).map(|t| pad.offset(g, t)).collect();
-    // Rows a whole number of blocks wide, and blocks of channels that end at the last one: the
-    // kernel writes the output planes themselves, row by row, and computes no discarded column
-    // (ResNet-20's 32- and 16-wide layers: 34 and 18 columns computed for 32 and 16 otherwise).
-    // Else it writes a tile of `wide` rows that `extract` copies out.
-    let rowwise = g.ow.is_multiple_of(nr) && og.is_multiple_of(2);
+    // Rows a whole number of blocks wide, or two rows of 8 per block, and blocks of channels that
+    // end at the last one: the kernel writes the output planes themselves and computes no
+    // discarded column (ResNet-20's 32-, 16- and 8-wide layers: 34, 18 and 10 columns computed
+    // for 32, 16 and 8 otherwise). Else it writes a tile of `wide` rows that `extract` copies out.
+    let even = og.is_multiple_of(2);
+    let rows_of = if g.ow.is_multiple_of(nr) && even {
+        Rows::Whole
+    } else if g.ow == LANES && g.oh.is_multiple_of(2) && even {
+        Rows::Pairs
+    } else {
+        Rows::Wide
+    };
+    let rowwise = rows_of != Rows::Wide;
     // The last block of the last plane reads up to `nr - 1` elements past it.
     let x_len = cg * pad.plane + nr;
     let mut y = vec![0f32; g.n * image_out];
@@ -153,34 +161,53 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                 let stride = if rowwise { p } else { wide };
                 let block = |((first, mr), out): ((usize, usize), &mut [f32])| {
                     let w = &weights[first * cg * taps..][..mr * cg * taps];
+                    // The block's two vectors lie `steps` apart in the input and the output: 8
+                    // (16 consecutive positions) or, for pairs of 8-wide rows, one padded row
+                    // and one output row.
+                    let steps = match rows_of {
+                        Rows::Pairs => [pad.wp, g.ow],
+                        _ => [LANES; 2],
+                    };
                     let mut run = |q: usize, at: usize| {
                         let (x, out) = (xpad[q..].as_ptr(), out[at..].as_mut_ptr());
                         // SAFETY: `fits` checked AVX2 and FMA. The kernel reads `x` at
-                        // `ci · plane + off + (0..nr)` for `ci < cg`: below `positions + off
-                        // <= plane` for the real positions (`Padded::of`), and `q < wide <=
-                        // positions + nr - 1` in all, inside `x_len`; `w` holds `cg · taps · mr`
-                        // weights; `out` is `mr` rows `stride` apart, written at `at..at + nr`
-                        // (row-wise: `ow` a multiple of `nr`, so inside the output row).
+                        // `ci · plane + off + j · steps[0] + (0..8)` for `ci < cg`, `j < 2`: for
+                        // the real positions below `positions + off <= plane` (`Padded::of`;
+                        // pairs: `q + wp` is the next row's first position, both rows real), and
+                        // with `Rows::Wide` `q < wide <= positions + nr - 1` in all, inside
+                        // `x_len`; `w` holds `cg · taps · mr` weights; `out` is `mr` rows `stride`
+                        // apart, written at `at + j · steps[1] + (0..8)`: inside the tile's rows,
+                        // or inside the output plane (`ow` a multiple of 16; pairs: rows `oy` and
+                        // `oy + 1 < oh` of 8).
                         #[cfg(target_arch = "x86_64")]
                         unsafe {
+                            let (plane, offsets) = (pad.plane, &offsets);
                             match mr {
-                                6 => kernel::<6>(x, pad.plane, &offsets, cg, w, out, stride),
-                                4 => kernel::<4>(x, pad.plane, &offsets, cg, w, out, stride),
-                                _ => kernel::<2>(x, pad.plane, &offsets, cg, w, out, stride),
+                                6 => kernel::<6>(x, plane, offsets, cg, w, out, stride, steps),
+                                4 => kernel::<4>(x, plane, offsets, cg, w, out, stride, steps),
+                                _ => kernel::<2>(x, plane, offsets, cg, w, out, stride, steps),
                             }
                         }
                         #[cfg(not(target_arch = "x86_64"))]
                         unreachable!("`fits` holds on x86-64 only ({x:?}, {out:?})");
                     };
-                    if rowwise {
-                        for oy in 0..g.oh {
-                            for ox in (0..g.ow).step_by(nr) {
-                                run(oy * pad.wp + ox, oy * g.ow + ox);
+                    match rows_of {
+                        Rows::Whole => {
+                            for oy in 0..g.oh {
+                                for ox in (0..g.ow).step_by(nr) {
+                                    run(oy * pad.wp + ox, oy * g.ow + ox);
+                                }
                             }
                         }
-                    } else {
-                        for q in (0..wide).step_by(nr) {
-                            run(q, q);
+                        Rows::Pairs => {
+                            for oy in (0..g.oh).step_by(2) {
+                                run(oy * pad.wp, oy * g.ow);
+                            }
+                        }
+                        Rows::Wide => {
+                            for q in (0..wide).step_by(nr) {
+                                run(q, q);
+                            }
                         }
                     }
                 };
@@ -240,14 +267,27 @@ fn pack(g: &Geometry, weight: &[f32], blocks: &[(usize, usize)]) -> Vec<f32> {
     packed
 }
 
-/// One block: `out[r · stride + j]` for `r < MR`, `j < 16` is the sum over `ci < cg` and the
-/// taps `t` of `w[(ci · taps + t) · MR + r] · x[ci · plane + offsets[t] + j]`.
+/// How the forward kernel's blocks of 16 positions map onto the output rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// Rows a multiple of 16 wide: blocks along each row, written into the output planes.
+    Whole,
+    /// Rows 8 wide, an even number of them: a block is two rows, written into the output planes.
+    Pairs,
+    /// Any other: blocks over the `wp`-wide positions, written into a tile.
+    Wide,
+}
+
+/// One block: `out[r · stride + j · ostep + l]` for `r < MR`, `j < 2`, `l < 8` is the sum over
+/// `ci < cg` and the taps `t` of `w[(ci · taps + t) · MR + r] · x[ci · plane + offsets[t] + j ·
+/// xstep + l]`, with `[xstep, ostep]` = `steps`.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; `x` is readable at every such index, `w` has `cg · taps · MR`
 /// elements, `out` is writable at every such index.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn kernel<const MR: usize>(
     x: *const f32,
     plane: usize,
@@ -256,6 +296,7 @@ unsafe fn kernel<const MR: usize>(
     w: &[f32],
     out: *mut f32,
     stride: usize,
+    [xstep, ostep]: [usize; 2],
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm256_setzero_ps(); NV]; MR];
@@ -266,7 +307,7 @@ unsafe fn kernel<const MR: usize>(
         for &off in offsets {
             let src = unsafe { channel.add(off) };
             let xs: [__m256; NV] =
-                std::array::from_fn(|j| unsafe { _mm256_loadu_ps(src.add(j * LANES)) });
+                std::array::from_fn(|j| unsafe { _mm256_loadu_ps(src.add(j * xstep)) });
             let wr = weights.next().expect("cg · taps blocks of weights");
             for r in 0..MR {
                 let wv = _mm256_set1_ps(wr[r]);
@@ -278,7 +319,7 @@ unsafe fn kernel<const MR: usize>(
     }
     for (r, row) in acc.iter().enumerate() {
         for (j, v) in row.iter().enumerate() {
-            unsafe { _mm256_storeu_ps(out.add(r * stride + j * LANES), *v) };
+            unsafe { _mm256_storeu_ps(out.add(r * stride + j * ostep), *v) };
         }
     }
 }
