@@ -12,8 +12,8 @@
 //!   element is stored once (the shifted method's products add into it once per tap).
 //! - Weight gradient (`kernel_dw`): the output channels in the lanes instead: for 16 output
 //!   channels (`dy` transposed per image) and six fan-in elements (channel, tap), twelve vector
-//!   accumulators sum `dy[q][o..o + 16] · xpad[ci][q + off_t]` over the positions of a batch of
-//!   images.
+//!   accumulators sum `dy[oy·ow + ox][o..o + 16] · xpad[ci][oy·wp + ox + off_t]` over the output
+//!   positions (`oy`, `ox`) of a batch of images.
 //! - Input gradient: the forward kernel computes [`super::kernels::flipped`]'s convolution.
 //!
 //! The forward kernel's output positions past the last row and in the discarded columns read
@@ -139,13 +139,14 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
         Rows::Wide
     };
     let rowwise = rows_of != Rows::Wide;
-    // The last block of the last plane reads up to `nr - 1` elements past it.
+    // With `Rows::Wide`, the last block of the last plane reads up to `nr - 2` elements past it.
     let x_len = cg * pad.plane + nr;
     let mut y = vec![0f32; g.n * image_out];
     let spread = per_image(g.n);
     let one = |(b, out): (usize, &mut [f32])| {
         let image = &x[b * image_in..][..image_in];
-        with_buffers(x_len, rows * wide, |xpad, tile| {
+        let tile_len = if rowwise { 0 } else { rows * wide };
+        with_buffers(x_len, tile_len, |xpad, tile| {
             for group in 0..g.groups {
                 embed(
                     &image[group * cg * g.h * g.w..][..cg * g.h * g.w],
@@ -336,12 +337,12 @@ const OB: usize = 2 * LANES;
 /// in batches that fit [`BATCH_BYTES`], each image copied padded and its `dy` transposed
 /// (`[position][og rounded up to 16]`, the real positions only); then per block of 16 output
 /// channels and chunk of six fan-in elements `f = ci · taps + t`, one call of `kernel_dw` sums
-/// `dy[q][o..o + 16] · xpad[ci][q + off_t]` over every position `q` of the batch's images in
-/// twelve vector accumulators. Against the output positions in the lanes (as the forward kernel
-/// has them), this needs no sums across lanes at the end of a call and reads no discarded
-/// columns (ResNet-20's 64-channel 8x8 layer: 4.6 ms against 7.5; its 16- and 32-channel ones
-/// 4.4 and 3.9 against 5.1 and 5.4; its 3-channel first layer 1.6 against 1.3, where the
-/// transposition weighs most against a fan-in of 27).
+/// `dy[oy·ow + ox][o..o + 16] · xpad[ci][oy·wp + ox + off_t]` over every output position (`oy`,
+/// `ox`) of the batch's images in twelve vector accumulators. Against the output positions in the
+/// lanes (as the forward kernel has them), this needs no sums across lanes at the end of a call and
+/// reads no discarded columns (ResNet-20's 64-channel 8x8 layer: 4.6 ms against 7.5; its 16- and
+/// 32-channel ones 4.4 and 3.9 against 5.1 and 5.4; its 3-channel first layer 1.6 against 1.3,
+/// where the transposition weighs most against a fan-in of 27).
 pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert!(
         fits(g),
@@ -386,6 +387,8 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                         );
                         let from = &dy[b * image_out + group * og * p..][..og * p];
                         let to = &mut grad[i * dy_len..][..dy_len];
+                        // (The lanes from `og` on are never read; zeroed so that they hold no
+                        // stale values.)
                         if og < cols {
                             for row in to.chunks_exact_mut(cols) {
                                 row[og..].fill(0.0);

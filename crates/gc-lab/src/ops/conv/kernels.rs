@@ -10,9 +10,12 @@
 //!   the pixel it came from (col2im).
 //!
 //! A 1x1 convolution with stride 1 and no padding reads (and writes) the image itself as `col`.
-//! Stride-1 gradients with few output channels go to [`super::shifted`] instead, which needs no
+//! Stride-1 forward passes and weight gradients of layers with up to 64 output channels go to
+//! the register-blocked kernels of [`super::direct`] on CPUs with AVX2 and FMA, and stride-1
+//! gradients with few output channels otherwise to [`super::shifted`], neither of which needs a
 //! patch matrix; a stride-1 input gradient can also be computed as a forward convolution of `dy`
-//! ([`flipped`]). [`method`] picks; [`with_method`] overrides, for tests and benches.
+//! ([`flipped`]), itself through im2col or the direct kernel. [`method`] picks; [`with_method`]
+//! overrides, for tests and benches.
 
 use std::cell::{Cell, RefCell};
 use std::ops::Range;
@@ -41,13 +44,14 @@ pub enum Method {
     /// A product per kernel tap over a padded copy of the image (stride 1 only; see
     /// [`super::shifted`]).
     Shifted,
-    /// The input gradient as a forward convolution through the patch matrix of the output
-    /// gradient, with the kernel turned by 180 degrees and its channel axes swapped (stride 1 and
-    /// padding at most `(k - 1)·dilation` only; see [`flipped`]). The other passes use im2col.
+    /// The input gradient as a forward convolution of the output gradient, with the kernel
+    /// turned by 180 degrees and its channel axes swapped (stride 1 and padding at most `(k -
+    /// 1)·dilation` only; see [`flipped`]), through the patch matrix when forced, else by the
+    /// forward pass's own pick. The other passes use im2col.
     Flipped,
-    /// The forward pass by a register-blocked kernel over a padded copy of the image (stride 1
-    /// and a CPU with AVX2 and FMA only; see [`super::direct`]); forced, also the flipped input
-    /// gradient's forward convolution. The weight gradient uses im2col.
+    /// The forward pass and the weight gradient by register-blocked kernels over a padded copy
+    /// of the image (stride 1 and a CPU with AVX2 and FMA only; see [`super::direct`]); forced,
+    /// the input gradient as the flipped forward convolution on the same forward kernel.
     Direct,
 }
 

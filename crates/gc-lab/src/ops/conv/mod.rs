@@ -290,10 +290,12 @@ mod tests {
     /// weight gradient's chunks of that many taps; 18 also 7 output channels, blocks of 6 and 2
     /// with a zero channel); 19 and 20 have rows 32 and 16 wide and an even number of output
     /// channels (the direct forward kernel writing the output row by row; 20 also its flipped
-    /// input gradient, on one image); 21 has 6 rows 8 wide (the direct kernel two rows a block,
-    /// forward and flipped input gradient). Every case runs with each method where it applies (the shifted and
+    /// input gradient, on one image); 21 and 22 have 6 rows 8 wide (the direct kernel two rows a
+    /// block, forward and flipped input gradient; 22 on one image); 23 pads 3 after and none
+    /// before (its flipped input gradient pads -1 after: `dy`'s last row and column are left
+    /// out of the padded copy). Every case runs with each method where it applies (the shifted and
     /// the direct one: stride 1; the flipped one: the input gradient at stride 1).
-    const CASES: [Case; 22] = [
+    const CASES: [Case; 24] = [
         case([3, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case([1, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         case(
@@ -388,6 +390,8 @@ mod tests {
             1,
         ),
         case([2, 4, 6, 8], 4, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+        case([1, 4, 6, 8], 6, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+        case([2, 3, 7, 7], 4, [3, 3], [1, 1], [(0, 3), (0, 3)], [1, 1], 1),
     ];
 
     const METHODS: [Method; 4] = [

@@ -132,9 +132,9 @@ pub fn pays(g: &Geometry, pass: Pass) -> bool {
 
 /// Copies `planes` planes of `rows x cols` from `src` into `dst` (`plane` apart, each `dst_rows
 /// x dst_cols` then zeros up to `plane`), placed `top` rows down and `left` columns in, zeros
-/// around. Rows and columns that would fall past `dst_rows` or `dst_cols` are left out: a
-/// convolution with less padding after than its kernel reaches (the flipped input gradient of
-/// one with more padding after than before) never reads them.
+/// around. Rows and columns that would fall past `dst_rows` or `dst_cols` are left out: only a
+/// convolution with negative padding after has them, the flipped input gradient of one whose
+/// padding after exceeds `(k - 1)·dilation`, and it never reads them.
 pub(super) fn embed(
     src: &[f32],
     (planes, rows, cols): (usize, usize, usize),
