@@ -21,22 +21,16 @@
 //! out. The last block of output channels is padded with zero weights (forward) or zero `dy`
 //! (weight gradient), the positions to whole vectors.
 
-use std::cell::Cell;
 use std::ops::Range;
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
 use super::kernels::{Geometry, Pass, each_image, per_image, sum_over_images};
-use super::shifted::{Padded, embed, extract};
+use super::shifted::{Padded, embed, extract, with_buffers};
 
 /// f32 lanes of an AVX register.
 const LANES: usize = 8;
-
-thread_local! {
-    /// This thread's padded image and wide output, kept for the next call.
-    static BUFFERS: Cell<(Vec<f32>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
-}
 
 /// Whether this CPU runs the kernel (AVX2 and FMA).
 pub fn available() -> bool {
@@ -93,20 +87,6 @@ fn blocks(og: usize) -> Vec<(usize, usize)> {
         blocks.push((og - rest, rest.next_multiple_of(2)));
     }
     blocks
-}
-
-/// Runs `f` with this thread's two buffers, at least `a` and `b` long (contents unspecified).
-/// They are taken out of the thread-local for the call (see `kernels::with_col`).
-fn with_buffers<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-    let (mut x, mut y) = BUFFERS.take();
-    for (buf, len) in [(&mut x, a), (&mut y, b)] {
-        if buf.len() < len {
-            buf.resize(len, 0.0);
-        }
-    }
-    let result = f(&mut x[..a], &mut y[..b]);
-    BUFFERS.set((x, y));
-    result
 }
 
 /// See [`super::kernels::forward`], which checks the buffers' lengths and calls this where

@@ -32,13 +32,19 @@ use super::kernels::{
 };
 
 thread_local! {
-    /// This thread's padded image and its output or gradient tile, kept for the next call.
+    /// This thread's padded image and its output or gradient tile (also the direct kernels'),
+    /// kept for the next call.
     static BUFFERS: Cell<(Vec<f32>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// Runs `f` with this thread's two buffers, at least `a` and `b` long (contents unspecified).
-/// They are taken out of the thread-local for the call (see `kernels::with_col`).
-fn with_buffers<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+/// They are taken out of the thread-local for the call (see `kernels::with_col`), so a call
+/// nested in another on the same thread (a product spread over the pool) gets buffers of its own.
+pub(super) fn with_buffers<R>(
+    a: usize,
+    b: usize,
+    f: impl FnOnce(&mut [f32], &mut [f32]) -> R,
+) -> R {
     let (mut x, mut y) = BUFFERS.take();
     for (buf, len) in [(&mut x, a), (&mut y, b)] {
         if buf.len() < len {
