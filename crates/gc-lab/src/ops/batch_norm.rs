@@ -19,7 +19,6 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::nn::BatchNorm;
@@ -43,9 +42,7 @@ pub trait BatchNormOps: Backend {
         epsilon: f64,
         relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-        let output = if relu { Self::relu(r.output) } else { r.output };
-        (output, r.mean, r.variance)
+        burns_train::<Self>(x, gamma, beta, epsilon, relu)
     }
 
     /// The gradients with respect to `x`, `gamma` and `beta`, given the output's gradient and
@@ -62,15 +59,48 @@ pub trait BatchNormOps: Backend {
         relu: bool,
         output_grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let output_grad = if relu {
-            let y = Self::batch_norm_train(x.clone(), gamma.clone(), beta, epsilon).output;
-            Self::relu_backward(Self::relu(y), output_grad)
-        } else {
-            output_grad
-        };
-        let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
-        (r.x_grad, r.gamma_grad, r.beta_grad)
+        let grads = (x, gamma, beta, mean, variance, output_grad);
+        burns_train_backward::<Self>(grads, epsilon, relu)
     }
+}
+
+/// [`BatchNormOps::fused_batch_norm_train`] by burn's own operations (the trait's default, and
+/// flex's for other dtypes than f32).
+fn burns_train<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+    relu: bool,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let r = B::batch_norm_train(x, gamma, beta, epsilon);
+    let output = if relu { B::relu(r.output) } else { r.output };
+    (output, r.mean, r.variance)
+}
+
+/// [`BatchNormOps::fused_batch_norm_train_backward`] by burn's own operations, given `(x, gamma,
+/// beta, mean, variance, output_grad)`; with `relu` the output is computed again for its mask.
+#[allow(clippy::type_complexity)]
+fn burns_train_backward<B: Backend>(
+    (x, gamma, beta, mean, variance, output_grad): (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+    ),
+    epsilon: f64,
+    relu: bool,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let output_grad = if relu {
+        let y = B::batch_norm_train(x.clone(), gamma.clone(), beta, epsilon).output;
+        B::relu_backward(B::relu(y), output_grad)
+    } else {
+        output_grad
+    };
+    let r = B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
+    (r.x_grad, r.gamma_grad, r.beta_grad)
 }
 
 #[cfg(feature = "ndarray")]
@@ -313,9 +343,7 @@ impl BatchNormOps for Flex {
         relu: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         if !f32s(&[&x, &gamma, &beta]) {
-            let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-            let output = if relu { Self::relu(r.output) } else { r.output };
-            return (output, r.mean, r.variance);
+            return burns_train::<Self>(x, gamma, beta, epsilon, relu);
         }
         let shape = nsc(&x);
         let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
@@ -346,14 +374,8 @@ impl BatchNormOps for Flex {
         output_grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         if !f32s(&[&x, &gamma, &beta, &mean, &variance, &output_grad]) {
-            let output_grad = if relu {
-                let y = Self::batch_norm_train(x.clone(), gamma.clone(), beta, epsilon).output;
-                Self::relu_backward(Self::relu(y), output_grad)
-            } else {
-                output_grad
-            };
-            let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
-            return (r.x_grad, r.gamma_grad, r.beta_grad);
+            let grads = (x, gamma, beta, mean, variance, output_grad);
+            return burns_train_backward::<Self>(grads, epsilon, relu);
         }
         let shape = nsc(&x);
         let (x, gamma, dy) = (contiguous(x), contiguous(gamma), contiguous(output_grad));
