@@ -431,7 +431,8 @@ fn gc_only(model: &Net, grads: &GradientSet, device: &Device) -> impl FnMut() {
         .grads
         .iter()
         .filter_map(|(id, rank, data)| {
-            let op = plan.get(*id)?.decision.centralize()?;
+            let entry = plan.entries().iter().find(|entry| entry.id == *id)?;
+            let op = entry.decision.centralize()?;
             match rank {
                 4 => Some((op, Tensor::<4>::from_data(data.clone(), &inner), None)),
                 2 => Some((

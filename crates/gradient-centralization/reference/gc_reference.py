@@ -6,6 +6,7 @@ named optimizer and returns the weights after every step:
 
     input  {"optimizer", "hyper", "dtype", "rule", "params": [{"name", "kind", "shape", "groups",
             "value", "grads"}, ...]}
+           (hyper.lr: a number, or a list with one lr per gradient step, step k using lr[k])
     output {"optimizer": <name lowercased>, "steps": [{<param name>: [flat values], ...}, ...]}
 
 The arithmetic follows the seed (Yong et al., ECCV 2020, repository Yonghongwei/Gradient-Centralization)
@@ -289,6 +290,11 @@ def parse_hyper(family, hyper, path="$.hyper"):
             h[key] = (_number(v[0], f"{p}[0]", 0.0, 1.0), _number(v[1], f"{p}[1]", 0.0, 1.0))
         elif key == "dampening":
             h[key] = _number(v, p)
+        elif key == "lr" and isinstance(v, list):
+            # A learning-rate schedule: one lr per gradient step (step k uses lr[k]), as a scheduler
+            # writes param_groups[i]["lr"] between steps. Its length is checked against the steps in
+            # run_trace, once the params are read.
+            h[key] = [_number(x, f"{p}[{i}]", minimum=0.0) for i, x in enumerate(v)]
         else:  # lr, momentum, weight_decay, eps, lr_decay, initial_accumulator_value
             h[key] = _number(v, p, minimum=0.0)
     if family in ("sgd", "sgdw") and h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
@@ -358,7 +364,11 @@ def parse_params(params, rule, variant, path="$.params"):
 
 # --------------------------------------------------------------------------------------------------
 # One optimizer step per family. `w` and `g` are float64 arrays; `st` is the param's state dict;
-# `C` the centralizer (None: not centralized); `t` the step number, from 1.
+# `C` the centralizer (None: not centralized); `t` the step number, from 1; `h` this step's
+# hyperparameters, `h["lr"]` this step's (scheduled) learning rate, used wherever torch/the seed use
+# group["lr"]: SGD(W) w - lr*d and SGDW's decay wd*lr*w_old; Adam's lr/(1-b1^t); the seed's AdamW
+# lr*sqrt(1-b2^t)/(1-b1^t), which also scales its decay; adamw_torch's w*(1-lr*wd) and lr/(1-b1^t);
+# Adagrad's clr = lr/(1+(t-1)*lr_decay). Momentum buffers and moments hold no lr.
 # --------------------------------------------------------------------------------------------------
 
 def _momentum(d, st, h, t):
@@ -506,6 +516,7 @@ def run_trace(doc):
         raise TraceError("$.rule", f"expected one of {', '.join(RULES)}, got {json.dumps(rule)}")
     h = parse_hyper(family, doc.get("hyper"))
     params, n_steps = parse_params(doc["params"], rule, variant)
+    lrs = lr_schedule(h["lr"], n_steps)
 
     step_fn = _STEP[family]
     weights = [p.value.copy() for p in params]
@@ -513,12 +524,26 @@ def run_trace(doc):
     steps = []
     for s in range(n_steps):
         t = s + 1
+        # This step's hyperparameters: the scheduled lr replaces the number everywhere the step reads
+        # `lr` (as torch and the seed read group["lr"] afresh on every step); the state (momentum
+        # buffers, moments, Adagrad's sum, the step count t) carries over unchanged.
+        hs = dict(h, lr=lrs[s])
         snapshot = {}
         for i, p in enumerate(params):
-            weights[i] = step_fn(weights[i], p.grads[s], states[i], h, t, p.gc, loc)
+            weights[i] = step_fn(weights[i], p.grads[s], states[i], hs, t, p.gc, loc)
             snapshot[p.name] = weights[i].ravel().tolist()
         steps.append(snapshot)
     return {"optimizer": name, "steps": steps}
+
+
+def lr_schedule(lr, n_steps, path="$.hyper.lr"):
+    """The learning rate of each step: a number repeated, or a list of exactly one lr per step."""
+    if isinstance(lr, list):
+        if len(lr) != n_steps:
+            raise TraceError(path, f"a learning-rate schedule needs one lr per gradient step: expected "
+                                   f"{n_steps}, got {len(lr)}")
+        return [float(x) for x in lr]
+    return [float(lr)] * n_steps
 
 
 def _no_duplicates(pairs):

@@ -39,6 +39,16 @@ PARAM_SET = [
     ("head1.weight", "linear", [3, 1], 1),
 ]
 
+# The lr-schedule fixtures use PARAM_SET plus these (drawn after PARAM_SET from the same generator, so
+# their first params are exactly the other fixtures' ones):
+LR_SCHEDULE_EXTRA_PARAMS = [
+    ("head.weight", "linear", [1, 8], 1),  # Linear(8, 1): one output unit, fan-in 8 (not 1)
+    ("upg2.weight", "conv_transpose2d", [4, 3, 2, 2], 2),  # ConvTranspose2d(4, 6, 2, groups=2)
+    ("upg2.bias", "bias", [6], 1),
+    ("convodd.weight", "conv2d", [3, 5, 3, 1], 1),  # Conv2d(5, 3, (3, 1))
+]
+LR_SCHEDULE_PARAM_SET = PARAM_SET + LR_SCHEDULE_EXTRA_PARAMS
+
 SGD_HYPER = {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "nesterov": False, "weight_decay": 1e-2}
 ADAM_HYPER = {"lr": 1e-2, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 1e-2, "amsgrad": False}
 # amsgrad only matters when v decreases, i.e. g_t^2 < v_{t-1}; with beta2 = 0.999 that (almost) never
@@ -55,6 +65,29 @@ FAMILY_HYPER = {
     "adamw_torch": ADAM_HYPER,
     "adagrad": ADAGRAD_HYPER,
 }
+
+# Learning-rate schedules, one lr per step (hyper.lr as a list; step k uses lr[k]): a warm-up, a plateau
+# and two drops, around each family's constant lr above. Written as literals so that the JSON holds
+# exactly these decimals.
+SGD_LR_SCHEDULE = [0.05, 0.1, 0.1, 0.02, 0.005]
+ADAM_LR_SCHEDULE = [0.005, 0.01, 0.01, 0.002, 0.0005]
+ADAGRAD_LR_SCHEDULE = [0.05, 0.1, 0.1, 0.02, 0.005]
+# Adagrad's schedule fixture also moves eps and lr_decay off the other fixtures' values.
+ADAGRAD_LR_SCHEDULE_HYPER = dict(ADAGRAD_HYPER, lr=ADAGRAD_LR_SCHEDULE, lr_decay=0.05, eps=1e-6)
+
+# Schedule fixtures: (optimizer, tag, hyper, also written under seed_rank). Each is checked against the
+# same trace with the family's constant lr (the numbers must differ).
+LR_SCHEDULE_FIXTURES = [
+    ("sgd_gc", "lr_schedule", dict(SGD_HYPER, lr=SGD_LR_SCHEDULE), True),
+    ("sgd_gc", "lr_schedule_nesterov", dict(SGD_HYPER, lr=SGD_LR_SCHEDULE, nesterov=True), False),
+    ("sgdw_gcc", "lr_schedule", dict(SGD_HYPER, lr=SGD_LR_SCHEDULE), True),
+    ("adam_gc", "lr_schedule", dict(ADAM_HYPER, lr=ADAM_LR_SCHEDULE), True),
+    ("adam_gc", "lr_schedule_amsgrad", dict(ADAM_AMSGRAD_HYPER, lr=ADAM_LR_SCHEDULE), False),
+    ("adam_gc2", "lr_schedule", dict(ADAM_HYPER, lr=ADAM_LR_SCHEDULE), True),
+    ("adamw_gc", "lr_schedule", dict(ADAM_HYPER, lr=ADAM_LR_SCHEDULE), True),
+    ("adamw_torch", "lr_schedule", dict(ADAM_HYPER, lr=ADAM_LR_SCHEDULE), False),
+    ("adagrad_gcc", "lr_schedule", ADAGRAD_LR_SCHEDULE_HYPER, True),
+]
 
 # Extra fixtures: (optimizer, rule, tag, hyper, base fixture whose numbers must differ)
 EXTRAS = [
@@ -73,10 +106,10 @@ def f32_list(a):
     return [float(x) for x in a.ravel()]
 
 
-def make_params():
+def make_params(param_set=PARAM_SET):
     rng = np.random.default_rng(SEED)
     params = []
-    for name, kind, shape, groups in PARAM_SET:
+    for name, kind, shape, groups in param_set:
         value = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.5)
         grads = [rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1) for _ in range(N_STEPS)]
         p = {"name": name, "kind": kind, "shape": list(shape)}
@@ -99,11 +132,35 @@ def fixture_list():
     return out
 
 
+def lr_schedule_fixture_list():
+    """(stem, optimizer, rule, hyper) of the schedule fixtures; their params are LR_SCHEDULE_PARAM_SET."""
+    out = []
+    for name, tag, hyper, seed_rank in LR_SCHEDULE_FIXTURES:
+        rules = ("layer", "seed_rank") if seed_rank else ("layer",)
+        for rule in rules:
+            out.append((f"{name}__{rule}__{tag}", name, rule, hyper))
+    return out
+
+
+
 def check_f32(doc):
     for p in doc["params"]:
         for arr in [p["value"]] + p["grads"]:
             a = np.array(arr, dtype=np.float64)
             assert np.array_equal(a.astype(np.float32).astype(np.float64), a), p["name"]
+
+
+def write_fixture(out_dir, stem, name, rule, hyper, params):
+    doc = {"optimizer": name, "hyper": dict(hyper), "dtype": "f32", "rule": rule, "params": params}
+    check_f32(doc)
+    expected = ref.run_trace(doc)
+    body = {"source": SOURCE, "input": doc, "expected": expected}
+    text = json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n"
+    path = os.path.join(out_dir, stem + ".json")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"{len(text):8d}  {path}")
+    return expected, len(text.encode("utf-8"))
 
 
 def main(argv):
@@ -113,21 +170,30 @@ def main(argv):
     results = {}
     total = 0
     for stem, name, rule, hyper in fixture_list():
-        doc = {"optimizer": name, "hyper": dict(hyper), "dtype": "f32", "rule": rule, "params": params}
-        check_f32(doc)
-        expected = ref.run_trace(doc)
-        results[stem] = expected
-        body = {"source": SOURCE, "input": doc, "expected": expected}
-        text = json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n"
-        path = os.path.join(out_dir, stem + ".json")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        total += len(text.encode("utf-8"))
-        print(f"{len(text):8d}  {path}")
+        results[stem], size = write_fixture(out_dir, stem, name, rule, hyper, params)
+        total += size
     # Every extra must actually change the numbers of its base fixture (so its code path is exercised).
     for name, rule, tag, _ in EXTRAS:
         a, b = results[f"{name}__{rule}__{tag}"], results[f"{name}__{rule}"]
         assert a["steps"] != b["steps"], f"{name}__{rule}__{tag} equals its base fixture"
+
+    schedule_params = make_params(LR_SCHEDULE_PARAM_SET)
+    assert schedule_params[:len(params)] == params
+    for stem, name, rule, hyper in lr_schedule_fixture_list():
+        results[stem], size = write_fixture(out_dir, stem, name, rule, hyper, schedule_params)
+        total += size
+        # The schedule must change the numbers against the family's constant lr, and against the
+        # schedule's first lr held for every step.
+        family = ref.OPTIMIZERS[name][0]
+        for lr in (FAMILY_HYPER[family]["lr"], hyper["lr"][0]):
+            const = dict(hyper, lr=lr)
+            doc = {"optimizer": name, "hyper": const, "dtype": "f32", "rule": rule, "params": schedule_params}
+            assert ref.run_trace(doc)["steps"] != results[stem]["steps"], f"{stem} equals constant lr {lr}"
+        assert len(hyper["lr"]) == N_STEPS and len(set(hyper["lr"])) > 2, stem
+    for name, tag, _, _ in LR_SCHEDULE_FIXTURES:
+        if tag != "lr_schedule":
+            a, b = results[f"{name}__layer__{tag}"], results[f"{name}__layer__lr_schedule"]
+            assert a["steps"] != b["steps"], f"{name}__layer__{tag} equals {name}__layer__lr_schedule"
     print(f"{len(results)} fixtures, {total} bytes in {out_dir}")
     return 0
 

@@ -2,12 +2,13 @@
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, ParamGroup};
-use burn::optim::ModuleOptimizer;
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::tensor::{Device, Tensor};
 
-use crate::centralize::Placement;
+use crate::centralize::{Centralize, Placement};
 use crate::error::GcError;
 use crate::optim::{Gc, GcOptimizer};
-use crate::plan::{ConvTransposeRule, GcPlan, PlanConfig, Rule, Scope};
+use crate::plan::{ConvTransposeRule, Decision, GcPlan, PlanConfig, Rule, Scope, SkipReason};
 
 /// Where GC applies and where it sits: everything needed to turn an optimizer into a layer-aware
 /// GC optimizer for one module.
@@ -88,26 +89,90 @@ impl GcConfig {
         Ok(self.init_with_plan(module, optimizer)?.0)
     }
 
-    /// Like [`init`](Self::init), also returning the plan (to print it, or to check gradients).
+    /// Like [`init`](Self::init), also returning the plan (to print it, or to save it beside a run).
+    ///
+    /// Routing: every parameter of the plan is in a burn `ParamGroup` by its path (which survives
+    /// `load_record` and checkpoint restores, unlike parameter ids) and, for a module stepped
+    /// under another parent than the one planned, by its id. A parameter that is in no group (the
+    /// module stepped is not the module planned, and its ids were replaced) panics at its step,
+    /// naming the fix, rather than take a plain step without GC: burn's `Optimizer::step` cannot
+    /// return an error.
+    ///
+    /// Errors: a transposed convolution without a bias whose groups no [`Rule::Groups`]
+    /// gives ([`GcError::GroupsUnknown`]), under a scope and rule that would centralize it.
     pub fn init_with_plan<M: Module, O: GcOptimizer>(
         &self,
         module: &M,
         optimizer: O,
     ) -> Result<(ModuleOptimizer, GcPlan), GcError> {
         let plan = self.plan(module)?;
+        if let Some(entry) = plan
+            .entries()
+            .iter()
+            .find(|entry| entry.decision == Decision::Skip(SkipReason::GroupsUnknown))
+        {
+            return Err(GcError::GroupsUnknown {
+                path: entry.path.clone(),
+            });
+        }
         let clipping = self.clipping.as_ref().map(GradientClippingConfig::init);
-        let plain = optimizer.with_gc(Gc::NONE);
-        let mut module_optimizer = ModuleOptimizer::from(plain);
+        let mut module_optimizer = ModuleOptimizer::from(Unplanned(optimizer.with_gc(Gc::NONE)));
         if let Some(clipping) = &clipping {
             module_optimizer = module_optimizer.with_grad_clipping(clipping.clone());
         }
-        for (op, ids) in plan.groups() {
+        let groups = plan.groups();
+        let gc_of = |op: &Option<Centralize>| match op {
+            Some(op) => Gc::new(*op, self.placement),
+            None => Gc::NONE,
+        };
+        // Last matching group wins: ids first, paths after, so a path decides whenever it matches.
+        for (op, entries) in &groups {
+            let ids = entries.iter().map(|entry| entry.id).collect();
             module_optimizer = module_optimizer.with_group(
                 ParamGroup::from_ids(ids),
-                optimizer.with_gc(Gc::new(op, self.placement)),
+                optimizer.with_gc(gc_of(op)),
+                clipping.clone(),
+            );
+        }
+        for (op, entries) in &groups {
+            let paths: Vec<String> = entries.iter().map(|entry| entry.path.clone()).collect();
+            module_optimizer = module_optimizer.with_group(
+                ParamGroup::from_paths(paths),
+                optimizer.with_gc(gc_of(op)),
                 clipping.clone(),
             );
         }
         Ok((module_optimizer, plan))
+    }
+}
+
+/// The optimizer of the parameters no group of the plan claims: it refuses to step them.
+///
+/// It keeps the wrapped optimizer's state type, so a `ModuleOptimizer` record still loads; only a
+/// step reaches the panic.
+#[derive(Clone)]
+struct Unplanned<O>(O);
+
+impl<O: Optimizer> Optimizer for Unplanned<O> {
+    type State<const D: usize> = O::State<D>;
+
+    fn step<const D: usize>(
+        &self,
+        _lr: LearningRate,
+        tensor: Tensor<D>,
+        _grad: Tensor<D>,
+        _state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        panic!(
+            "gradient-centralization: a parameter of shape {:?} is in no group of the GC plan: the \
+             module stepped is not the one the optimizer was built from (its parameter paths \
+             differ, and its ids were replaced, e.g. by load_record). Build the optimizer from the \
+             module you step: GcConfig::init(&model, ..) or Preset::init(&model, ..)",
+            tensor.dims()
+        )
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        O::to_device(state, device)
     }
 }

@@ -66,6 +66,18 @@ pub enum GcError {
         /// Why it does not fit.
         reason: String,
     },
+    /// A transposed convolution without a bias, which the plan would centralize per output
+    /// channel: its groups cannot be read from the module, and a wrong guess mixes the output
+    /// channels of independent groups.
+    #[error(
+        "`{path}` is a transposed convolution without a bias: its groups cannot be read from the \
+         module; give them with a rule, e.g. `.with_rule(\"^{path}$\", Rule::Groups(1))` for an \
+         ungrouped layer, or leave it alone with `Rule::Skip`"
+    )]
+    GroupsUnknown {
+        /// The weight's path in the module.
+        path: String,
+    },
     /// A gradient holds NaN or infinite values.
     #[error(
         "gradient of `{path}` is not finite ({count} NaN/Inf values); lower the learning rate or clip gradients"

@@ -52,6 +52,7 @@
 mod centralize;
 mod config;
 mod error;
+mod finite;
 pub mod optim;
 mod plan;
 mod presets;
@@ -60,6 +61,7 @@ pub mod trace;
 pub use centralize::{Centralize, Placement};
 pub use config::GcConfig;
 pub use error::{GcError, check_lr};
+pub use finite::check_gradients;
 pub use plan::{
     ConvTransposeRule, Decision, GcPlan, LayerKind, PlanConfig, PlanEntry, Rule, Scope, SkipReason,
 };

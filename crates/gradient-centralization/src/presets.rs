@@ -102,7 +102,9 @@ presets! {
 }
 
 impl Preset {
-    /// The canonical (lower-case) name.
+    /// The canonical (lower-case) name; it parses back to this preset. Presets under the seed's
+    /// rank rule carry a suffix: `sgd_gc:seed_rank` is `SGD_GC.seed_rank()`, and a threshold of
+    /// your own reads `sgd:seed_rank>2`.
     pub fn name(&self) -> String {
         let family = match self.family {
             Family::Sgd => "sgd",
@@ -112,16 +114,19 @@ impl Preset {
             Family::AdamWTorch => "adamw_torch",
             Family::Adagrad => "adagrad",
         };
-        let scope = match self.scope {
-            Scope::ConvLinear => "_gc",
-            Scope::ConvOnly => "_gcc",
-            Scope::None | Scope::SeedRank { .. } => "",
+        let (scope, suffix) = match self.scope {
+            Scope::ConvLinear => ("_gc", String::new()),
+            Scope::ConvOnly => ("_gcc", String::new()),
+            Scope::None => ("", String::new()),
+            Scope::SEED_GC => ("_gc", ":seed_rank".to_string()),
+            Scope::SEED_GCC => ("_gcc", ":seed_rank".to_string()),
+            Scope::SeedRank { above } => ("", format!(":seed_rank>{above}")),
         };
         let placement = match (self.scope, self.placement) {
             (Scope::None, _) | (_, Placement::Gradient) => "",
             (_, Placement::Update) => "2",
         };
-        format!("{family}{scope}{placement}")
+        format!("{family}{scope}{placement}{suffix}")
     }
 
     /// The same preset with GC decided by the seed's rank rule (`rank > 1` for `_gc`, `rank > 3` for
@@ -241,18 +246,34 @@ impl FromStr for Preset {
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         let wanted = name.trim().to_ascii_lowercase();
-        Preset::ALL
+        let unknown = || GcError::UnknownOptimizer {
+            name: name.to_string(),
+            known: Preset::ALL
+                .iter()
+                .map(Preset::name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let (base, suffix) = match wanted.split_once(':') {
+            Some((base, suffix)) => (base, Some(suffix)),
+            None => (wanted.as_str(), None),
+        };
+        let preset = Preset::ALL
             .iter()
-            .find(|preset| preset.name() == wanted)
+            .find(|preset| preset.name() == base)
             .copied()
-            .ok_or_else(|| GcError::UnknownOptimizer {
-                name: name.to_string(),
-                known: Preset::ALL
-                    .iter()
-                    .map(Preset::name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+            .ok_or_else(unknown)?;
+        match suffix {
+            None => Ok(preset),
+            Some("seed_rank") if preset.scope != Scope::None => Ok(preset.seed_rank()),
+            Some(suffix) => match suffix.strip_prefix("seed_rank>").map(str::parse) {
+                Some(Ok(above)) if preset.scope == Scope::None => Ok(Preset {
+                    scope: Scope::SeedRank { above },
+                    ..preset
+                }),
+                _ => Err(unknown()),
+            },
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Replay given gradients through a named optimizer (the format of `shared/TRACE-FORMAT.md`), so
+//! Replay given gradients through a named optimizer (the format of `docs/TRACE-FORMAT.md`), so
 //! anyone can compare our arithmetic with another implementation on the same numbers.
 
 use burn::optim::Optimizer;
@@ -50,8 +50,9 @@ pub struct Trace {
     pub name: String,
     /// The preset it names.
     pub preset: Preset,
-    /// The learning rate of every step.
-    pub lr: f64,
+    /// The learning rate of each step (one per gradient step; a scalar `lr` in the document is
+    /// repeated).
+    pub lr: Vec<f64>,
     /// The other hyperparameters.
     pub hyper: Hyper,
     /// The float type.
@@ -80,15 +81,16 @@ fn numbers(value: &Value, at: &str) -> Result<Vec<f64>, GcError> {
         .collect()
 }
 
-fn kind_of(name: &str, groups: usize, at: &str) -> Result<LayerKind, GcError> {
-    Ok(match name {
+fn kind_of(name: &str, groups: Option<usize>, at: &str) -> Result<LayerKind, GcError> {
+    let kind = match name {
         "linear" => LayerKind::Linear,
         "conv1d" => LayerKind::Conv(1),
         "conv2d" => LayerKind::Conv(2),
         "conv3d" => LayerKind::Conv(3),
-        "conv_transpose1d" => LayerKind::ConvTranspose { dims: 1, groups },
-        "conv_transpose2d" => LayerKind::ConvTranspose { dims: 2, groups },
-        "conv_transpose3d" => LayerKind::ConvTranspose { dims: 3, groups },
+        "conv_transpose1d" | "conv_transpose2d" | "conv_transpose3d" => LayerKind::ConvTranspose {
+            dims: name.as_bytes()[14] - b'0',
+            groups: Some(groups.unwrap_or(1)),
+        },
         "embedding" => LayerKind::Embedding,
         "bias" => LayerKind::Bias,
         "norm" => LayerKind::Norm,
@@ -101,7 +103,8 @@ fn kind_of(name: &str, groups: usize, at: &str) -> Result<LayerKind, GcError> {
                 ),
             ));
         }
-    })
+    };
+    Ok(kind)
 }
 
 /// The rank a kind's weight must have in PyTorch layout, when it is fixed.
@@ -144,11 +147,35 @@ impl Trace {
             Some(Value::Object(object)) => object.clone(),
             Some(_) => return Err(GcError::trace("$.hyper", "expected an object")),
         };
+        for key in hyper_object.keys() {
+            if !HYPER_KEYS.contains(&key.as_str()) {
+                return Err(GcError::trace(
+                    format!("$.hyper.{key}"),
+                    format!("unknown key; expected one of {}", HYPER_KEYS.join(", ")),
+                ));
+            }
+        }
         let lr = match hyper_object.remove("lr") {
-            Some(value) => value
-                .as_f64()
-                .ok_or_else(|| GcError::trace("$.hyper.lr", "expected a number"))?,
-            None => match preset.family {
+            Some(Value::Array(lrs)) => LrInput::Steps(
+                lrs.iter()
+                    .enumerate()
+                    .map(|(k, lr)| {
+                        let at = format!("$.hyper.lr[{k}]");
+                        let lr = lr
+                            .as_f64()
+                            .ok_or_else(|| GcError::trace(&at, "expected a number"))?;
+                        check_lr(lr).map_err(|err| GcError::trace(&at, err.to_string()))?;
+                        Ok(lr)
+                    })
+                    .collect::<Result<Vec<_>, GcError>>()?,
+            ),
+            Some(value) => LrInput::Every(value.as_f64().ok_or_else(|| {
+                GcError::trace(
+                    "$.hyper.lr",
+                    "expected a number or an array of numbers, one per step",
+                )
+            })?),
+            None => LrInput::Every(match preset.family {
                 Family::Sgd | Family::Sgdw => {
                     return Err(GcError::trace(
                         "$.hyper.lr",
@@ -157,9 +184,11 @@ impl Trace {
                 }
                 Family::Adagrad => 1e-2,
                 _ => 1e-3,
-            },
+            }),
         };
-        check_lr(lr).map_err(|err| GcError::trace("$.hyper.lr", err.to_string()))?;
+        if let LrInput::Every(lr) = lr {
+            check_lr(lr).map_err(|err| GcError::trace("$.hyper.lr", err.to_string()))?;
+        }
         let hyper: Hyper = serde_json::from_value(Value::Object(hyper_object))
             .map_err(|err| GcError::trace("$.hyper", err.to_string()))?;
 
@@ -185,7 +214,7 @@ impl Trace {
         let mut parsed: Vec<TraceParam> = Vec::with_capacity(params.len());
         for (i, param) in params.iter().enumerate() {
             let at = format!("$.params[{i}]");
-            let param = parse_param(param, &at)?;
+            let param = parse_param(param, &at, dtype)?;
             if parsed.iter().any(|other| other.name == param.name) {
                 return Err(GcError::trace(
                     format!("{at}.name"),
@@ -207,6 +236,20 @@ impl Trace {
             }
             parsed.push(param);
         }
+        let steps = parsed.first().map_or(0, |param| param.grads.len());
+        let lr = match lr {
+            LrInput::Every(lr) => vec![lr; steps],
+            LrInput::Steps(lrs) if lrs.len() == steps || parsed.is_empty() => lrs,
+            LrInput::Steps(lrs) => {
+                return Err(GcError::trace(
+                    "$.hyper.lr",
+                    format!(
+                        "{} learning rates for {steps} gradient steps: give one per step, or one number",
+                        lrs.len()
+                    ),
+                ));
+            }
+        };
         Ok(Trace {
             name,
             preset,
@@ -234,7 +277,15 @@ impl Trace {
                     device,
                 },
             )
-            .map_err(|err| GcError::trace("$.hyper", err.to_string()))?;
+            .map_err(|err| {
+                let at = match &err {
+                    GcError::InvalidHyperparameter { name, .. }
+                    | GcError::NotApplicable { name, .. } => format!("$.hyper.{name}"),
+                    GcError::Nesterov { .. } => "$.hyper.nesterov".to_string(),
+                    _ => "$.hyper".to_string(),
+                };
+                GcError::trace(at, err.to_string())
+            })??;
         let mut answer = Map::new();
         answer.insert("optimizer".into(), Value::String(self.name.to_lowercase()));
         answer.insert("steps".into(), Value::Array(steps));
@@ -242,7 +293,45 @@ impl Trace {
     }
 }
 
-fn parse_param(param: &Value, at: &str) -> Result<TraceParam, GcError> {
+/// The learning rate as the document gives it, before the number of steps is known.
+enum LrInput {
+    Every(f64),
+    Steps(Vec<f64>),
+}
+
+/// The keys `hyper` may hold.
+const HYPER_KEYS: [&str; 10] = [
+    "lr",
+    "momentum",
+    "dampening",
+    "nesterov",
+    "weight_decay",
+    "betas",
+    "eps",
+    "amsgrad",
+    "lr_decay",
+    "initial_accumulator_value",
+];
+
+/// Numbers that `dtype` cannot hold (beyond f32's range in an f32 trace) are an error at their
+/// JSON path, not an infinity.
+fn representable(values: &[f64], dtype: TraceDtype, at: &str) -> Result<(), GcError> {
+    if dtype == TraceDtype::F32
+        && let Some(j) = values.iter().position(|x| x.abs() > f32::MAX as f64)
+    {
+        return Err(GcError::trace(
+            format!("{at}[{j}]"),
+            format!(
+                "{} overflows f32 (largest {:e}); use \"dtype\": \"f64\"",
+                values[j],
+                f32::MAX
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_param(param: &Value, at: &str, dtype: TraceDtype) -> Result<TraceParam, GcError> {
     let object = param
         .as_object()
         .ok_or_else(|| GcError::trace(at, "expected an object"))?;
@@ -259,17 +348,30 @@ fn parse_param(param: &Value, at: &str) -> Result<TraceParam, GcError> {
         .ok_or_else(|| GcError::trace(format!("{at}.name"), "expected a string"))?
         .to_string();
     let groups = match field(object, "groups") {
-        None => 1,
-        Some(value) => value
-            .as_u64()
-            .filter(|&g| g >= 1)
-            .ok_or_else(|| GcError::trace(format!("{at}.groups"), "expected an integer >= 1"))?
-            as usize,
+        None => None,
+        Some(value) => Some(
+            value
+                .as_u64()
+                .and_then(|g| usize::try_from(g).ok())
+                .filter(|&g| g >= 1)
+                .ok_or_else(|| {
+                    GcError::trace(format!("{at}.groups"), "expected an integer >= 1")
+                })?,
+        ),
     };
     let kind_name = field(object, "kind")
         .and_then(Value::as_str)
         .ok_or_else(|| GcError::trace(format!("{at}.kind"), "expected a string"))?;
     let kind = kind_of(kind_name, groups, &format!("{at}.kind"))?;
+    if groups.is_some() && !matches!(kind, LayerKind::ConvTranspose { .. }) {
+        return Err(GcError::trace(
+            format!("{at}.groups"),
+            format!(
+                "a {kind_name} has no groups here: `groups` is for transposed convolutions (a \
+                 grouped conv's weight already has its fan-in in its shape)"
+            ),
+        ));
+    }
     let shape = field(object, "shape")
         .and_then(Value::as_array)
         .ok_or_else(|| GcError::trace(format!("{at}.shape"), "expected an array of sizes"))?
@@ -277,8 +379,8 @@ fn parse_param(param: &Value, at: &str) -> Result<TraceParam, GcError> {
         .enumerate()
         .map(|(j, dim)| {
             dim.as_u64()
+                .and_then(|d| usize::try_from(d).ok())
                 .filter(|&d| d >= 1)
-                .map(|d| d as usize)
                 .ok_or_else(|| {
                     GcError::trace(format!("{at}.shape[{j}]"), "expected an integer >= 1")
                 })
@@ -301,7 +403,10 @@ fn parse_param(param: &Value, at: &str) -> Result<TraceParam, GcError> {
             ),
         ));
     }
-    if let LayerKind::ConvTranspose { groups, .. } = kind
+    if let LayerKind::ConvTranspose {
+        groups: Some(groups),
+        ..
+    } = kind
         && shape[0] % groups != 0
     {
         return Err(GcError::trace(
@@ -312,7 +417,16 @@ fn parse_param(param: &Value, at: &str) -> Result<TraceParam, GcError> {
             ),
         ));
     }
-    let len: usize = shape.iter().product();
+    let len = shape
+        .iter()
+        .try_fold(1usize, |len, &dim| len.checked_mul(dim))
+        .filter(|&len| len <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            GcError::trace(
+                format!("{at}.shape"),
+                format!("{shape:?} holds more than {MAX_ELEMENTS} elements"),
+            )
+        })?;
     let value = numbers(
         field(object, "value").ok_or_else(|| GcError::trace(format!("{at}.value"), "missing"))?,
         &format!("{at}.value"),
@@ -323,6 +437,7 @@ fn parse_param(param: &Value, at: &str) -> Result<TraceParam, GcError> {
             format!("{} numbers, but shape {shape:?} holds {len}", value.len()),
         ));
     }
+    representable(&value, dtype, &format!("{at}.value"))?;
     let grads = field(object, "grads")
         .and_then(Value::as_array)
         .ok_or_else(|| GcError::trace(format!("{at}.grads"), "expected an array of steps"))?
@@ -337,6 +452,7 @@ fn parse_param(param: &Value, at: &str) -> Result<TraceParam, GcError> {
                     format!("{} numbers, but shape {shape:?} holds {len}", grad.len()),
                 ));
             }
+            representable(&grad, dtype, &at)?;
             Ok(grad)
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -349,6 +465,10 @@ fn parse_param(param: &Value, at: &str) -> Result<TraceParam, GcError> {
     })
 }
 
+/// The most elements a trace parameter may hold (2^32): a JSON document with more numbers than
+/// that is not a trace anyone writes by hand or by script.
+const MAX_ELEMENTS: usize = 1 << 32;
+
 struct Replay<'a> {
     trace: &'a Trace,
     preset: Preset,
@@ -356,7 +476,7 @@ struct Replay<'a> {
 }
 
 impl WithOptimizer for Replay<'_> {
-    type Output = Vec<Value>;
+    type Output = Result<Vec<Value>, GcError>;
 
     fn call<O: GcOptimizer>(self, optimizer: O) -> Self::Output {
         let trace = self.trace;
@@ -375,13 +495,29 @@ impl WithOptimizer for Replay<'_> {
                 .map_or(Gc::NONE, |op| Gc::new(op, self.preset.placement));
                 let optimizer = optimizer.with_gc(gc);
                 match trace.dtype {
-                    TraceDtype::F32 => replay::<O, f32>(&optimizer, param, trace.lr, self.device),
-                    TraceDtype::F64 => replay::<O, f64>(&optimizer, param, trace.lr, self.device),
+                    TraceDtype::F32 => replay::<O, f32>(&optimizer, param, &trace.lr, self.device),
+                    TraceDtype::F64 => replay::<O, f64>(&optimizer, param, &trace.lr, self.device),
                 }
             })
             .collect();
+        for (i, (param, trajectory)) in trace.params.iter().zip(&trajectories).enumerate() {
+            for (step, values) in trajectory.iter().enumerate() {
+                if let Some(j) = values.iter().position(|x| !x.is_finite()) {
+                    return Err(GcError::trace(
+                        format!("$.params[{i}]"),
+                        format!(
+                            "`{}` is not finite after step {} (element {j}: {}); JSON cannot \
+                             carry it: lower the learning rate or use \"dtype\": \"f64\"",
+                            param.name,
+                            step + 1,
+                            values[j]
+                        ),
+                    ));
+                }
+            }
+        }
         let steps = trace.params.first().map_or(0, |param| param.grads.len());
-        (0..steps)
+        Ok((0..steps)
             .map(|step| {
                 let object = trace
                     .params
@@ -391,7 +527,9 @@ impl WithOptimizer for Replay<'_> {
                         let numbers = trajectory[step]
                             .iter()
                             .map(|&x| {
-                                serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+                                Value::Number(
+                                    serde_json::Number::from_f64(x).expect("checked finite above"),
+                                )
                             })
                             .collect();
                         (param.name.clone(), Value::Array(numbers))
@@ -399,7 +537,7 @@ impl WithOptimizer for Replay<'_> {
                     .collect();
                 Value::Object(object)
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -416,7 +554,7 @@ fn to_burn_shape(kind: LayerKind, shape: &[usize]) -> Vec<usize> {
 fn replay<O: Optimizer, E: Element>(
     optimizer: &O,
     param: &TraceParam,
-    lr: f64,
+    lr: &[f64],
     device: &Device,
 ) -> Vec<Vec<f64>> {
     macro_rules! with_rank {
@@ -433,7 +571,7 @@ fn replay<O: Optimizer, E: Element>(
 fn replay_rank<O: Optimizer, E: Element, const D: usize>(
     optimizer: &O,
     param: &TraceParam,
-    lr: f64,
+    lr: &[f64],
     device: &Device,
 ) -> Vec<Vec<f64>> {
     let linear = param.kind == LayerKind::Linear;
@@ -448,7 +586,7 @@ fn replay_rank<O: Optimizer, E: Element, const D: usize>(
     let mut tensor = load(&param.value);
     let mut state = None;
     let mut trajectory = Vec::with_capacity(param.grads.len());
-    for grad in &param.grads {
+    for (grad, &lr) in param.grads.iter().zip(lr) {
         let (next, next_state) = optimizer.step(lr, tensor, load(grad), state);
         tensor = next;
         state = next_state;

@@ -14,7 +14,7 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use gradient_centralization::{Hyper, Preset, check_lr};
+use gradient_centralization::{Hyper, Preset, check_gradients, check_lr};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
@@ -149,6 +149,38 @@ pub struct DataInfo {
     pub test_images: usize,
 }
 
+/// Where a training step is, for the messages that stop a run.
+struct StepAt<'a> {
+    label: &'a str,
+    epoch: usize,
+    step: usize,
+    steps: usize,
+    lr: f64,
+}
+
+impl std::fmt::Display for StepAt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: at epoch {}, step {} of {} (lr {:e})",
+            self.label,
+            self.epoch + 1,
+            self.step + 1,
+            self.steps,
+            self.lr
+        )
+    }
+}
+
+impl StepAt<'_> {
+    /// Stop before the optimizer takes a step on a NaN or infinite gradient, naming the
+    /// parameter: the loss can be finite while a gradient overflows.
+    fn check_gradients(&self, model: &Net, grads: &GradientsParams) -> Result<()> {
+        check_gradients(model, grads)
+            .map_err(|err| anyhow!("{self}: {err}; the step was not taken"))
+    }
+}
+
 /// Set by Ctrl-C: the loop finishes its batch, saves what it has and stops.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -217,7 +249,7 @@ pub fn run(
         &device,
     );
     if let Some((dir, _)) = &resumed {
-        // Before the optimizer is built: loading restores the parameter ids its groups refer to.
+        // The optimizer routes by parameter path, so it may be built before or after this.
         model = checkpoint::load_model(dir, model)?;
     }
 
@@ -292,17 +324,19 @@ pub fn run(
             let logits = model.forward(x);
             let loss = loss_fn.forward(logits.clone(), y);
             let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            let at = StepAt {
+                label: &config.label,
+                epoch,
+                step,
+                steps: steps_per_epoch,
+                lr,
+            };
             if !loss_value.is_finite() {
-                bail!(
-                    "{}: the loss became {loss_value} at epoch {}, step {} of {steps_per_epoch} \
-                     (lr {lr:e}); lower the learning rate or add warmup",
-                    config.label,
-                    epoch + 1,
-                    step + 1
-                );
+                bail!("{at}: the loss became {loss_value}; lower the learning rate or add warmup");
             }
             correct += top_k_correct(logits.inner().into_data(), &labels, 1);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
+            at.check_gradients(&model, &grads)?;
             model = optimizer.step(lr, model, grads);
             loss_sum += loss_value * n as f64;
             seen += n;
@@ -508,6 +542,7 @@ pub fn progress_bar() -> ProgressBar {
 mod tests {
     use super::*;
     use crate::data::{ImageSet, Images, Normalize};
+    use gradient_centralization::Scope;
 
     /// 8x8 images: class 0 bright on the left half, class 1 on the right, with a little noise.
     fn halves(n: usize, seed: u64) -> ImageSet {
@@ -759,6 +794,49 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_non_finite_gradient_stops_the_step_naming_parameter_epoch_and_step() {
+        let device = Device::flex().autodiff();
+        let model = Net::seeded(ModelName::SmallCnn, 1, 28, 10, 7, &device);
+        let x = Tensor::<4>::ones([2, 1, 28, 28], &device);
+        let mut grads = GradientsParams::from_grads(model.forward(x).sum().backward(), &model);
+        let at = StepAt {
+            label: "sgd_gc seed 1",
+            epoch: 2,
+            step: 40,
+            steps: 94,
+            lr: 0.1,
+        };
+        assert!(at.check_gradients(&model, &grads).is_ok());
+        // Put a NaN into the gradient of one parameter in the middle of the model.
+        let mut found = None;
+        for entry in gradient_centralization::GcPlan::new(&model, Scope::None).entries() {
+            if entry.kind == gradient_centralization::LayerKind::Linear && found.is_none() {
+                found = Some(entry.clone());
+            }
+        }
+        let entry = found.expect("the small CNN has a linear layer");
+        let mut values = vec![1.0f32; entry.shape.iter().product()];
+        values[3] = f32::NAN;
+        values[5] = f32::INFINITY;
+        grads.register::<2>(
+            entry.id,
+            Tensor::from_data(
+                TensorData::new(values, entry.shape.clone()),
+                &device.clone().inner(),
+            ),
+        );
+        let err = at.check_gradients(&model, &grads).unwrap_err().to_string();
+        assert!(
+            err.starts_with("sgd_gc seed 1: at epoch 3, step 41 of 94 (lr 1e-1)")
+                && err.contains(&format!(
+                    "gradient of `{}` is not finite (2 NaN/Inf",
+                    entry.path
+                )),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `gc-trace FILE|-`: replay a trace document (shared/TRACE-FORMAT.md) through the named optimizer
+//! `gc-trace FILE|-`: replay a trace document (docs/TRACE-FORMAT.md) through the named optimizer
 //! and print the parameters after every step as JSON.
 
 use std::io::{Read, Write};

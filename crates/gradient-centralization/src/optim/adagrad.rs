@@ -22,7 +22,7 @@ use crate::error::{GcError, check};
 /// use gradient_centralization::optim::AdagradConfig;
 ///
 /// let adagrad = AdagradConfig::new().with_initial_accumulator_value(0.1).build().unwrap();
-/// assert!(AdagradConfig::new().with_eps(0.0).build().is_err());
+/// assert!(AdagradConfig::new().with_eps(-1e-10).build().is_err()); // torch accepts eps >= 0
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdagradConfig {
@@ -67,7 +67,7 @@ impl AdagradConfig {
         self
     }
 
-    /// ε added to the denominator (> 0).
+    /// ε added to the denominator (>= 0, as torch accepts).
     pub fn with_eps(mut self, eps: f64) -> Self {
         self.eps = eps;
         self
@@ -93,7 +93,7 @@ impl AdagradConfig {
             self.initial_accumulator_value >= 0.0,
             "a finite number >= 0",
         )?;
-        check("eps", self.eps, self.eps > 0.0, "a finite number > 0")?;
+        check("eps", self.eps, self.eps >= 0.0, "a finite number >= 0")?;
         Ok(Adagrad {
             config: *self,
             gc: Gc::NONE,

@@ -55,7 +55,7 @@ impl AdamConfig {
         self
     }
 
-    /// ε added to the denominator (> 0).
+    /// ε added to the denominator (>= 0, as torch accepts).
     pub fn with_eps(mut self, eps: f64) -> Self {
         self.eps = eps;
         self
@@ -102,7 +102,7 @@ pub(super) fn validate_moments(betas: (f64, f64), eps: f64) -> Result<(), GcErro
         (0.0..1.0).contains(&betas.1),
         "a number in [0, 1)",
     )?;
-    check("eps", eps, eps > 0.0, "a finite number > 0")
+    check("eps", eps, eps >= 0.0, "a finite number >= 0")
 }
 
 /// The seed-exact Adam (see [`AdamConfig`] for the update rule).

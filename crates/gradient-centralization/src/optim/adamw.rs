@@ -93,7 +93,7 @@ impl AdamWConfig {
         self
     }
 
-    /// ε added to the denominator (> 0).
+    /// ε added to the denominator (>= 0, as torch accepts).
     pub fn with_eps(mut self, eps: f64) -> Self {
         self.eps = eps;
         self

@@ -101,12 +101,8 @@ impl SgdConfig {
             self.momentum >= 0.0,
             "a finite number >= 0",
         )?;
-        check(
-            "dampening",
-            self.dampening,
-            (0.0..=1.0).contains(&self.dampening),
-            "a number in [0, 1]",
-        )?;
+        // torch.optim.SGD accepts any dampening.
+        check("dampening", self.dampening, true, "a finite number")?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(GcError::Nesterov {
                 momentum: self.momentum,

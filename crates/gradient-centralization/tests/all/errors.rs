@@ -11,7 +11,9 @@ use gradient_centralization::optim::{
     AdagradConfig, AdamConfig, AdamWConfig, SgdConfig, WeightDecay,
 };
 use gradient_centralization::trace::Trace;
-use gradient_centralization::{GcError, GcPlan, Hyper, PlanConfig, Preset, Rule, Scope, check_lr};
+use gradient_centralization::{
+    GcError, Hyper, PlanConfig, Preset, Rule, Scope, check_gradients, check_lr,
+};
 
 fn hyper_error(result: Result<impl Sized, GcError>) -> &'static str {
     match result {
@@ -33,7 +35,10 @@ fn invalid_hyperparameters_are_named() {
         hyper_error(AdamConfig::new().with_betas(0.9, -0.1).build()),
         "betas[1]"
     );
-    assert_eq!(hyper_error(AdamWConfig::new().with_eps(0.0).build()), "eps");
+    assert_eq!(
+        hyper_error(AdamWConfig::new().with_eps(-1e-8).build()),
+        "eps"
+    );
     assert_eq!(
         hyper_error(AdamWConfig::new().with_weight_decay(-1.0).build()),
         "weight_decay"
@@ -57,6 +62,16 @@ fn invalid_hyperparameters_are_named() {
                 .build()
         ),
         "weight_decay"
+    );
+    // torch.optim accepts eps = 0 (Adam, AdamW, Adagrad) and any finite dampening.
+    assert!(AdamConfig::new().with_eps(0.0).build().is_ok());
+    assert!(AdamWConfig::new().with_eps(0.0).build().is_ok());
+    assert!(AdagradConfig::new().with_eps(0.0).build().is_ok());
+    assert!(SgdConfig::new().with_dampening(-0.5).build().is_ok());
+    assert!(SgdConfig::new().with_dampening(1.5).build().is_ok());
+    assert_eq!(
+        hyper_error(SgdConfig::new().with_dampening(f64::NAN).build()),
+        "dampening"
     );
     assert!(matches!(
         SgdConfig::new().with_nesterov(true).build(),
@@ -88,6 +103,37 @@ fn names_and_inapplicable_hyperparameters() {
         Preset::SGD_GC.init(&model, &hyper),
         Err(GcError::NotApplicable { name: "betas", .. })
     ));
+}
+
+#[test]
+fn every_preset_name_parses_back_to_the_preset() {
+    for &preset in Preset::ALL {
+        for p in [preset, preset.seed_rank()] {
+            let name = p.to_string();
+            assert_eq!(name.parse::<Preset>().unwrap(), p, "{name}");
+        }
+    }
+    assert_eq!(Preset::SGD_GC.seed_rank().to_string(), "sgd_gc:seed_rank");
+    assert_eq!(
+        "ADAM_GCC2:seed_rank".parse::<Preset>().unwrap(),
+        Preset::ADAM_GCC2.seed_rank()
+    );
+    let own = Preset {
+        scope: Scope::SeedRank { above: 2 },
+        ..Preset::SGD
+    };
+    assert_eq!(own.to_string().parse::<Preset>().unwrap(), own);
+    for bad in [
+        "sgd:seed_rank",
+        "sgd_gc:seed_rank>2",
+        "sgd_gc:rank",
+        "sgd:seed_rank>x",
+    ] {
+        assert!(
+            matches!(bad.parse::<Preset>(), Err(GcError::UnknownOptimizer { .. })),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
@@ -154,12 +200,75 @@ fn malformed_trace_documents_name_the_json_path() {
         (doc("sgd_gc", r#"{}"#, PARAM), "$.hyper.lr"),
         (
             doc("sgd_gc", r#"{"lr": 0.1, "mometum": 0.9}"#, PARAM),
-            "$.hyper",
+            "$.hyper.mometum",
         ),
-        (doc("adam_gc", r#"{"betas": [0.9, 1.5]}"#, PARAM), "$.hyper"),
+        (
+            doc("adam_gc", r#"{"betas": [0.9, 1.5]}"#, PARAM),
+            "$.hyper.betas[1]",
+        ),
         (
             doc("sgd_gc", r#"{"lr": 0.1, "nesterov": true}"#, PARAM),
-            "$.hyper",
+            "$.hyper.nesterov",
+        ),
+        (
+            doc("sgd_gc", r#"{"lr": 0.1, "betas": [0.9, 0.9]}"#, PARAM),
+            "$.hyper.betas",
+        ),
+        (doc("sgd_gc", r#"{"lr": [0.1, 0.2]}"#, PARAM), "$.hyper.lr"),
+        (doc("sgd_gc", r#"{"lr": [-0.1]}"#, PARAM), "$.hyper.lr[0]"),
+        (doc("sgd_gc", r#"{"lr": ["fast"]}"#, PARAM), "$.hyper.lr[0]"),
+        // An element count that overflows usize, and one beyond any real trace.
+        (
+            doc(
+                "sgd_gc",
+                r#"{"lr": 0.1}"#,
+                &PARAM
+                    .replace("[2, 2]", "[4294967296, 4294967296, 4294967296]")
+                    .replace("linear", "conv1d"),
+            ),
+            "$.params[0].shape",
+        ),
+        (
+            doc(
+                "sgd_gc",
+                r#"{"lr": 0.1}"#,
+                &PARAM
+                    .replace("[2, 2]", "[65536, 65536, 2]")
+                    .replace("linear", "conv1d"),
+            ),
+            "$.params[0].shape",
+        ),
+        (
+            doc(
+                "sgd_gc",
+                r#"{"lr": 0.1}"#,
+                &PARAM.replace("[2, 2]", "[2, 1e30]"),
+            ),
+            "$.params[0].shape[1]",
+        ),
+        (
+            doc(
+                "sgd_gc",
+                r#"{"lr": 0.1}"#,
+                &PARAM.replace("\"kind\"", "\"groups\": 2, \"kind\""),
+            ),
+            "$.params[0].groups",
+        ),
+        (
+            doc(
+                "sgd_gc",
+                r#"{"lr": 0.1}"#,
+                &PARAM.replace("[1, 2, 3, 4]", "[1, 2, 1e39, 4]"),
+            ),
+            "$.params[0].value[2]",
+        ),
+        (
+            doc(
+                "sgd_gc",
+                r#"{"lr": 0.1}"#,
+                &PARAM.replace("[[1, 1, 1, 1]]", "[[1, -4e38, 1, 1]]"),
+            ),
+            "$.params[0].grads[0][1]",
         ),
         (r#"{"optimizer": "sgd", "params": []"#.to_string(), "$"),
         (
@@ -179,6 +288,55 @@ fn malformed_trace_documents_name_the_json_path() {
         };
         assert_eq!(at, expected_at, "{doc}: {message}");
     }
+}
+
+#[test]
+fn a_grouped_transposed_conv_takes_groups_that_divide_its_input_channels() {
+    let param = r#"{"name": "up.weight", "kind": "conv_transpose1d", "groups": 3, "shape": [4, 1, 1], "value": [1, 2, 3, 4], "grads": [[1, 1, 1, 1]]}"#;
+    let doc = format!(r#"{{"optimizer": "sgd_gcc", "hyper": {{"lr": 1}}, "params": [{param}]}}"#);
+    assert_eq!(trace_error(&doc).0, "$.params[0].groups");
+    let ok = doc.replace("\"groups\": 3", "\"groups\": 2");
+    assert!(Trace::parse(&ok).is_ok());
+}
+
+#[test]
+fn values_that_overflow_f32_are_accepted_in_f64_traces() {
+    let doc = format!(
+        r#"{{"optimizer": "sgd", "hyper": {{"lr": 0.1}}, "dtype": "f64", "params": [{}]}}"#,
+        PARAM.replace("[1, 2, 3, 4]", "[1, 2, 1e39, 4]")
+    );
+    let answer = Trace::parse(&doc).unwrap().run(&Device::flex()).unwrap();
+    let expected = 1e39 - 0.1;
+    assert_eq!(
+        answer["steps"][0]["fc.weight"][2],
+        serde_json::json!(expected)
+    );
+}
+
+#[test]
+fn a_step_that_leaves_f32_is_reported_never_printed_as_null() {
+    // 3e38 - 1·(-3e38) = 6e38 > f32::MAX: the first step overflows to infinity.
+    let doc = format!(
+        r#"{{"optimizer": "sgd", "hyper": {{"lr": 1}}, "params": [{}]}}"#,
+        PARAM
+            .replace("[1, 2, 3, 4]", "[3e38, 2, 3, 4]")
+            .replace("[[1, 1, 1, 1]]", "[[-3e38, 1, 1, 1]]")
+    );
+    let trace = Trace::parse(&doc).unwrap();
+    match trace.run(&Device::flex()) {
+        Err(GcError::Trace { at, message }) => {
+            assert_eq!(at, "$.params[0]");
+            assert!(
+                message.contains("after step 1") && message.contains("inf"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let (code, stdout, stderr) = gc_trace(&doc);
+    assert_ne!(code, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("$.params[0]"), "{stderr}");
 }
 
 #[test]
@@ -212,8 +370,7 @@ fn non_finite_gradients_are_reported_with_the_path() {
         .sum()
         + model.second.forward(x).sum().mul_scalar(0.0);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let plan = GcPlan::new(&model, Scope::ConvLinear);
-    match plan.check_gradients(&model, &grads) {
+    match check_gradients(&model, &grads) {
         Err(GcError::NonFiniteGradient { path, count }) => {
             assert_eq!(path, "second.weight");
             assert!(count > 0);

@@ -2,6 +2,8 @@
 
 mod centralize;
 mod errors;
+mod layouts;
+mod loading;
 mod module_optimizer;
 mod parity;
 mod plan;

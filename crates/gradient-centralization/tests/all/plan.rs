@@ -64,12 +64,18 @@ fn kinds_are_read_off_the_owning_structs() {
     assert_eq!(kind("conv1d.weight"), LayerKind::Conv(1));
     assert_eq!(
         kind("up.weight"),
-        LayerKind::ConvTranspose { dims: 2, groups: 1 }
+        LayerKind::ConvTranspose {
+            dims: 2,
+            groups: Some(1)
+        }
     );
     // groups inferred from the bias: out 2 / (out/groups = 1) = 2
     assert_eq!(
         kind("upg.weight"),
-        LayerKind::ConvTranspose { dims: 2, groups: 2 }
+        LayerKind::ConvTranspose {
+            dims: 2,
+            groups: Some(2)
+        }
     );
     assert_eq!(kind("emb.weight"), LayerKind::Embedding);
     assert_eq!(kind("fc.weight"), LayerKind::Linear);

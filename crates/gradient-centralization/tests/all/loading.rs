@@ -1,0 +1,178 @@
+//! GC survives loading weights: burn's `load_record` replaces parameter ids, and the optimizer
+//! built before the load must still centralize (it routes by parameter path), or refuse loudly.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, Tolerance};
+use gradient_centralization::{Centralize, Hyper, seed};
+
+#[derive(Module, Debug)]
+pub struct Net {
+    pub conv: Conv2d,
+    pub fc: Linear,
+}
+
+impl Net {
+    pub fn new(device: &Device) -> Self {
+        Net {
+            conv: Conv2dConfig::new([2, 3], [3, 3]).init(device),
+            fc: LinearConfig::new(3 * 4 * 4, 5).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let h = self.conv.forward(x).tanh();
+        self.fc.forward(h.flatten(1, 3))
+    }
+}
+
+/// A parent module around `Net`: the same parameters under other paths.
+#[derive(Module, Debug)]
+struct Parent {
+    net: Net,
+}
+
+fn device() -> Device {
+    Device::flex().autodiff()
+}
+
+fn grads_of(net: &Net, device: &Device) -> GradientsParams {
+    let x = Tensor::<4>::from_floats(
+        [[
+            [
+                [0.3, -1.0, 0.5, 0.2, 0.9, -0.4],
+                [0.1, 0.7, -0.6, 0.8, -0.2, 0.4],
+                [-0.9, 0.6, 0.2, -0.3, 0.5, 0.1],
+                [0.4, -0.5, 0.9, 0.7, -0.8, 0.3],
+                [0.2, 0.1, -0.7, 0.6, 0.4, -0.1],
+                [-0.3, 0.8, 0.5, -0.2, 0.1, 0.9],
+            ],
+            [
+                [0.5, 0.2, -0.1, 0.4, -0.6, 0.7],
+                [-0.8, 0.3, 0.6, -0.4, 0.2, 0.5],
+                [0.9, -0.2, 0.1, 0.3, -0.7, 0.8],
+                [0.1, 0.6, -0.5, 0.2, 0.4, -0.3],
+                [-0.4, 0.7, 0.3, -0.9, 0.5, 0.2],
+                [0.6, -0.1, 0.8, 0.5, -0.3, 0.4],
+            ],
+        ]],
+        device,
+    );
+    let loss = net.forward(x).square().sum();
+    GradientsParams::from_grads(loss.backward(), net)
+}
+
+/// SGD_GC without momentum or decay: the step must move every weight by exactly `−lr·GC(g)`.
+fn sgd_gc(net: &Net) -> ModuleOptimizer {
+    seed::sgd_gc(net, &Hyper::default()).unwrap()
+}
+
+/// Step `net` and check its conv and fc updates are the centralized gradients (a plain step fails
+/// this: the gradients' means are far from zero).
+fn assert_centralized_step(mut optimizer: ModuleOptimizer, net: Net, device: &Device) {
+    let lr = 0.5;
+    let grads = grads_of(&net, device);
+    let fc_g = grads.get::<2>(net.fc.weight.id).unwrap();
+    let conv_g = grads.get::<4>(net.conv.weight.id).unwrap();
+    let fc_mean = fc_g.clone().mean_dim(0).abs().max().into_scalar::<f32>();
+    assert!(fc_mean > 1e-3, "the test needs gradients with a mean");
+    let fc_w = net.fc.weight.val().inner();
+    let conv_w = net.conv.weight.val().inner();
+    let net = optimizer.step(lr, net, grads);
+    let expect_fc = fc_w - Centralize::along(1).apply(fc_g).mul_scalar(lr);
+    let expect_conv = conv_w - Centralize::along(0).apply(conv_g).mul_scalar(lr);
+    net.fc
+        .weight
+        .val()
+        .inner()
+        .into_data()
+        .assert_approx_eq::<f32>(&expect_fc.into_data(), Tolerance::absolute(1e-6));
+    net.conv
+        .weight
+        .val()
+        .inner()
+        .into_data()
+        .assert_approx_eq::<f32>(&expect_conv.into_data(), Tolerance::absolute(1e-6));
+}
+
+#[test]
+fn gc_survives_loading_a_record_from_another_instance() {
+    let device = device();
+    let net = Net::new(&device);
+    let optimizer = sgd_gc(&net);
+    let other = Net::new(&device);
+    let other_id = other.fc.weight.id;
+    let net = net.load_record(other.into_record());
+    assert_eq!(net.fc.weight.id, other_id, "load_record replaces ids");
+    assert_centralized_step(optimizer, net, &device);
+}
+
+#[test]
+fn gc_survives_loading_weights_from_a_file() {
+    let device = device();
+    let dir = std::env::temp_dir().join(format!("gc-loading-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("net.bpk");
+    Net::new(&device).save_file(&file).unwrap();
+
+    let net = Net::new(&device);
+    let optimizer = sgd_gc(&net);
+    let net = net.load_file(&file);
+    // burn reads a loaded file's tensors when they are first used: remove it after the step.
+    assert_centralized_step(optimizer, net, &device);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn gc_survives_an_optimizer_record_loaded_after_the_weights() {
+    // The checkpoint-restore flow: fresh model and optimizer, weights and optimizer state loaded.
+    let device = device();
+    let trained = Net::new(&device);
+    let mut first = sgd_gc(&trained);
+    let trained = first.step(0.1, trained.clone(), grads_of(&trained, &device));
+    let record = first.to_record();
+
+    let net = Net::new(&device);
+    let optimizer = sgd_gc(&net).load_record(record);
+    let net = net.load_record(trained.into_record());
+    assert_centralized_step(optimizer, net, &device);
+}
+
+#[test]
+fn a_submodule_planned_and_stepped_inside_its_parent_is_found_by_id() {
+    let device = device();
+    let net = Net::new(&device);
+    let optimizer = sgd_gc(&net);
+    let parent = Parent { net };
+    // Paths differ ("net.fc.weight" against "fc.weight"); the ids are the planned ones.
+    let lr = 0.5;
+    let grads = grads_of(&parent.net, &device);
+    let fc_g = grads.get::<2>(parent.net.fc.weight.id).unwrap();
+    let fc_w = parent.net.fc.weight.val().inner();
+    let mut optimizer = optimizer;
+    let parent = optimizer.step(lr, parent, grads);
+    let expect = fc_w - Centralize::along(1).apply(fc_g).mul_scalar(lr);
+    parent
+        .net
+        .fc
+        .weight
+        .val()
+        .inner()
+        .into_data()
+        .assert_approx_eq::<f32>(&expect.into_data(), Tolerance::absolute(1e-6));
+}
+
+#[test]
+#[should_panic(expected = "is in no group of the GC plan")]
+fn a_module_neither_planned_by_path_nor_by_id_is_refused_not_stepped_plainly() {
+    let device = device();
+    let net = Net::new(&device);
+    let mut optimizer = sgd_gc(&net);
+    let parent = Parent {
+        net: Net::new(&device),
+    };
+    let grads = grads_of(&parent.net, &device);
+    let _ = optimizer.step(0.1, parent, grads);
+}
