@@ -22,7 +22,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig as BurnSgdConfig};
 use burn::tensor::{Device, Distribution, Tensor};
 use gc_lab::models::{ModelName, Net};
-use gradient_centralization::optim::{fused_seconds, without_avx2};
+use gradient_centralization::optim::diagnostics::{fused_seconds, without_avx2};
 use gradient_centralization::{Centralize, GcPlan, Hyper, Preset, Scope};
 
 /// Gradients for every parameter, kept to hand out fresh `GradientsParams` each step.
@@ -323,7 +323,7 @@ fn main() {
                     // Uniquely owned gradients, as a backward pass hands them over; made before
                     // the clock starts.
                     let g = grads.fresh(&device, swapped);
-                    let before = gradient_centralization::optim::fused_steps();
+                    let before = gradient_centralization::optim::diagnostics::fused_steps();
                     let spent = fused_seconds();
                     let start = Instant::now();
                     let m = if l.case.baseline_isa {
@@ -333,7 +333,7 @@ fn main() {
                     };
                     sync(&m);
                     let seconds = start.elapsed().as_secs_f64();
-                    l.fused += gradient_centralization::optim::fused_steps() - before;
+                    l.fused += gradient_centralization::optim::diagnostics::fused_steps() - before;
                     if round >= warmup {
                         let now = fused_seconds();
                         l.passes.push(std::array::from_fn(|k| now[k] - spent[k]));

@@ -85,7 +85,7 @@ fn measure(
     let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes as i64).collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
     let (mut forward, mut backward, mut step) = (Vec::new(), Vec::new(), Vec::new());
-    use gradient_centralization::optim::{fused_copies, fused_gathers, fused_steps};
+    use gradient_centralization::optim::diagnostics::{fused_copies, fused_gathers, fused_steps};
     let (steps0, copies0, gathers0) = (fused_steps(), fused_copies(), fused_gathers());
     for i in 0..warmup + steps {
         let t0 = Instant::now();

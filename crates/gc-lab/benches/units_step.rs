@@ -11,9 +11,8 @@ use std::time::Instant;
 
 use burn::optim::Optimizer;
 use burn::tensor::{Device, Distribution, Tensor};
-use gradient_centralization::optim::{
-    Gc, GcOptimizer, Sgd, SgdConfig, SgdState, WeightDecay, fused_gathers, fused_steps,
-};
+use gradient_centralization::optim::diagnostics::{fused_gathers, fused_steps};
+use gradient_centralization::optim::{Gc, GcOptimizer, Sgd, SgdConfig, SgdState, WeightDecay};
 use gradient_centralization::{Centralize, Placement};
 
 const WARMUP: usize = 5;

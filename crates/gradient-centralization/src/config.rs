@@ -15,7 +15,8 @@ use crate::plan::{ConvTransposeRule, Decision, GcPlan, PlanConfig, Rule, Scope, 
 ///
 /// [`init`](Self::init) walks the module once ([`GcPlan`]), then builds one burn
 /// [`ModuleOptimizer`] in which every distinct centralization (axis, groups) is a parameter group
-/// with its own copy of the optimizer; parameters the plan leaves alone get the plain copy. State
+/// with its own copy of the optimizer, matched by parameter path; parameters the plan leaves alone
+/// get the plain copy. State
 /// records, per-parameter learning rates and `burn-train`'s `Learner` work as with any burn
 /// optimizer.
 ///

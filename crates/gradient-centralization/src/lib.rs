@@ -43,7 +43,13 @@
 //! - [`optim`]: the seed's SGD, SGDW, Adam, AdamW (seed and torch formulas) and Adagrad, and
 //!   [`optim::Centralized`], GC in front of any burn optimizer.
 //! - [`Preset`] and [`seed`]: the seed's names (`SGD_GC`, `AdamW_GCC`, ...), one line each.
+//! - [`check_gradients`]: the first parameter whose gradient holds NaN or infinity, by path.
 //! - [`trace`]: the replay format behind the `gc-trace` program.
+//!
+//! The optimizer routes parameters by their path in the module, so loading weights (`load_record`,
+//! `load_file`, a checkpoint) before or after building it keeps GC. Features: `fused` and `flex`
+//! (default) add burn's CPU backend and one-pass kernels for it; without them the crate runs on any
+//! burn backend, every step being the tensor definition.
 //!
 //! Defaults are PyTorch's and the seed's (SGD dampening 0, Adam eps 1e-8, Adagrad eps 1e-10), not
 //! burn's.

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             }
         }
     };
-    let answer = Trace::parse(&text).and_then(|trace| trace.run(&Device::flex()));
+    let answer = Trace::parse(&text).and_then(|trace| trace.run(&device()));
     match answer {
         Ok(answer) => {
             let mut stdout = std::io::stdout().lock();
@@ -48,4 +48,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// burn's CPU backend when this build has it, unless `BURN_DEVICE` names another; otherwise the
+/// device burn picks (`BURN_DEVICE` or the first backend built in).
+fn device() -> Device {
+    #[cfg(feature = "flex")]
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        return Device::flex();
+    }
+    Device::default()
 }

@@ -930,6 +930,102 @@ mod tests {
         );
     }
 
+    /// Every fused optimizer of the seed, each with non-default hyperparameters (Adagrad's eps
+    /// included), fused against the tensor path on a conv weight centralized by rows (`gc`) and a
+    /// linear weight by columns (no GC when `gc` has none).
+    fn every_fused_optimizer_agrees(gc: Gc, conv: [usize; 4], linear: [usize; 2]) {
+        let by_columns = match gc.op {
+            Some(_) => Gc::new(Centralize::along(1), gc.placement),
+            None => Gc::NONE,
+        };
+        macro_rules! each {
+            ($($name:literal => $optimizer:expr,)*) => {$(
+                let optimizer = $optimizer;
+                let o = optimizer.with_gc(gc);
+                agree($name, run(&o, conv, true), run(&o, conv, false));
+                let o = optimizer.with_gc(by_columns);
+                agree($name, run(&o, linear, true), run(&o, linear, false));
+            )*};
+        }
+        each! {
+            "sgd" => SgdConfig::new().build().unwrap(),
+            "sgd momentum l2" => SgdConfig::new()
+                .with_momentum(0.9)
+                .with_weight_decay(WeightDecay::L2(5e-2))
+                .build()
+                .unwrap(),
+            "sgd nesterov" => SgdConfig::new()
+                .with_momentum(0.8)
+                .with_nesterov(true)
+                .build()
+                .unwrap(),
+            "sgdw dampening" => SgdConfig::new()
+                .with_momentum(0.9)
+                .with_dampening(0.3)
+                .with_weight_decay(WeightDecay::Decoupled(5e-2))
+                .build()
+                .unwrap(),
+            // eps 1e-2 for the Adam family: see fused_steps_agree_with_the_tensor_path.
+            "adam" => AdamConfig::new().with_eps(1e-2).with_weight_decay(5e-2).build().unwrap(),
+            "adamw seed" => AdamWConfig::new()
+                .with_formula(AdamWFormula::Seed)
+                .with_eps(1e-2)
+                .with_weight_decay(5e-2)
+                .build()
+                .unwrap(),
+            "adamw torch" => AdamWConfig::new()
+                .with_formula(AdamWFormula::Torch)
+                .with_eps(1e-2)
+                .with_weight_decay(5e-2)
+                .build()
+                .unwrap(),
+            "adagrad eps" => AdagradConfig::new()
+                .with_eps(1e-3)
+                .with_lr_decay(0.1)
+                .with_weight_decay(5e-2)
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Fused and tensor-path weights within 1e-6 of the weights' scale.
+    fn agree(name: &str, fused: Vec<f32>, tensor: Vec<f32>) {
+        let scale = tensor.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = max_diff(&fused, &tensor);
+        assert!(err <= 1e-6 * scale, "{name}: {err} (scale {scale})");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Random shapes: odd sizes, one output unit, fan-in 1, rows shorter and longer than the
+        /// mean's 32 lanes; conv weights by rows, linear weights by columns, and no GC.
+        #[test]
+        fn fused_steps_agree_with_the_tensor_path_on_random_shapes(
+            out in 1usize..10,
+            fan in 1usize..9,
+            k in 1usize..4,
+            d_in in 1usize..300,
+            d_out in 1usize..10,
+            centralize in proptest::bool::ANY,
+        ) {
+            let gc = if centralize {
+                Gc::new(Centralize::along(0), Placement::Gradient)
+            } else {
+                Gc::NONE
+            };
+            every_fused_optimizer_agrees(gc, [out, fan, k, k], [d_in, d_out]);
+        }
+    }
+
+    /// One output unit over a huge fan-in: a conv channel of 102,400 inputs, a linear head of
+    /// 100,000 (the mean's lanes wrap many times; tasks split nothing).
+    #[test]
+    fn fused_steps_agree_with_the_tensor_path_on_a_huge_fan_in() {
+        let gc = Gc::new(Centralize::along(0), Placement::Gradient);
+        every_fused_optimizer_agrees(gc, [1, 4096, 5, 5], [100_000, 1]);
+    }
+
     /// The AVX2 kernels compute the very same numbers as the baseline ones: same operations per
     /// element, same 32 lanes for the row means.
     #[test]

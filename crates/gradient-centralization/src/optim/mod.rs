@@ -12,6 +12,10 @@
 mod adagrad;
 mod adam;
 mod adamw;
+#[cfg(feature = "fused")]
+mod fused;
+#[cfg(not(feature = "fused"))]
+#[path = "unfused.rs"]
 mod fused;
 mod sgd;
 mod wrap;
@@ -19,9 +23,6 @@ mod wrap;
 pub use adagrad::{Adagrad, AdagradConfig, AdagradState};
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use adamw::{AdamW, AdamWConfig, AdamWFormula};
-pub use fused::{
-    fused_copies, fused_gathers, fused_seconds, fused_steps, without_avx2, without_fused,
-};
 pub use sgd::{Sgd, SgdConfig, SgdState, WeightDecay};
 pub use wrap::Centralized;
 
@@ -77,4 +78,14 @@ impl Gc {
             _ => delta,
         }
     }
+}
+
+/// Switches and counters of the fused kernels, for the lab's benchmarks and tests: not part of the
+/// semver-stable API.
+#[cfg(feature = "fused")]
+#[doc(hidden)]
+pub mod diagnostics {
+    pub use super::fused::{
+        fused_copies, fused_gathers, fused_seconds, fused_steps, without_avx2, without_fused,
+    };
 }

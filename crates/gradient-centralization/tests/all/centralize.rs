@@ -4,7 +4,7 @@ use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 use gradient_centralization::Centralize;
 
 fn device() -> Device {
-    Device::flex()
+    crate::device()
 }
 
 #[test]

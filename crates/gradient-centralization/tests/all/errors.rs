@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use gradient_centralization::optim::{
     AdagradConfig, AdamConfig, AdamWConfig, SgdConfig, WeightDecay,
 };
@@ -89,7 +89,7 @@ fn invalid_hyperparameters_are_named() {
 
 #[test]
 fn names_and_inapplicable_hyperparameters() {
-    let model: Linear = LinearConfig::new(3, 2).init(&Device::flex());
+    let model: Linear = LinearConfig::new(3, 2).init(&crate::device());
     assert!(matches!(
         "sgd_gx".parse::<Preset>(),
         Err(GcError::UnknownOptimizer { .. })
@@ -280,7 +280,7 @@ fn malformed_trace_documents_name_the_json_path() {
         let parsed = Trace::parse(&doc);
         // Hyperparameter ranges are checked when the optimizer is built, at run time.
         let (at, message) = match parsed {
-            Ok(trace) => match trace.run(&Device::flex()) {
+            Ok(trace) => match trace.run(&crate::device()) {
                 Err(GcError::Trace { at, message }) => (at, message),
                 other => panic!("{doc}: {other:?}"),
             },
@@ -305,7 +305,7 @@ fn values_that_overflow_f32_are_accepted_in_f64_traces() {
         r#"{{"optimizer": "sgd", "hyper": {{"lr": 0.1}}, "dtype": "f64", "params": [{}]}}"#,
         PARAM.replace("[1, 2, 3, 4]", "[1, 2, 1e39, 4]")
     );
-    let answer = Trace::parse(&doc).unwrap().run(&Device::flex()).unwrap();
+    let answer = Trace::parse(&doc).unwrap().run(&crate::device()).unwrap();
     let expected = 1e39 - 0.1;
     assert_eq!(
         answer["steps"][0]["fc.weight"][2],
@@ -323,7 +323,7 @@ fn a_step_that_leaves_f32_is_reported_never_printed_as_null() {
             .replace("[[1, 1, 1, 1]]", "[[-3e38, 1, 1, 1]]")
     );
     let trace = Trace::parse(&doc).unwrap();
-    match trace.run(&Device::flex()) {
+    match trace.run(&crate::device()) {
         Err(GcError::Trace { at, message }) => {
             assert_eq!(at, "$.params[0]");
             assert!(
@@ -358,7 +358,7 @@ fn non_finite_gradients_are_reported_with_the_path() {
         first: Linear,
         second: Linear,
     }
-    let device = Device::flex().autodiff();
+    let device = crate::device().autodiff();
     let model = Two {
         first: LinearConfig::new(2, 2).init(&device),
         second: LinearConfig::new(2, 2).init(&device),

@@ -12,7 +12,7 @@ use gradient_centralization::{
 };
 
 fn device() -> Device {
-    Device::flex().autodiff()
+    crate::device().autodiff()
 }
 
 #[derive(Module, Debug)]
@@ -149,9 +149,36 @@ fn a_rule_gives_a_bias_less_transposed_conv_its_groups() {
     let gc = GcConfig::new(Scope::ConvOnly)
         .with_rule(r"^up\.weight$", Rule::Groups(2))
         .unwrap();
-    let mut optimizer = Preset::SGD_GCC
+    let optimizer = Preset::SGD_GCC
         .init_with(&decoder, &Hyper::default(), &gc)
         .unwrap();
+    assert_steps_per_output_channel_within_groups(decoder, optimizer, &device);
+}
+
+#[test]
+fn a_grouped_transposed_conv_with_a_bias_takes_its_groups_from_it() {
+    let device = device();
+    let decoder = Decoder {
+        up: ConvTranspose2dConfig::new([4, 6], [2, 2])
+            .with_groups(2)
+            .init(&device),
+    };
+    let plan = GcPlan::new(&decoder, Scope::ConvOnly);
+    assert_eq!(
+        plan.get("up.weight").unwrap().decision,
+        Decision::Centralize(Centralize::grouped(1, 2))
+    );
+    let optimizer = seed::sgd_gcc(&decoder, &Hyper::default()).unwrap();
+    assert_steps_per_output_channel_within_groups(decoder, optimizer, &device);
+}
+
+/// One SGD_GCC step (no momentum, no decay) of a 4 -> 6, 2-group, 2x2 transposed convolution.
+fn assert_steps_per_output_channel_within_groups(
+    decoder: Decoder,
+    mut optimizer: burn::optim::ModuleOptimizer,
+    device: &Device,
+) {
+    let device = device.clone();
     let x = Tensor::<4>::from_floats(
         [[
             [[0.5, -1.0], [2.0, 0.25]],

@@ -35,7 +35,7 @@ struct Parent {
 }
 
 fn device() -> Device {
-    Device::flex().autodiff()
+    crate::device().autodiff()
 }
 
 fn grads_of(net: &Net, device: &Device) -> GradientsParams {

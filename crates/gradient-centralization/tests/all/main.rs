@@ -1,4 +1,8 @@
 //! One integration-test binary (each binary links all of burn): modules by concept.
+//!
+//! The suite runs on burn's flex CPU backend, or on any other the test build has: with
+//! `GC_TEST_DEVICE=wgpu`, on burn's wgpu backend over Vulkan's CPU adapter (lavapipe, from
+//! `scripts/install-vulkan.sh`), where every step takes the tensor definition.
 
 mod centralize;
 mod errors;
@@ -8,3 +12,28 @@ mod module_optimizer;
 mod parity;
 mod plan;
 mod properties;
+
+use std::sync::OnceLock;
+
+use burn::tensor::{Device, DeviceKind};
+
+/// The device every test runs on (without autodiff; tests add it).
+pub fn device() -> Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| match std::env::var("GC_TEST_DEVICE").as_deref() {
+            Err(_) | Ok("flex") => Device::flex(),
+            Ok("wgpu") => Device::wgpu_options()
+                .device_kind(DeviceKind::Cpu)
+                .graphics_api(burn::tensor::wgpu::WgpuBackend::Vulkan)
+                .init()
+                .unwrap_or_else(|err| {
+                    panic!(
+                        "GC_TEST_DEVICE=wgpu: no Vulkan CPU adapter ({err}); install one with \
+                         scripts/install-vulkan.sh"
+                    )
+                }),
+            Ok(other) => panic!("GC_TEST_DEVICE={other}: expected flex or wgpu"),
+        })
+        .clone()
+}

@@ -10,7 +10,7 @@ use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig as BurnSgdConfig};
 use burn::tensor::{Device, Tensor, TensorData, Tolerance};
 use gradient_centralization::optim::{Centralized, SgdConfig, WeightDecay};
-use gradient_centralization::{Centralize, GcConfig, Hyper, Preset, Scope, seed};
+use gradient_centralization::{Centralize, Family, GcConfig, Hyper, Preset, Scope, seed};
 
 #[derive(Module, Debug)]
 struct Net {
@@ -33,7 +33,7 @@ impl Net {
 }
 
 fn device() -> Device {
-    Device::flex().autodiff()
+    crate::device().autodiff()
 }
 
 /// Deterministic pseudo-random numbers in [-1, 1) (a 64-bit LCG), so a batch can be rebuilt.
@@ -146,13 +146,25 @@ fn every_preset_state_round_trips_through_bytes() {
             ..Hyper::default()
         },
         _ => Hyper {
-            amsgrad: Some(true),
             weight_decay: Some(1e-2),
             ..Hyper::default()
         },
     };
-    for &preset in Preset::ALL {
+    // Adam and AdamW twice: without AMSGrad (their state goes through the fused kernels on flex)
+    // and with it (the tensor path).
+    let cases = Preset::ALL.iter().flat_map(|&preset| {
         let hyper = hyper_for(preset);
+        let amsgrad = matches!(
+            preset.family,
+            Family::Adam | Family::AdamW | Family::AdamWTorch
+        )
+        .then_some(Hyper {
+            amsgrad: Some(true),
+            ..hyper
+        });
+        std::iter::once((preset, hyper)).chain(amsgrad.map(|hyper| (preset, hyper)))
+    });
+    for (preset, hyper) in cases {
         let mut net = Net::new(&device);
         let mut original = preset.init(&net, &hyper).unwrap();
         for seed in 0..2 {
@@ -167,7 +179,17 @@ fn every_preset_state_round_trips_through_bytes() {
             .unwrap();
         let data = batch(&device, 7);
         let a = original.step(0.05, net.clone(), grads_of(&net, &data));
+        #[cfg(feature = "fused")]
+        let fused_before = gradient_centralization::optim::diagnostics::fused_steps();
         let b = restored.step(0.05, net.clone(), grads_of(&net, &data));
+        #[cfg(feature = "fused")]
+        if crate::device() == Device::flex() && hyper.amsgrad != Some(true) {
+            let fused = gradient_centralization::optim::diagnostics::fused_steps() - fused_before;
+            assert!(
+                fused > 0,
+                "{preset}: the restored state did not go through the kernels"
+            );
+        }
         assert_same_net(&a, &b);
         // and a fresh optimizer (no state) would differ for every stateful preset
         if preset.name() != "sgd" && preset.name() != "sgdw" {

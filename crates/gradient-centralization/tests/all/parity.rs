@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::Device;
 use gradient_centralization::trace::Trace;
 use serde_json::Value;
 
@@ -75,7 +74,7 @@ fn run(input: &Value, dtype: &str) -> Value {
     let mut input = input.clone();
     input["dtype"] = Value::String(dtype.into());
     let trace = Trace::parse(&input.to_string()).expect("fixture parses");
-    trace.run(&Device::flex()).expect("fixture runs")
+    trace.run(&crate::device()).expect("fixture runs")
 }
 
 /// Tolerances: f32 normwise 1e-6 (see [`Errors::normwise`]); f64 elementwise 1e-12, which shows the

@@ -55,7 +55,7 @@ fn axis(op: Centralize) -> Decision {
 
 #[test]
 fn kinds_are_read_off_the_owning_structs() {
-    let plan = GcPlan::new(&zoo(&Device::flex()), Scope::ConvLinear);
+    let plan = GcPlan::new(&zoo(&crate::device()), Scope::ConvLinear);
     let kind = |path: &str| plan.entries().iter().find(|e| e.path == path).unwrap().kind;
     assert_eq!(kind("conv.weight"), LayerKind::Conv(2));
     assert_eq!(kind("conv.bias"), LayerKind::Bias);
@@ -83,7 +83,7 @@ fn kinds_are_read_off_the_owning_structs() {
 
 #[test]
 fn conv_linear_scope_is_the_seeds_gc_with_the_right_axes() {
-    let plan = GcPlan::new(&zoo(&Device::flex()), Scope::ConvLinear);
+    let plan = GcPlan::new(&zoo(&crate::device()), Scope::ConvLinear);
     assert_eq!(decision(&plan, "conv.weight"), axis(Centralize::along(0)));
     assert_eq!(decision(&plan, "conv1d.weight"), axis(Centralize::along(0)));
     assert_eq!(decision(&plan, "up.weight"), axis(Centralize::along(1)));
@@ -111,7 +111,7 @@ fn conv_linear_scope_is_the_seeds_gc_with_the_right_axes() {
 
 #[test]
 fn conv_only_scope_includes_conv1d_and_transposed_but_not_linear() {
-    let plan = GcPlan::new(&zoo(&Device::flex()), Scope::ConvOnly);
+    let plan = GcPlan::new(&zoo(&crate::device()), Scope::ConvOnly);
     assert_eq!(decision(&plan, "conv1d.weight"), axis(Centralize::along(0)));
     assert_eq!(
         decision(&plan, "upg.weight"),
@@ -126,7 +126,7 @@ fn conv_only_scope_includes_conv1d_and_transposed_but_not_linear() {
 
 #[test]
 fn seed_rank_rule_reproduces_the_seeds_quirks() {
-    let device = Device::flex();
+    let device = crate::device();
     let gcc = GcPlan::new(&zoo(&device), Scope::SEED_GCC);
     // Conv1d weights have rank 3: the seed's GCC skips them.
     assert_eq!(
@@ -149,7 +149,7 @@ fn seed_rank_rule_reproduces_the_seeds_quirks() {
 
 #[test]
 fn none_scope_centralizes_nothing() {
-    let plan = GcPlan::new(&zoo(&Device::flex()), Scope::None);
+    let plan = GcPlan::new(&zoo(&crate::device()), Scope::None);
     assert_eq!(plan.centralized().count(), 0);
     assert_eq!(
         decision(&plan, "conv.weight"),
@@ -161,7 +161,7 @@ fn none_scope_centralizes_nothing() {
 fn seed_input_channel_rule_for_transposed_convs_on_request() {
     let plan = PlanConfig::new(Scope::ConvLinear)
         .with_conv_transpose(ConvTransposeRule::SeedInputChannel)
-        .build(&zoo(&Device::flex()))
+        .build(&zoo(&crate::device()))
         .unwrap();
     assert_eq!(decision(&plan, "up.weight"), axis(Centralize::along(0)));
     assert_eq!(decision(&plan, "upg.weight"), axis(Centralize::along(0)));
@@ -176,7 +176,7 @@ fn user_rules_override_by_path_and_the_last_match_wins() {
         .unwrap()
         .with_rule(r"^fc\.weight$", Rule::Kind(LayerKind::Linear))
         .unwrap()
-        .build(&zoo(&Device::flex()))
+        .build(&zoo(&crate::device()))
         .unwrap();
     assert_eq!(decision(&plan, "fc.weight"), axis(Centralize::along(1)));
     assert_eq!(
@@ -191,7 +191,7 @@ fn a_rule_that_does_not_fit_names_the_parameter() {
     let err = PlanConfig::new(Scope::ConvLinear)
         .with_rule("bias", Rule::Centralize(Centralize::along(1)))
         .unwrap()
-        .build(&zoo(&Device::flex()))
+        .build(&zoo(&crate::device()))
         .unwrap_err();
     match err {
         GcError::RuleDoesNotFit { path, shape, .. } => {
@@ -204,7 +204,7 @@ fn a_rule_that_does_not_fit_names_the_parameter() {
 
 #[test]
 fn the_plan_prints_as_a_table() {
-    let plan = GcPlan::new(&zoo(&Device::flex()), Scope::ConvLinear);
+    let plan = GcPlan::new(&zoo(&crate::device()), Scope::ConvLinear);
     let table = plan.to_string();
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("parameter"), "{table}");

@@ -9,7 +9,7 @@ use gradient_centralization::{Centralize, Placement};
 use proptest::prelude::*;
 
 fn device() -> Device {
-    Device::flex()
+    crate::device()
 }
 
 /// A shape of rank 2-4 with small dims, an axis in it, and values.
@@ -323,4 +323,58 @@ fn weights_stay_finite_on_zero_tiny_and_huge_gradients() {
             );
         }
     }
+}
+
+/// Adam's second moment of a gradient of about 1e30 is (1−β2)·g² ≈ 1e57: beyond f32's 3.4e38, so
+/// v = ∞ and the step m̂/(√v̂ + ε) is exactly 0, which is what torch.optim.Adam computes on a
+/// float32 parameter (same expressions, IEEE arithmetic): the weights stay where they are. In f64
+/// nothing overflows and the first step moves every weight by lr·ĝ/(|ĝ| + ε) ≈ lr against the sign
+/// of its gradient (|g| ≫ ε). Both the fused kernels (flex, f32) and the tensor path.
+#[test]
+fn adam_g_squared_beyond_f32_gives_a_zero_step_and_f64_a_full_one() {
+    let lr = 1e-3;
+    let w0 = gradient(5, SHAPE, 0.5);
+    let g = gradient(1, SHAPE, 1e30);
+    let magnitude = g.clone().abs().min().into_scalar::<f32>();
+    assert!(
+        magnitude > 1e25,
+        "every |g| far above sqrt(f32::MAX) ({magnitude:e})"
+    );
+    for gc in [Gc::NONE, on_gradient()] {
+        let adam = AdamConfig::new().build().unwrap().with_gc(gc);
+        let step = || adam.step(lr, w0.clone(), g.clone(), None).0;
+        let mut results = vec![("default path", step())];
+        #[cfg(feature = "fused")]
+        results.push((
+            "tensor path",
+            gradient_centralization::optim::diagnostics::without_fused(step),
+        ));
+        let before: Vec<f32> = w0.clone().into_data().try_to_vec().unwrap();
+        for (path, w) in results {
+            let after: Vec<f32> = w.into_data().try_to_vec().unwrap();
+            assert!(
+                before
+                    .iter()
+                    .zip(&after)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{path}, {gc:?}: f32 Adam moved the weights on an overflowing g²"
+            );
+        }
+    }
+    // f64: the full step, with its sign.
+    let adam = AdamConfig::new().build().unwrap();
+    let (w64, g64) = (
+        w0.clone().cast(burn::tensor::FloatDType::F64),
+        g.clone().cast(burn::tensor::FloatDType::F64),
+    );
+    let (w, _) = adam.step(lr, w64.clone(), g64.clone(), None);
+    let moved = (w64 - w) * g64.sign();
+    let (low, high) = (
+        moved.clone().min().into_scalar::<f64>(),
+        moved.max().into_scalar::<f64>(),
+    );
+    assert!(
+        (low - lr).abs() < 1e-12 && (high - lr).abs() < 1e-12,
+        "f64 step {low:e}..{high:e}, expected {lr:e}"
+    );
 }
