@@ -14,7 +14,9 @@
 //! Ends with machine-readable lines:
 //! `train_step <model> <optimizer> <step_ms> <forward_ms> <backward_ms> <optimizer_ms> <peak_mib>`
 //! and `gc_share <model> <fraction>`: the time GC itself adds to a step (SGD_GC's optimizer step
-//! minus plain SGD's, both measured here) over the whole SGD_GC training step.
+//! minus plain SGD's, both measured here) over the whole SGD_GC training step, and
+//! `grad_check <model> <ms> <fraction>`: `check_gradients`, which gclab runs before every step
+//! (outside the step's total), and its share of the step.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -24,12 +26,14 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use gc_lab::models::{ModelName, Net};
 use gc_lab::ops::conv::kernels::{Method, with_method};
-use gradient_centralization::{Hyper, Preset};
+use gradient_centralization::{Hyper, Preset, check_gradients};
 
 struct Phases {
     forward: f64,
     backward: f64,
     step: f64,
+    /// `check_gradients`, which gclab runs before every step (not in the step's total).
+    check: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -84,7 +88,8 @@ fn measure(
     );
     let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes as i64).collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
-    let (mut forward, mut backward, mut step) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut forward, mut backward, mut step, mut check) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     use gradient_centralization::optim::diagnostics::{fused_copies, fused_gathers, fused_steps};
     let (steps0, copies0, gathers0) = (fused_steps(), fused_copies(), fused_gathers());
     for i in 0..warmup + steps {
@@ -95,13 +100,16 @@ fn measure(
         let t1 = Instant::now();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let t2 = Instant::now();
+        check_gradients(&model, &grads).expect("finite gradients");
+        let t3 = Instant::now();
         model = optim.step(0.01, model, grads);
         black_box(first_value(&model));
-        let t3 = Instant::now();
+        let t4 = Instant::now();
         if i >= warmup {
             forward.push((t1 - t0).as_secs_f64());
             backward.push((t2 - t1).as_secs_f64());
-            step.push((t3 - t2).as_secs_f64());
+            check.push((t3 - t2).as_secs_f64());
+            step.push((t4 - t3).as_secs_f64());
         }
     }
     println!(
@@ -115,6 +123,7 @@ fn measure(
         forward: median(forward),
         backward: median(backward),
         step: median(step),
+        check: median(check),
     }
 }
 
@@ -259,4 +268,9 @@ fn main() {
     if let Some(q) = plain {
         println!("gc_share {model} {:.5}", (p.step - q.step).max(0.0) / total);
     }
+    println!(
+        "grad_check {model} {:.3} {:.5}",
+        p.check * 1e3,
+        p.check / total
+    );
 }

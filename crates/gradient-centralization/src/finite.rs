@@ -5,6 +5,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{FloatDType, Tensor};
 
 use crate::error::GcError;
+use crate::plan::Stack;
 
 /// Check that every gradient in `grads` is finite; the error names the first parameter (by its path
 /// in `module`) that is not, and how many of its values are NaN or infinite.
@@ -32,7 +33,7 @@ use crate::error::GcError;
 pub fn check_gradients<M: Module>(module: &M, grads: &GradientsParams) -> Result<(), GcError> {
     let mut sums = Sums {
         grads,
-        stack: Vec::new(),
+        stack: Stack::default(),
         found: Vec::new(),
     };
     module.visit(&mut sums);
@@ -74,25 +75,24 @@ struct Found {
 
 struct Sums<'a> {
     grads: &'a GradientsParams,
-    stack: Vec<(String, String)>,
+    stack: Stack,
     found: Vec<Found>,
 }
 
 impl ModuleVisitor for Sums<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.stack
-            .push((name.to_string(), container_type.to_string()));
+        self.stack.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
+        self.stack.exit();
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(grad) = self.grads.get::<D>(param.id) {
             let sum = grad.clone().sum();
             self.found.push(Found {
-                path: crate::plan::path(&self.stack),
+                path: self.stack.path(),
                 sum,
                 count: Box::new(move || {
                     grad.clone()

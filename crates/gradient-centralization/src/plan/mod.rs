@@ -16,7 +16,7 @@ use crate::error::GcError;
 pub(crate) use decide::decide;
 pub use decide::{ConvTransposeRule, Decision, Rule, Scope, SkipReason};
 pub use kind::LayerKind;
-pub(crate) use walk::path;
+pub(crate) use walk::Stack;
 
 /// One parameter of a plan.
 #[derive(Debug, Clone)]

@@ -17,20 +17,47 @@ pub(crate) fn walk<M: Module>(module: &M) -> Vec<PlanEntry> {
     entries
 }
 
+/// Where a module walk is: the fields entered, each with the struct that owns it.
+#[derive(Default)]
+pub(crate) struct Stack(Vec<(String, String)>);
+
+impl Stack {
+    pub(crate) fn enter(&mut self, name: &str, container_type: &str) {
+        self.0.push((name.to_string(), container_type.to_string()));
+    }
+
+    pub(crate) fn exit(&mut self) {
+        self.0.pop();
+    }
+
+    /// The innermost field and its owner, e.g. `("weight", "Struct:Linear")`.
+    fn last(&self) -> Option<&(String, String)> {
+        self.0.last()
+    }
+
+    /// The path as burn's `ModuleOptimizer` writes it: field names joined by dots.
+    pub(crate) fn path(&self) -> String {
+        self.0
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
 #[derive(Default)]
 struct Walker {
-    stack: Vec<(String, String)>,
+    stack: Stack,
     entries: Vec<PlanEntry>,
 }
 
 impl ModuleVisitor for Walker {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.stack
-            .push((name.to_string(), container_type.to_string()));
+        self.stack.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
+        self.stack.exit();
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -50,21 +77,12 @@ impl ModuleVisitor for Walker {
         let shape = param.val().dims().to_vec();
         self.entries.push(PlanEntry {
             id: param.id,
-            path: path(&self.stack),
+            path: self.stack.path(),
             shape,
             kind,
             decision: Decision::Skip(SkipReason::Unknown),
         });
     }
-}
-
-/// A parameter's path as burn's `ModuleOptimizer` writes it: field names joined by dots.
-pub(crate) fn path(stack: &[(String, String)]) -> String {
-    stack
-        .iter()
-        .map(|(name, _)| name.as_str())
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 /// A transposed convolution's groups are not a parameter; its bias `[out]` and weight

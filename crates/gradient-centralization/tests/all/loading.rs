@@ -2,31 +2,11 @@
 //! built before the load must still centralize (it routes by parameter path), or refuse loudly.
 
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, Tolerance};
 use gradient_centralization::{Centralize, Hyper, seed};
 
-#[derive(Module, Debug)]
-pub struct Net {
-    pub conv: Conv2d,
-    pub fc: Linear,
-}
-
-impl Net {
-    pub fn new(device: &Device) -> Self {
-        Net {
-            conv: Conv2dConfig::new([2, 3], [3, 3]).init(device),
-            fc: LinearConfig::new(3 * 4 * 4, 5).init(device),
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let h = self.conv.forward(x).tanh();
-        self.fc.forward(h.flatten(1, 3))
-    }
-}
+use crate::module_optimizer::Net;
 
 /// A parent module around `Net`: the same parameters under other paths.
 #[derive(Module, Debug)]

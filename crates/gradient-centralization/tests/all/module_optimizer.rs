@@ -12,21 +12,23 @@ use burn::tensor::{Device, Tensor, TensorData, Tolerance};
 use gradient_centralization::optim::{Centralized, SgdConfig, WeightDecay};
 use gradient_centralization::{Centralize, Family, GcConfig, Hyper, Preset, Scope, seed};
 
+/// A conv and a linear layer: the smallest model with both kinds of GC axis (also used by
+/// `loading`).
 #[derive(Module, Debug)]
-struct Net {
-    conv: Conv2d,
-    fc: Linear,
+pub struct Net {
+    pub conv: Conv2d,
+    pub fc: Linear,
 }
 
 impl Net {
-    fn new(device: &Device) -> Self {
+    pub fn new(device: &Device) -> Self {
         Net {
             conv: Conv2dConfig::new([2, 3], [3, 3]).init(device),
             fc: LinearConfig::new(3 * 4 * 4, 5).init(device),
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let h = self.conv.forward(x).tanh();
         self.fc.forward(h.flatten(1, 3))
     }
