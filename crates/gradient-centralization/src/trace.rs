@@ -81,6 +81,20 @@ fn numbers(value: &Value, at: &str) -> Result<Vec<f64>, GcError> {
         .collect()
 }
 
+/// The values of a parameter's `kind` (docs/TRACE-FORMAT.md lists each).
+pub const KINDS: [&str; 10] = [
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "embedding",
+    "bias",
+    "norm",
+];
+
 fn kind_of(name: &str, groups: Option<usize>, at: &str) -> Result<LayerKind, GcError> {
     let kind = match name {
         "linear" => LayerKind::Linear,
@@ -98,8 +112,8 @@ fn kind_of(name: &str, groups: Option<usize>, at: &str) -> Result<LayerKind, GcE
             return Err(GcError::trace(
                 at,
                 format!(
-                    "unknown kind `{other}`; expected linear, conv1d, conv2d, conv3d, \
-                     conv_transpose1d, conv_transpose2d, conv_transpose3d, embedding, bias or norm"
+                    "unknown kind `{other}`; expected one of {}",
+                    KINDS.join(", ")
                 ),
             ));
         }
@@ -299,8 +313,8 @@ enum LrInput {
     Steps(Vec<f64>),
 }
 
-/// The keys `hyper` may hold.
-const HYPER_KEYS: [&str; 10] = [
+/// The keys `hyper` may hold (docs/TRACE-FORMAT.md lists each).
+pub const HYPER_KEYS: [&str; 10] = [
     "lr",
     "momentum",
     "dampening",

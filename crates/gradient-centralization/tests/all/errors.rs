@@ -419,3 +419,31 @@ fn the_trace_program_answers_or_fails_without_partial_output() {
     assert!(stdout.is_empty(), "{stdout}");
     assert!(stderr.contains("$.params[0].value"), "{stderr}");
 }
+
+/// docs/TRACE-FORMAT.md stays in step with the parser: every optimizer name, `hyper` key and
+/// parameter kind the parser takes is documented there, and each documented kind parses.
+#[test]
+fn the_trace_format_document_names_everything_the_parser_takes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/TRACE-FORMAT.md");
+    let doc = std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    let quoted = |name: &str| format!("`{name}`");
+    for preset in Preset::ALL {
+        assert!(doc.contains(&quoted(&preset.name())), "optimizer {preset}");
+    }
+    for key in gradient_centralization::trace::HYPER_KEYS {
+        assert!(doc.contains(&format!("| `{key}` |")), "hyper key {key}");
+    }
+    for kind in gradient_centralization::trace::KINDS {
+        assert!(doc.contains(&quoted(kind)), "kind {kind}");
+        let rank = match kind {
+            "bias" | "norm" => "[4]",
+            "conv1d" | "conv_transpose1d" => "[2, 2, 1]",
+            "conv2d" | "conv_transpose2d" => "[1, 2, 2, 1]",
+            "conv3d" | "conv_transpose3d" => "[1, 2, 2, 1, 1]",
+            _ => "[2, 2]",
+        };
+        let param = PARAM.replace("linear", kind).replace("[2, 2]", rank);
+        let doc = format!(r#"{{"optimizer": "sgd", "hyper": {{"lr": 1}}, "params": [{param}]}}"#);
+        assert!(Trace::parse(&doc).is_ok(), "{kind}: {doc}");
+    }
+}
