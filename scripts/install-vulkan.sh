@@ -4,7 +4,8 @@
 # runs on it (GC_TEST_DEVICE=wgpu, see .ci/run). Prints the driver's manifest.
 set -euo pipefail
 manifest=$(ls /usr/share/vulkan/icd.d/lvp_icd.*.json 2>/dev/null || true)
-if [ -z "$manifest" ] || ! ldconfig -p | grep -q 'libvulkan\.so\.1'; then
+libraries=$(ldconfig -p 2>/dev/null || true)
+if [ -z "$manifest" ] || ! grep -q 'libvulkan\.so\.1' <<<"$libraries"; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update

@@ -92,12 +92,16 @@ impl GcConfig {
 
     /// Like [`init`](Self::init), also returning the plan (to print it, or to save it beside a run).
     ///
-    /// Routing: every parameter of the plan is in a burn `ParamGroup` by its path (which survives
-    /// `load_record` and checkpoint restores, unlike parameter ids) and, for a module stepped
-    /// under another parent than the one planned, by its id. A parameter that is in no group (the
-    /// module stepped is not the module planned, and its ids were replaced) panics at its step,
-    /// naming the fix, rather than take a plain step without GC: burn's `Optimizer::step` cannot
-    /// return an error.
+    /// Routing: every parameter of the plan is in a burn `ParamGroup` by its id and by its path.
+    /// The id decides when it matches (the planned parameter itself, also stepped under another
+    /// parent); the path decides for parameters whose ids `load_record`, `load_file` or a
+    /// checkpoint restore replaced. A parameter in no group (a module that is not the one planned,
+    /// with other ids) panics at its step, naming the fix, rather than take a plain step without
+    /// GC: burn's `Optimizer::step` cannot return an error.
+    ///
+    /// Clipping: give it here ([`with_clipping`](Self::with_clipping)), which sets it on every
+    /// group; burn's `ModuleOptimizer::with_grad_clipping` on the result sets only the first
+    /// group, which trains nothing.
     ///
     /// Errors: a transposed convolution without a bias whose groups no [`Rule::Groups`]
     /// gives ([`GcError::GroupsUnknown`]), under a scope and rule that would centralize it.
@@ -126,19 +130,20 @@ impl GcConfig {
             Some(op) => Gc::new(*op, self.placement),
             None => Gc::NONE,
         };
-        // Last matching group wins: ids first, paths after, so a path decides whenever it matches.
+        // The last matching group wins: paths first, ids after. An id that matches is the planned
+        // parameter itself; a path covers the parameters whose ids loading replaced.
         for (op, entries) in &groups {
-            let ids = entries.iter().map(|entry| entry.id).collect();
+            let paths: Vec<String> = entries.iter().map(|entry| entry.path.clone()).collect();
             module_optimizer = module_optimizer.with_group(
-                ParamGroup::from_ids(ids),
+                ParamGroup::from_paths(paths),
                 optimizer.with_gc(gc_of(op)),
                 clipping.clone(),
             );
         }
         for (op, entries) in &groups {
-            let paths: Vec<String> = entries.iter().map(|entry| entry.path.clone()).collect();
+            let ids = entries.iter().map(|entry| entry.id).collect();
             module_optimizer = module_optimizer.with_group(
-                ParamGroup::from_paths(paths),
+                ParamGroup::from_ids(ids),
                 optimizer.with_gc(gc_of(op)),
                 clipping.clone(),
             );

@@ -5,7 +5,10 @@ use thiserror::Error;
 /// Everything that can go wrong when configuring or driving Gradient Centralization.
 ///
 /// The library never panics on user input: invalid hyperparameters, bad rules, malformed trace
-/// documents and non-finite gradients are all reported through this type.
+/// documents and non-finite gradients are all reported through this type. The one panic is a
+/// misuse that burn's `Optimizer::step` gives no way to report: stepping a module whose
+/// parameters the optimizer's plan has neither by id nor by path (see
+/// [`GcConfig::init_with_plan`](crate::GcConfig::init_with_plan)).
 #[derive(Debug, Error, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum GcError {
@@ -71,8 +74,9 @@ pub enum GcError {
     /// channels of independent groups.
     #[error(
         "`{path}` is a transposed convolution without a bias: its groups cannot be read from the \
-         module; give them with a rule, e.g. `.with_rule(\"^{path}$\", Rule::Groups(1))` for an \
-         ungrouped layer, or leave it alone with `Rule::Skip`"
+         module; give them with a rule, e.g. `.with_rule(r\"^{pattern}$\", Rule::Groups(1))` for \
+         an ungrouped layer, or leave it alone with `Rule::Skip`",
+        pattern = regex::escape(.path)
     )]
     GroupsUnknown {
         /// The weight's path in the module.

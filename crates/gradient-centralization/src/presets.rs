@@ -102,9 +102,11 @@ presets! {
 }
 
 impl Preset {
-    /// The canonical (lower-case) name; it parses back to this preset. Presets under the seed's
-    /// rank rule carry a suffix: `sgd_gc:seed_rank` is `SGD_GC.seed_rank()`, and a threshold of
-    /// your own reads `sgd:seed_rank>2`.
+    /// The canonical (lower-case) name. For every named preset (`Preset::ALL`) and its
+    /// [`seed_rank`](Self::seed_rank) it parses back to the same preset: those under the seed's rank
+    /// rule carry a suffix, `sgd_gc:seed_rank` being `SGD_GC.seed_rank()`; a plain preset with a
+    /// threshold of your own reads `sgd:seed_rank>2`. A hand-made combination no name describes
+    /// (GC2 placement without a scope, say) prints the nearest name.
     pub fn name(&self) -> String {
         let family = match self.family {
             Family::Sgd => "sgd",

@@ -169,7 +169,7 @@ impl Trace {
                 ));
             }
         }
-        let lr = match hyper_object.remove("lr") {
+        let lr = match hyper_object.remove("lr").filter(|lr| !lr.is_null()) {
             Some(Value::Array(lrs)) => LrInput::Steps(
                 lrs.iter()
                     .enumerate()
@@ -253,7 +253,7 @@ impl Trace {
         let steps = parsed.first().map_or(0, |param| param.grads.len());
         let lr = match lr {
             LrInput::Every(lr) => vec![lr; steps],
-            LrInput::Steps(lrs) if lrs.len() == steps || parsed.is_empty() => lrs,
+            LrInput::Steps(lrs) if lrs.len() == steps => lrs,
             LrInput::Steps(lrs) => {
                 return Err(GcError::trace(
                     "$.hyper.lr",
@@ -479,9 +479,9 @@ fn parse_param(param: &Value, at: &str, dtype: TraceDtype) -> Result<TraceParam,
     })
 }
 
-/// The most elements a trace parameter may hold (2^32): a JSON document with more numbers than
+/// The most elements a trace parameter may hold (2^32 - 1): a JSON document with more numbers than
 /// that is not a trace anyone writes by hand or by script.
-const MAX_ELEMENTS: usize = 1 << 32;
+const MAX_ELEMENTS: usize = u32::MAX as usize;
 
 struct Replay<'a> {
     trace: &'a Trace,

@@ -47,6 +47,7 @@ pub enum ConvTransposeRule {
 
 /// A user rule for parameters whose path matches a regular expression.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Rule {
     /// Never centralize.
     Skip,
@@ -62,6 +63,7 @@ pub enum Rule {
 
 /// Why a parameter is not centralized.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum SkipReason {
     /// The scope is [`Scope::None`].
     ScopeNone,

@@ -4,6 +4,7 @@ use std::fmt;
 
 /// What kind of layer a parameter belongs to, read off the struct that owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum LayerKind {
     /// A fully connected weight; burn layout `[d_input, d_output]`, output axis 1.
     Linear,

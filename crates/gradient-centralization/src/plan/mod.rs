@@ -21,12 +21,11 @@ pub(crate) use walk::Stack;
 /// One parameter of a plan.
 #[derive(Debug, Clone)]
 pub struct PlanEntry {
-    /// Its id when the plan was built. burn's `load_record` replaces ids, so optimizers route by
-    /// [`path`](Self::path) first and fall back to the id only for a module stepped under
-    /// another parent than the one planned.
+    /// Its id when the plan was built. Optimizers route by it when it matches (the planned
+    /// parameter itself), and by [`path`](Self::path) when burn's `load_record` has replaced it.
     pub id: ParamId,
-    /// Its path in the module, e.g. `layer1.0.conv1.weight`: what the optimizer routes by, so the
-    /// plan survives `load_record` (which replaces parameter ids).
+    /// Its path in the module, e.g. `layer1.0.conv1.weight`: what the optimizer routes by when the
+    /// id no longer matches, so the plan survives `load_record` (which replaces parameter ids).
     pub path: String,
     /// Its shape in burn layout.
     pub shape: Vec<usize>,

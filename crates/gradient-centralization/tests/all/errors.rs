@@ -306,10 +306,12 @@ fn values_that_overflow_f32_are_accepted_in_f64_traces() {
         PARAM.replace("[1, 2, 3, 4]", "[1, 2, 1e39, 4]")
     );
     let answer = Trace::parse(&doc).unwrap().run(&crate::device()).unwrap();
-    let expected = 1e39 - 0.1;
+    // SGD moves every element by lr·g = 0.1: 1e39 keeps its value (0.1 is far below its ulp),
+    // the element beside it shows the step was taken.
+    assert_eq!(answer["steps"][0]["fc.weight"][2], serde_json::json!(1e39));
     assert_eq!(
-        answer["steps"][0]["fc.weight"][2],
-        serde_json::json!(expected)
+        answer["steps"][0]["fc.weight"][3],
+        serde_json::json!(4.0 - 0.1)
     );
 }
 
@@ -425,11 +427,19 @@ fn the_trace_program_answers_or_fails_without_partial_output() {
 #[test]
 fn the_trace_format_document_names_everything_the_parser_takes() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/TRACE-FORMAT.md");
-    let doc = std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    let Ok(doc) = std::fs::read_to_string(path) else {
+        // The published crate holds no docs/ folder; the repository always does.
+        assert!(
+            !std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.git")).exists(),
+            "{path} is missing from the repository"
+        );
+        return;
+    };
     let quoted = |name: &str| format!("`{name}`");
     for preset in Preset::ALL {
         assert!(doc.contains(&quoted(&preset.name())), "optimizer {preset}");
     }
+    assert!(doc.contains("`sgd_gc:seed_rank`") && doc.contains("`sgd:seed_rank>2`"));
     for key in gradient_centralization::trace::HYPER_KEYS {
         assert!(doc.contains(&format!("| `{key}` |")), "hyper key {key}");
     }

@@ -45,7 +45,7 @@ fn grads_of(net: &Net, device: &Device) -> GradientsParams {
 }
 
 /// SGD_GC without momentum or decay: the step must move every weight by exactly `−lr·GC(g)`.
-fn sgd_gc(net: &Net) -> ModuleOptimizer {
+fn sgd_gc<M: Module>(net: &M) -> ModuleOptimizer {
     seed::sgd_gc(net, &Hyper::default()).unwrap()
 }
 
@@ -106,18 +106,37 @@ fn gc_survives_loading_weights_from_a_file() {
 }
 
 #[test]
-fn gc_survives_an_optimizer_record_loaded_after_the_weights() {
-    // The checkpoint-restore flow: fresh model and optimizer, weights and optimizer state loaded.
+fn a_checkpoint_restore_routes_the_optimizer_state_by_path() {
+    // The restore flow: a fresh model and optimizer (other ids), then the optimizer state and the
+    // weights loaded. SGD_GC with momentum, so the state (the momentum buffers) matters.
     let device = device();
-    let trained = Net::new(&device);
-    let mut first = sgd_gc(&trained);
-    let trained = first.step(0.1, trained.clone(), grads_of(&trained, &device));
-    let record = first.to_record();
+    let hyper = Hyper {
+        momentum: Some(0.9),
+        ..Hyper::default()
+    };
+    let mut net = Net::new(&device);
+    let mut original = seed::sgd_gc(&net, &hyper).unwrap();
+    for _ in 0..2 {
+        net = original.step(0.1, net.clone(), grads_of(&net, &device));
+    }
+    let record = original.to_record();
+    let weights = net.clone().into_record();
 
-    let net = Net::new(&device);
-    let optimizer = sgd_gc(&net).load_record(record);
-    let net = net.load_record(trained.into_record());
-    assert_centralized_step(optimizer, net, &device);
+    let fresh = Net::new(&device);
+    let restored = seed::sgd_gc(&fresh, &hyper).unwrap().load_record(record);
+    let fresh = fresh.load_record(weights);
+    let mut restored = restored;
+    let a = original.step(0.1, net.clone(), grads_of(&net, &device));
+    let b = restored.step(0.1, fresh.clone(), grads_of(&fresh, &device));
+    a.fc.weight
+        .val()
+        .into_data()
+        .assert_approx_eq::<f32>(&b.fc.weight.val().into_data(), Tolerance::absolute(1e-7));
+    a.conv
+        .weight
+        .val()
+        .into_data()
+        .assert_approx_eq::<f32>(&b.conv.weight.val().into_data(), Tolerance::absolute(1e-7));
 }
 
 #[test]
@@ -155,4 +174,43 @@ fn a_module_neither_planned_by_path_nor_by_id_is_refused_not_stepped_plainly() {
     };
     let grads = grads_of(&parent.net, &device);
     let _ = optimizer.step(0.1, parent, grads);
+}
+
+#[derive(Module, Debug)]
+struct Encoder {
+    fc: burn::nn::Linear,
+}
+
+#[derive(Module, Debug)]
+struct Model {
+    enc: Encoder,
+    fc: burn::nn::Linear,
+}
+
+#[test]
+fn an_id_that_matches_decides_over_a_path_that_collides() {
+    // Planned on `Model`, stepped on `model.enc` alone: the encoder's weight is then at path
+    // `fc.weight`, the path of the model's own head, which is left alone (fan-in 1). Its id still
+    // names it: it must be centralized.
+    let device = device();
+    let linear = |d_in, d_out| burn::nn::LinearConfig::new(d_in, d_out).init(&device);
+    let model = Model {
+        enc: Encoder { fc: linear(4, 3) },
+        fc: linear(1, 10),
+    };
+    let mut optimizer = sgd_gc(&model);
+    let enc = model.enc;
+    let x = Tensor::<2>::from_floats([[0.5, -1.0, 2.0, 0.25]], &device);
+    let grads = GradientsParams::from_grads(enc.fc.forward(x).sum().backward(), &enc);
+    let g = grads.get::<2>(enc.fc.weight.id).unwrap();
+    let w = enc.fc.weight.val().inner();
+    let lr = 0.5;
+    let enc = optimizer.step(lr, enc, grads);
+    let expect = w - Centralize::along(1).apply(g).mul_scalar(lr);
+    enc.fc
+        .weight
+        .val()
+        .inner()
+        .into_data()
+        .assert_approx_eq::<f32>(&expect.into_data(), Tolerance::absolute(1e-6));
 }
