@@ -123,7 +123,8 @@ fn sgd_gc_routes_every_parameter_to_its_axis() {
         .assert_approx_eq::<f32>(&expect_b.into_data(), Tolerance::absolute(1e-6));
 }
 
-fn assert_same_net(a: &Net, b: &Net) {
+/// Both nets' conv and linear weights within 1e-7 (also used by `loading`).
+pub fn assert_same_net(a: &Net, b: &Net) {
     a.fc.weight
         .val()
         .into_data()
