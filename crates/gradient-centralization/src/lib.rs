@@ -46,8 +46,9 @@
 //! - [`check_gradients`]: the first parameter whose gradient holds NaN or infinity, by path.
 //! - [`trace`]: the replay format behind the `gc-trace` program.
 //!
-//! The optimizer routes parameters by their path in the module, so loading weights (`load_record`,
-//! `load_file`, a checkpoint) before or after building it keeps GC. Features: `fused` and `flex`
+//! The optimizer routes parameters by id and, where loading replaced the id, by their path in the
+//! module, so loading weights (`load_record`, `load_file`, a checkpoint) before or after building
+//! it keeps GC. Features: `fused` and `flex`
 //! (default) add burn's CPU backend and one-pass kernels for it; without them the crate runs on any
 //! burn backend, every step being the tensor definition.
 //!
