@@ -15,9 +15,9 @@ use crate::plan::{ConvTransposeRule, Decision, GcPlan, PlanConfig, Rule, Scope, 
 ///
 /// [`init`](Self::init) walks the module once ([`GcPlan`]), then builds one burn
 /// [`ModuleOptimizer`] in which every distinct centralization (axis, groups) is a parameter group
-/// with its own copy of the optimizer, matched by parameter path; parameters the plan leaves alone
-/// get the plain copy. State
-/// records, per-parameter learning rates and `burn-train`'s `Learner` work as with any burn
+/// with its own copy of the optimizer, matched by parameter id and path (see
+/// [`init_with_plan`](Self::init_with_plan)); parameters the plan leaves alone get the plain copy.
+/// State records, per-parameter learning rates and `burn-train`'s `Learner` work as with any burn
 /// optimizer.
 ///
 /// ```

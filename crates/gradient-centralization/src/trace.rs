@@ -96,15 +96,18 @@ pub const KINDS: [&str; 10] = [
 ];
 
 fn kind_of(name: &str, groups: Option<usize>, at: &str) -> Result<LayerKind, GcError> {
+    let conv_transpose = |dims| LayerKind::ConvTranspose {
+        dims,
+        groups: Some(groups.unwrap_or(1)),
+    };
     let kind = match name {
         "linear" => LayerKind::Linear,
         "conv1d" => LayerKind::Conv(1),
         "conv2d" => LayerKind::Conv(2),
         "conv3d" => LayerKind::Conv(3),
-        "conv_transpose1d" | "conv_transpose2d" | "conv_transpose3d" => LayerKind::ConvTranspose {
-            dims: name.as_bytes()[14] - b'0',
-            groups: Some(groups.unwrap_or(1)),
-        },
+        "conv_transpose1d" => conv_transpose(1),
+        "conv_transpose2d" => conv_transpose(2),
+        "conv_transpose3d" => conv_transpose(3),
         "embedding" => LayerKind::Embedding,
         "bias" => LayerKind::Bias,
         "norm" => LayerKind::Norm,
@@ -514,44 +517,36 @@ impl WithOptimizer for Replay<'_> {
                 }
             })
             .collect();
+        // One object per step; JSON has no NaN or infinity, so a value that left the float range
+        // is an error, found where it becomes a JSON number.
+        let steps = trace.params.first().map_or(0, |param| param.grads.len());
+        let mut answer = vec![Map::new(); steps];
         for (i, (param, trajectory)) in trace.params.iter().zip(&trajectories).enumerate() {
             for (step, values) in trajectory.iter().enumerate() {
-                if let Some(j) = values.iter().position(|x| !x.is_finite()) {
-                    return Err(GcError::trace(
-                        format!("$.params[{i}]"),
-                        format!(
-                            "`{}` is not finite after step {} (element {j}: {}); JSON cannot \
-                             carry it: lower the learning rate or use \"dtype\": \"f64\"",
-                            param.name,
-                            step + 1,
-                            values[j]
-                        ),
-                    ));
-                }
-            }
-        }
-        let steps = trace.params.first().map_or(0, |param| param.grads.len());
-        Ok((0..steps)
-            .map(|step| {
-                let object = trace
-                    .params
+                let numbers = values
                     .iter()
-                    .zip(&trajectories)
-                    .map(|(param, trajectory)| {
-                        let numbers = trajectory[step]
-                            .iter()
-                            .map(|&x| {
-                                Value::Number(
-                                    serde_json::Number::from_f64(x).expect("checked finite above"),
+                    .enumerate()
+                    .map(|(j, &x)| {
+                        serde_json::Number::from_f64(x)
+                            .map(Value::Number)
+                            .ok_or_else(|| {
+                                GcError::trace(
+                                    format!("$.params[{i}]"),
+                                    format!(
+                                        "`{}` is not finite after step {} (element {j}: {x}); \
+                                         JSON cannot carry it: lower the learning rate or use \
+                                         \"dtype\": \"f64\"",
+                                        param.name,
+                                        step + 1
+                                    ),
                                 )
                             })
-                            .collect();
-                        (param.name.clone(), Value::Array(numbers))
                     })
-                    .collect();
-                Value::Object(object)
-            })
-            .collect())
+                    .collect::<Result<Vec<_>, _>>()?;
+                answer[step].insert(param.name.clone(), Value::Array(numbers));
+            }
+        }
+        Ok(answer.into_iter().map(Value::Object).collect())
     }
 }
 

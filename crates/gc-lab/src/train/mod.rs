@@ -249,7 +249,8 @@ pub fn run(
         &device,
     );
     if let Some((dir, _)) = &resumed {
-        // The optimizer routes by parameter path, so it may be built before or after this.
+        // The optimizer finds parameters by id, or by path where loading replaced the id, so it
+        // may be built before or after this.
         model = checkpoint::load_model(dir, model)?;
     }
 
@@ -811,13 +812,12 @@ mod tests {
         };
         assert!(at.check_gradients(&model, &grads).is_ok());
         // Put a NaN into the gradient of one parameter in the middle of the model.
-        let mut found = None;
-        for entry in gradient_centralization::GcPlan::new(&model, Scope::None).entries() {
-            if entry.kind == gradient_centralization::LayerKind::Linear && found.is_none() {
-                found = Some(entry.clone());
-            }
-        }
-        let entry = found.expect("the small CNN has a linear layer");
+        let plan = gradient_centralization::GcPlan::new(&model, Scope::None);
+        let entry = plan
+            .entries()
+            .iter()
+            .find(|entry| entry.kind == gradient_centralization::LayerKind::Linear)
+            .expect("the small CNN has a linear layer");
         let mut values = vec![1.0f32; entry.shape.iter().product()];
         values[3] = f32::NAN;
         values[5] = f32::INFINITY;

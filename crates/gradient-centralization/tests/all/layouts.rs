@@ -73,21 +73,9 @@ fn linear_col_layout_is_planned_from_its_real_shape() {
     let lr = 0.1;
     let heads = optimizer.step(lr, heads, grads);
     let expect_head = head_w - Centralize::along(1).apply(head_g).mul_scalar(lr);
-    heads
-        .head
-        .weight
-        .val()
-        .inner()
-        .into_data()
-        .assert_approx_eq::<f32>(&expect_head.into_data(), Tolerance::absolute(1e-6));
+    crate::assert_param(&heads.head.weight, expect_head, 1e-6);
     let expect_narrow = narrow_w - narrow_g.mul_scalar(lr);
-    heads
-        .narrow
-        .weight
-        .val()
-        .inner()
-        .into_data()
-        .assert_approx_eq::<f32>(&expect_narrow.into_data(), Tolerance::absolute(1e-6));
+    crate::assert_param(&heads.narrow.weight, expect_narrow, 1e-6);
 }
 
 #[derive(Module, Debug)]

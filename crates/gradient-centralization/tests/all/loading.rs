@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor, Tolerance};
+use burn::tensor::{Device, Tensor};
 use gradient_centralization::{Centralize, Hyper, seed};
 
 use crate::module_optimizer::{Net, assert_same_net};
@@ -63,18 +63,8 @@ fn assert_centralized_step(mut optimizer: ModuleOptimizer, net: Net, device: &De
     let net = optimizer.step(lr, net, grads);
     let expect_fc = fc_w - Centralize::along(1).apply(fc_g).mul_scalar(lr);
     let expect_conv = conv_w - Centralize::along(0).apply(conv_g).mul_scalar(lr);
-    net.fc
-        .weight
-        .val()
-        .inner()
-        .into_data()
-        .assert_approx_eq::<f32>(&expect_fc.into_data(), Tolerance::absolute(1e-6));
-    net.conv
-        .weight
-        .val()
-        .inner()
-        .into_data()
-        .assert_approx_eq::<f32>(&expect_conv.into_data(), Tolerance::absolute(1e-6));
+    crate::assert_param(&net.fc.weight, expect_fc, 1e-6);
+    crate::assert_param(&net.conv.weight, expect_conv, 1e-6);
 }
 
 #[test]
@@ -145,14 +135,7 @@ fn a_submodule_planned_and_stepped_inside_its_parent_is_found_by_id() {
     let mut optimizer = optimizer;
     let parent = optimizer.step(lr, parent, grads);
     let expect = fc_w - Centralize::along(1).apply(fc_g).mul_scalar(lr);
-    parent
-        .net
-        .fc
-        .weight
-        .val()
-        .inner()
-        .into_data()
-        .assert_approx_eq::<f32>(&expect.into_data(), Tolerance::absolute(1e-6));
+    crate::assert_param(&parent.net.fc.weight, expect, 1e-6);
 }
 
 #[test]
@@ -199,10 +182,5 @@ fn an_id_that_matches_decides_over_a_path_that_collides() {
     let lr = 0.5;
     let enc = optimizer.step(lr, enc, grads);
     let expect = w - Centralize::along(1).apply(g).mul_scalar(lr);
-    enc.fc
-        .weight
-        .val()
-        .inner()
-        .into_data()
-        .assert_approx_eq::<f32>(&expect.into_data(), Tolerance::absolute(1e-6));
+    crate::assert_param(&enc.fc.weight, expect, 1e-6);
 }

@@ -15,7 +15,8 @@ mod properties;
 
 use std::sync::OnceLock;
 
-use burn::tensor::{Device, DeviceKind};
+use burn::module::Param;
+use burn::tensor::{Device, DeviceKind, Tensor, Tolerance};
 
 /// The device every test runs on (without autodiff; tests add it).
 pub fn device() -> Device {
@@ -36,4 +37,13 @@ pub fn device() -> Device {
             Ok(other) => panic!("GC_TEST_DEVICE={other}: expected flex or wgpu"),
         })
         .clone()
+}
+
+/// A parameter's value (off the autodiff graph) equals `expected` within `tolerance`, absolute.
+pub fn assert_param<const D: usize>(param: &Param<Tensor<D>>, expected: Tensor<D>, tolerance: f64) {
+    param
+        .val()
+        .inner()
+        .into_data()
+        .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(tolerance));
 }

@@ -106,12 +106,7 @@ fn sgd_gc_routes_every_parameter_to_its_axis() {
         - Centralize::along(0)
             .apply(conv_g + conv_w.mul_scalar(wd))
             .mul_scalar(lr);
-    net.conv
-        .weight
-        .val()
-        .inner()
-        .into_data()
-        .assert_approx_eq::<f32>(&expect_conv.into_data(), Tolerance::absolute(1e-6));
+    crate::assert_param(&net.conv.weight, expect_conv, 1e-6);
     // Biases are not centralized.
     let expect_b = fc_b.clone() - (fc_bg + fc_b.mul_scalar(wd)).mul_scalar(lr);
     net.fc
@@ -231,19 +226,9 @@ fn per_group_learning_rates_apply_to_centralized_parameters() {
     let net = optimizer.step(lr, net, grads);
 
     let expect_fc = fc_w - Centralize::along(1).apply(fc_g).mul_scalar(0.01);
-    net.fc
-        .weight
-        .val()
-        .inner()
-        .into_data()
-        .assert_approx_eq::<f32>(&expect_fc.into_data(), Tolerance::absolute(1e-7));
+    crate::assert_param(&net.fc.weight, expect_fc, 1e-7);
     let expect_conv = conv_w - Centralize::along(0).apply(conv_g).mul_scalar(0.1);
-    net.conv
-        .weight
-        .val()
-        .inner()
-        .into_data()
-        .assert_approx_eq::<f32>(&expect_conv.into_data(), Tolerance::absolute(1e-7));
+    crate::assert_param(&net.conv.weight, expect_conv, 1e-7);
 }
 
 /// burn clips each gradient before the optimizer: GC sees the clipped gradient (the seed's detection
@@ -264,12 +249,7 @@ fn clipping_runs_before_gc() {
     let net = optimizer.step(1.0, net, grads);
 
     let expect = fc_w.clone() - Centralize::along(1).apply(clipped.clone());
-    net.fc
-        .weight
-        .val()
-        .inner()
-        .into_data()
-        .assert_approx_eq::<f32>(&expect.into_data(), Tolerance::absolute(1e-7));
+    crate::assert_param(&net.fc.weight, expect, 1e-7);
     // Clipping after GC would give a different answer on this gradient.
     let other = fc_w
         - Centralize::along(1)
@@ -301,11 +281,7 @@ fn wrapper_centralizes_before_burns_own_decay() {
     let a = wrapped.step(lr, net.clone(), grads_of(&net, &data));
     let expect = fc_w.clone()
         - (Centralize::along(1).apply(fc_g.clone()) + fc_w.clone().mul_scalar(wd)).mul_scalar(lr);
-    a.fc.weight
-        .val()
-        .inner()
-        .into_data()
-        .assert_approx_eq::<f32>(&expect.into_data(), Tolerance::absolute(1e-6));
+    crate::assert_param(&a.fc.weight, expect, 1e-6);
 
     let seed_sgd = SgdConfig::new()
         .with_weight_decay(WeightDecay::L2(wd as f64))
@@ -317,11 +293,7 @@ fn wrapper_centralizes_before_burns_own_decay() {
         - Centralize::along(1)
             .apply(fc_g + fc_w.mul_scalar(wd))
             .mul_scalar(lr);
-    b.fc.weight
-        .val()
-        .inner()
-        .into_data()
-        .assert_approx_eq::<f32>(&expect.into_data(), Tolerance::absolute(1e-6));
+    crate::assert_param(&b.fc.weight, expect, 1e-6);
 }
 
 /// The wrapper with `Placement::Update` centralizes the whole change burn's Adam makes.
