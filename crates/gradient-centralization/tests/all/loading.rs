@@ -72,7 +72,7 @@ fn gc_survives_loading_a_record_from_another_instance() {
     let device = device();
     let net = Net::new(&device);
     let optimizer = sgd_gc(&net);
-    let other = Net::new(&device);
+    let other = Net::seeded(&device, 8);
     let other_id = other.fc.weight.id;
     let net = net.load_record(other.into_record());
     assert_eq!(net.fc.weight.id, other_id, "load_record replaces ids");
@@ -85,7 +85,7 @@ fn gc_survives_loading_weights_from_a_file() {
     let dir = std::env::temp_dir().join(format!("gc-loading-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("net.bpk");
-    Net::new(&device).save_file(&file).unwrap();
+    Net::seeded(&device, 8).save_file(&file).unwrap();
 
     let net = Net::new(&device);
     let optimizer = sgd_gc(&net);

@@ -2,7 +2,7 @@
 //! rates, gradient clipping, and GC in front of burn's own optimizers.
 
 use burn::grad_clipping::GradientClippingConfig;
-use burn::module::{Module, ParamGroup};
+use burn::module::{Module, Param, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::decay::WeightDecayConfig;
@@ -23,11 +23,27 @@ pub struct Net {
 }
 
 impl Net {
+    /// The net every test starts from: fixed weights, so each run sees the same gradients.
     pub fn new(device: &Device) -> Self {
-        Net {
-            conv: Conv2dConfig::new([2, 3], [3, 3]).init(device),
-            fc: LinearConfig::new(3 * 4 * 4, 5).init(device),
-        }
+        Self::seeded(device, 7)
+    }
+
+    /// Weights and biases from `numbers(seed, ..)`, scaled by 1/sqrt(fan-in) like burn's default
+    /// init; another seed gives another instance (for loading one net's weights into another).
+    pub fn seeded(device: &Device, seed: u64) -> Self {
+        let fixed = |seed: u64, shape: Vec<usize>, fan_in: usize| {
+            let n = shape.iter().product();
+            let scale = 1.0 / (fan_in as f32).sqrt();
+            let values = numbers(seed, n).into_iter().map(|v| v * scale).collect();
+            TensorData::new(values, shape)
+        };
+        let mut conv = Conv2dConfig::new([2, 3], [3, 3]).init(device);
+        conv.weight = Param::from_data(fixed(10 * seed, vec![3, 2, 3, 3], 18), device);
+        conv.bias = Some(Param::from_data(fixed(10 * seed + 1, vec![3], 18), device));
+        let mut fc = LinearConfig::new(3 * 4 * 4, 5).init(device);
+        fc.weight = Param::from_data(fixed(10 * seed + 2, vec![48, 5], 48), device);
+        fc.bias = Some(Param::from_data(fixed(10 * seed + 3, vec![5], 48), device));
+        Net { conv, fc }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
