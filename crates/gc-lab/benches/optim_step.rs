@@ -6,7 +6,7 @@
 //! probed bandwidth). Run with `cargo bench --bench optim_step`; `-- --quick` takes fewer samples,
 //! `-- --samples N` takes N, `-- --only NAME[,NAME..]` times those optimizers beside plain SGD,
 //! `-- --backward-layout` hands convolution gradients over as burn's backward pass does (strided
-//! views), `-- --default-malloc` leaves glibc's allocator as it comes (see `gc_lab::memory`). The
+//! views), `-- --default-malloc` leaves glibc's allocator as it comes (see `flex_kernels::malloc`). The
 //! `*_sse2` cases run the same steps on kernels limited to the baseline x86-64 instruction set, to
 //! show what AVX2 brings.
 //!
@@ -196,7 +196,7 @@ fn main() {
     // `--backward-layout`: convolution weight gradients laid out as burn's backward pass gives
     // them (first two axes swapped) instead of densely.
     let swapped = args.iter().any(|a| a == "--backward-layout");
-    let malloc = gc_lab::memory::for_bench(&args);
+    let malloc = flex_kernels::malloc::for_bench(&args);
     let (warmup, mut samples) = if quick { (1, 3) } else { (2, 15) };
     // `--samples N`: more rounds where the machine is noisy.
     if let Some(i) = args.iter().position(|a| a == "--samples") {

@@ -5,7 +5,7 @@
 //! `cargo bench --bench train_step -- [resnet20|resnet50] [--optimizer NAME] [--quick]
 //! [--default-malloc] [--burn-ops] [--im2col] [--backend flex|ndarray]` (ndarray: build with
 //! `--features ndarray`; `--burn-ops`: burn's own convolution and batch norm instead of
-//! `gc_lab::ops`'; `--im2col`: `gc_lab::ops`' convolutions all through im2col, none by the
+//! `flex_kernels`'; `--im2col`: `flex_kernels`' convolutions all through im2col, none by the
 //! shifted, flipped or direct methods)
 //! (default: resnet20, sgd_gc). ResNet-20: batch 128 of 3x32x32, 10 classes. ResNet-50: the ImageNet
 //! model (torchvision layout), batch 16 of 3x224x224, 1000 classes. One model per process, so that
@@ -24,8 +24,8 @@ use std::time::Instant;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use flex_kernels::conv::dispatch::{Method, with_method};
 use gc_lab::models::{ModelName, Net};
-use gc_lab::ops::conv::kernels::{Method, with_method};
 use gradient_centralization::{Hyper, Preset, check_gradients};
 
 struct Phases {
@@ -150,19 +150,19 @@ fn first_value(model: &Net) -> f32 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // As `gclab` runs, unless `--default-malloc` (glibc as it comes; see `gc_lab::memory`).
-    let malloc = gc_lab::memory::for_bench(&args);
+    // As `gclab` runs, unless `--default-malloc` (glibc as it comes; see `flex_kernels::malloc`).
+    let malloc = flex_kernels::malloc::for_bench(&args);
     let quick = args.iter().any(|a| a == "--quick");
-    // burn's own convolution and batch norm instead of `gc_lab::ops`', to measure one against
+    // burn's own convolution and batch norm instead of `flex_kernels`', to measure one against
     // the other.
     let im2col = args.iter().any(|a| a == "--im2col");
     let ops = if args.iter().any(|a| a == "--burn-ops") {
-        gc_lab::ops::use_burns(true);
+        flex_kernels::use_burn_ops(true);
         "burn's"
     } else if im2col {
-        "gc_lab::ops, im2col only"
+        "flex_kernels, im2col only"
     } else {
-        "gc_lab::ops"
+        "flex_kernels"
     };
     let backend = args
         .iter()

@@ -19,7 +19,7 @@ const WARMUP: usize = 5;
 const SAMPLES: usize = 55;
 
 fn main() {
-    let malloc = gc_lab::memory::for_bench(&std::env::args().collect::<Vec<_>>());
+    let malloc = flex_kernels::malloc::for_bench(&std::env::args().collect::<Vec<_>>());
     let device = Device::flex();
     let sgd = SgdConfig::new()
         .with_momentum(0.9)

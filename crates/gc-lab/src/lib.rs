@@ -1,17 +1,14 @@
 //! The Gradient Centralization lab: train real models with and without GC and show the difference.
 //!
 //! - [`data`]: datasets read from their official files, augmented and batched by worker threads.
-//! - [`ops`]: convolution and batch norm kernels for the CPU backend, faster than burn's own there.
-//! - [`models`]: the models of the seed's suites and small ones for CPU runs.
+//! - [`models`]: the models of the seed's suites and small ones for CPU runs; their convolutions
+//!   and batch norms run on the `flex_kernels` crate.
 //! - [`train`]: one run, written to a run folder as it goes.
 //! - [`report`]: tables and plots from run folders.
 //! - [`suites`]: the experiment presets.
-//! - [`memory`]: the allocator settings that training runs fastest with.
 
 pub mod data;
-pub mod memory;
 pub mod models;
-pub mod ops;
 pub mod report;
 pub mod suites;
 pub mod train;

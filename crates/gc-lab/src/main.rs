@@ -119,7 +119,7 @@ struct CompareArgs {
 
 fn main() -> ExitCode {
     // Training allocates and frees big buffers on every operation: keep them for reuse.
-    gc_lab::memory::keep_freed_memory();
+    flex_kernels::malloc::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         None => compare(CompareArgs::parse_from(["compare"])),

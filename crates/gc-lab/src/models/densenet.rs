@@ -11,7 +11,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 
 use super::resnet::{bn, conv};
-use crate::ops;
+use flex_kernels as ops;
 
 /// One bottleneck layer of a dense block.
 #[derive(Module, Debug)]

@@ -3,7 +3,6 @@
 //! BatchNorm or GroupNorm(32) and optionally Weight Standardization on every convolution (the
 //! seed's GroupNorm and Weight Standardization experiments).
 
-use crate::ops;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
@@ -12,6 +11,7 @@ use burn::nn::{
     Relu,
 };
 use burn::tensor::{Device, Tensor};
+use flex_kernels as ops;
 
 pub(crate) fn conv(i: usize, o: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
     let p = k / 2;

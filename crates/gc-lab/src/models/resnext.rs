@@ -10,7 +10,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
 use super::resnet::{bn, conv};
-use crate::ops;
+use flex_kernels as ops;
 
 /// The 1x1 projection of a shortcut.
 #[derive(Module, Debug)]

@@ -1,11 +1,11 @@
 //! A small CNN sized for CPU runs on 28x28 images.
 
-use crate::ops;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
+use flex_kernels as ops;
 
 /// conv3x3(16)-BN-ReLU-pool, conv3x3(32)-BN-ReLU-pool, linear(64)-ReLU, linear(classes).
 #[derive(Module, Debug)]

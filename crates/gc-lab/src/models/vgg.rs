@@ -9,7 +9,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
 use super::resnet::bn;
-use crate::ops;
+use flex_kernels as ops;
 
 /// VGG-11's layers: widths, with 0 for a max-pool.
 const VGG11: [usize; 13] = [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];

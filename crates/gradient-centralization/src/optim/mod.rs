@@ -12,7 +12,10 @@
 mod adagrad;
 mod adam;
 mod adamw;
+// The kernels' raw pointers, SIMD and prefetch hints: the crate's only `unsafe`, each block with
+// its SAFETY note.
 #[cfg(feature = "fused")]
+#[allow(unsafe_code)]
 mod fused;
 #[cfg(not(feature = "fused"))]
 #[path = "unfused.rs"]

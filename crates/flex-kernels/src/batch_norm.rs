@@ -26,7 +26,7 @@ use burn::tensor::{Shape, Tensor};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-use super::{contiguous, f32s, flex_tensor, values};
+use crate::{all_f32, contiguous, flex_tensor, values};
 
 /// Training-mode batch norm (optionally followed by a ReLU) and its backward pass, each
 /// defaulting to burn's own operations.
@@ -342,7 +342,7 @@ impl BatchNormOps for Flex {
         epsilon: f64,
         relu: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        if !f32s(&[&x, &gamma, &beta]) {
+        if !all_f32(&[&x, &gamma, &beta]) {
             return burns_train::<Self>(x, gamma, beta, epsilon, relu);
         }
         let shape = nsc(&x);
@@ -373,7 +373,7 @@ impl BatchNormOps for Flex {
         relu: bool,
         output_grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        if !f32s(&[&x, &gamma, &beta, &mean, &variance, &output_grad]) {
+        if !all_f32(&[&x, &gamma, &beta, &mean, &variance, &output_grad]) {
             let grads = (x, gamma, beta, mean, variance, output_grad);
             return burns_train_backward::<Self>(grads, epsilon, relu);
         }
@@ -492,7 +492,7 @@ impl<B: Backend + BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff
 
 /// `bn.forward(x)`: in training (an autodiff device and the module's training flag on) computed
 /// by [`BatchNormOps`] (the kernels here on flex) with the running statistics updated as burn
-/// updates them; in inference, and when [`super::use_burns`] said so, burn's own.
+/// updates them; in inference, and when [`crate::use_burn_ops`] said so, burn's own.
 pub fn forward<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     norm(bn, x, false)
 }
@@ -505,7 +505,7 @@ pub fn forward_relu<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
 }
 
 fn norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
-    if super::uses_burns() || !(x.device().is_autodiff() && bn.training.is_enabled()) {
+    if crate::uses_burn_ops() || !(x.device().is_autodiff() && bn.training.is_enabled()) {
         let y = bn.forward(x);
         return if relu {
             burn::tensor::activation::relu(y)
@@ -550,7 +550,7 @@ mod tests {
     use burn::tensor::Device;
 
     use super::*;
-    use crate::ops::testing::{assert_close, tensor, to_vec};
+    use crate::testing::{assert_close, tensor, to_vec};
 
     /// A BatchNorm over `c` channels with gamma and beta not 1 and 0 (fresh running statistics:
     /// two of them share nothing).
@@ -609,7 +609,9 @@ mod tests {
 
     #[test]
     fn training_matches_burn_on_images() {
-        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = crate::testing::TURN
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for relu in [false, true] {
             matches_burn([4, 3, 5, 6], relu);
             matches_burn([1, 2, 7, 7], relu);
@@ -618,7 +620,9 @@ mod tests {
 
     #[test]
     fn training_matches_burn_on_features() {
-        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = crate::testing::TURN
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         matches_burn([6, 4], false);
         matches_burn([6, 4], true);
     }

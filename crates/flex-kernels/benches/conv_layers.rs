@@ -1,6 +1,6 @@
 //! The convolutions of a ResNet-20 step (batch 128, 32x32) and, with `--resnet50`, of a
 //! ResNet-50 step (batch 16, 224x224), layer shape by layer shape: burn-flex's own convolution,
-//! weight gradient and input gradient against `gc_lab::ops::conv::kernels`' methods, each forced
+//! weight gradient and input gradient against `flex_kernels::conv`' methods, each forced
 //! where it applies (im2col; shifted products, stride 1; the flipped forward convolution, input
 //! gradients at stride 1; the direct kernels, stride 1 on CPUs with AVX2 and FMA), and against
 //! the method the kernels pick; interleaved per round (each round starting with the next side),
@@ -17,8 +17,10 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::ModuleOps;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bytes, DType, Shape};
-use gc_lab::ops::conv::kernels::{self, Geometry, Method, with_method};
-use gc_lab::ops::conv::{direct, shifted};
+use flex_kernels::conv::dispatch::{Method, with_method};
+use flex_kernels::conv::geometry::{Geometry, flipped};
+use flex_kernels::conv::im2col;
+use flex_kernels::conv::{direct, shifted};
 
 /// One convolution shape of a model: `count` layers of `c -> o` channels, `k x k`, on `size x
 /// size` inputs.
@@ -101,7 +103,7 @@ const PASSES: [&str; 3] = ["forward", "dw", "dx"];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let malloc = gc_lab::memory::for_bench(&args);
+    let malloc = flex_kernels::malloc::for_bench(&args);
     let rounds = args
         .iter()
         .position(|a| a == "--rounds")
@@ -271,7 +273,7 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> [[Option<f64>; SIDES.len()
     let (x, xv) = tensor(x_shape, 1);
     let (w, wv) = tensor(w_shape, 2);
     let (dy, dyv) = tensor([batch, l.o, g.oh, g.ow], 3);
-    let flips = kernels::flipped(&g).is_some();
+    let flips = flipped(&g).is_some();
     let applies = |side: Side, op: usize| match side {
         Side::Forced(Method::Shifted) => shifted::fits(&g),
         Side::Forced(Method::Flipped) => op == 2 && flips,
@@ -320,13 +322,13 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> [[Option<f64>; SIDES.len()
                         ));
                     }
                     (_, 0) => {
-                        std::hint::black_box(kernels::forward(&g, &xv, &wv));
+                        std::hint::black_box(im2col::forward(&g, &xv, &wv));
                     }
                     (_, 1) => {
-                        std::hint::black_box(kernels::weight_grad(&g, &xv, &dyv));
+                        std::hint::black_box(im2col::weight_grad(&g, &xv, &dyv));
                     }
                     _ => {
-                        std::hint::black_box(kernels::input_grad(&g, &wv, &dyv));
+                        std::hint::black_box(im2col::input_grad(&g, &wv, &dyv));
                     }
                 };
                 times[op][slot] = match side {

@@ -27,9 +27,8 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::kernels::{
-    Geometry, Pass, each_image, inner, matmul, per_image, sum_over_images, tile_height, tiles,
-};
+use super::geometry::Geometry;
+use super::spread::{each_image, inner, matmul, per_image, sum_over_images, tile_height, tiles};
 
 thread_local! {
     /// This thread's padded image and its output or gradient tile (also the direct kernels'),
@@ -38,7 +37,7 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's two buffers, at least `a` and `b` long (contents unspecified).
-/// They are taken out of the thread-local for the call (see `kernels::with_col`), so a call
+/// They are taken out of the thread-local for the call (see `im2col::with_col`), so a call
 /// nested in another on the same thread (a product spread over the pool) gets buffers of its own.
 pub(super) fn with_buffers<R>(
     a: usize,
@@ -106,36 +105,6 @@ pub fn fits(g: &Geometry) -> bool {
     g.stride == [1, 1]
 }
 
-/// Whether this is the faster way for `pass` of `g`, as `benches/conv_layers.rs` measured on
-/// ResNet-20's and ResNet-50's layers (two runs each): stride 1, a kernel larger than 1x1, no
-/// groups (grouped and depthwise convolutions were not measured), and few output channels,
-/// where im2col's copies weigh most against the products (its patch matrix is as large for 16
-/// output channels as for 256). The weight gradient up to 32 output channels (ResNet-20's 16-
-/// and 32-channel 3x3 layers 10-22% faster in both runs; at 64-256 channels the runs disagree,
-/// from 13% faster to 11% slower), the input gradient up to 16 (16 -> 16: 23-27% faster; at
-/// 32-256 channels from 18% faster to 14% slower); never the forward pass, whose thin products
-/// lose more than the copies save (2-40% slower at 16-256 channels). And at least 3 input
-/// channels and 16x16 output pixels, below which the per-tap products are too small for their
-/// overhead (the small CNN on Fashion-MNIST, two runs: its 1-channel first layer's weight
-/// gradient 27-41% slower, its 16->32 layer at 14x14 8-12% slower; ResNet-20's 3-channel first
-/// layer 45% faster; 2 channels were not measured). With fewer images than threads the products
-/// here are too small for `gemm` to spread over the threads at 16 channels; the lab's batches
-/// are larger. (From 16 input channels the input gradient goes to the flipped forward
-/// convolution instead, faster still: see `kernels::flipped`.)
-pub fn pays(g: &Geometry, pass: Pass) -> bool {
-    let most = match pass {
-        Pass::Forward => return false,
-        Pass::WeightGrad => 32,
-        Pass::InputGrad => 16,
-    };
-    fits(g)
-        && g.kh * g.kw > 1
-        && g.groups == 1
-        && g.cg() >= 3
-        && g.oh * g.ow >= 256
-        && g.og() <= most
-}
-
 /// Copies `planes` planes of `rows x cols` from `src` into `dst` (`plane` apart, each `dst_rows
 /// x dst_cols` then zeros up to `plane`), placed `top` rows down and `left` columns in, zeros
 /// around. Rows and columns that would fall past `dst_rows` or `dst_cols` are left out: only a
@@ -183,7 +152,7 @@ pub(super) fn extract(
     }
 }
 
-/// See [`super::kernels::forward`], which checks the buffers' lengths and calls this.
+/// See [`super::im2col::forward`], which checks the buffers' lengths and calls this.
 pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, p, og, cg, taps) = (g.k(), g.p(), g.og(), g.cg(), g.kh * g.kw);
     let pad = Padded::of(g);
@@ -240,7 +209,7 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     y
 }
 
-/// See [`super::kernels::weight_grad`], which checks the buffers' lengths and calls this.
+/// See [`super::im2col::weight_grad`], which checks the buffers' lengths and calls this.
 pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (k, p, og, cg, taps) = (g.k(), g.p(), g.og(), g.cg(), g.kh * g.kw);
     let pad = Padded::of(g);
@@ -309,7 +278,7 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     dw
 }
 
-/// See [`super::kernels::input_grad`], which checks the buffers' lengths and calls this.
+/// See [`super::im2col::input_grad`], which checks the buffers' lengths and calls this.
 pub(super) fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     let (k, p, og, cg, taps) = (g.k(), g.p(), g.og(), g.cg(), g.kh * g.kw);
     let pad = Padded::of(g);

@@ -14,7 +14,7 @@
 //!   channels (`dy` transposed per image) and six fan-in elements (channel, tap), twelve vector
 //!   accumulators sum `dy[oy·ow + ox][o..o + 16] · xpad[ci][oy·wp + ox + off_t]` over the output
 //!   positions (`oy`, `ox`) of a batch of images.
-//! - Input gradient: the forward kernel computes [`super::kernels::flipped`]'s convolution.
+//! - Input gradient: the forward kernel computes [`super::geometry::flipped`]'s convolution.
 //!
 //! The forward kernel's output positions past the last row and in the discarded columns read
 //! whatever lies there (the next plane, or a slack that ends the buffer); they are never copied
@@ -26,8 +26,9 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::kernels::{Geometry, Pass, each_image, per_image, sum_over_images};
+use super::geometry::Geometry;
 use super::shifted::{Padded, embed, extract, with_buffers};
+use super::spread::{each_image, per_image, sum_over_images};
 
 /// f32 lanes of an AVX register.
 const LANES: usize = 8;
@@ -52,26 +53,6 @@ pub fn fits(g: &Geometry) -> bool {
     g.stride == [1, 1] && available()
 }
 
-/// Whether this is the faster way for `pass` of `g`, as `benches/conv_layers.rs` measured
-/// (2026-11-29; see docs/PERFORMANCE.md): kernels larger than 1x1 with at most 64 output channels
-/// (per group). Forward: ResNet-20's stride-1 layers 0.74-0.94 of the next best method's time in
-/// two runs, its 3-channel first layer 0.56 and 0.68, the small CNN's two layers 0.74 and 0.85;
-/// ResNet-50's 64-channel 3x3 layer at 56x56 level with im2col (0.99), its 256-channel one at 14x14
-/// 4% slower (so not above 64); 1x1 layers 1.2-1.8 times slower (one product either way, and the
-/// kernel's blocks are narrow). Weight gradient, from 3 input channels: ResNet-20's stride-1
-/// layers 0.58-0.83 of the next best method's time (shifted or im2col), its 3-channel first layer
-/// 0.75, the small CNN's 16->32 layer at 14x14 0.65; the small CNN's 1-channel first layer 1.22 of
-/// im2col's time (a fan-in of 9 against the transposition of `dy`). The input gradient goes
-/// through [`super::kernels::flipped`], whose forward convolution this computes where it pays.
-pub fn pays(g: &Geometry, pass: Pass) -> bool {
-    let channels = match pass {
-        Pass::Forward => 1,
-        Pass::WeightGrad => 3,
-        Pass::InputGrad => return false,
-    };
-    fits(g) && g.kh * g.kw > 1 && g.og() <= 64 && g.cg() >= channels
-}
-
 /// Vectors of positions per block (two: 16 positions).
 const NV: usize = 2;
 
@@ -89,7 +70,7 @@ fn blocks(og: usize) -> Vec<(usize, usize)> {
     blocks
 }
 
-/// See [`super::kernels::forward`], which checks the buffers' lengths and calls this where
+/// See [`super::im2col::forward`], which checks the buffers' lengths and calls this where
 /// [`fits`] holds.
 pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     assert!(
@@ -312,7 +293,7 @@ const BATCH_BYTES: usize = 256 << 10;
 /// Output channels per block of the transposed weight gradient: two vectors.
 const OB: usize = 2 * LANES;
 
-/// See [`super::kernels::weight_grad`], which checks the buffers' lengths and calls this where
+/// See [`super::im2col::weight_grad`], which checks the buffers' lengths and calls this where
 /// [`fits`] holds. The output channels lie in the vector lanes: the images of a thread's range go
 /// in batches that fit [`BATCH_BYTES`], each image copied padded and its `dy` transposed
 /// (`[position][og rounded up to 16]`, the real positions only); then per block of 16 output

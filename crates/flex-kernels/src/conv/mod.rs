@@ -12,8 +12,11 @@
 //! convolution through the trait's default bodies; f64 and half-precision tensors on flex do too.
 
 pub mod direct;
-pub mod kernels;
+pub mod dispatch;
+pub mod geometry;
+pub mod im2col;
 pub mod shifted;
+mod spread;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -29,8 +32,8 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Shape, Tensor};
 
-use super::{contiguous, f32s, flex_tensor, values};
-use kernels::Geometry;
+use crate::{all_f32, contiguous, flex_tensor, values};
+use geometry::Geometry;
 
 /// The convolution and its two gradients, each defaulting to burn's own.
 #[backend_extension(Flex, NdArray: cfg(feature = "ndarray"), Autodiff)]
@@ -80,12 +83,12 @@ fn geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Ge
 
 impl ConvOps for Flex {
     fn im2col_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
-        if !f32s(&[&x, &weight]) {
+        if !all_f32(&[&x, &weight]) {
             return Self::conv2d(x, weight, None, options);
         }
         let g = geometry(&x, &weight, &options);
         let (x, weight) = (contiguous(x), contiguous(weight));
-        let y = kernels::forward(&g, values(&x), values(&weight));
+        let y = im2col::forward(&g, values(&x), values(&weight));
         flex_tensor(y, Shape::new([g.n, g.o, g.oh, g.ow]))
     }
 
@@ -95,12 +98,12 @@ impl ConvOps for Flex {
         output_grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        if !f32s(&[&x, &weight, &output_grad]) {
+        if !all_f32(&[&x, &weight, &output_grad]) {
             return Self::conv2d_x_backward(x, weight, output_grad, options);
         }
         let g = geometry(&x, &weight, &options);
         let (weight, dy) = (contiguous(weight), contiguous(output_grad));
-        let dx = kernels::input_grad(&g, values(&weight), values(&dy));
+        let dx = im2col::input_grad(&g, values(&weight), values(&dy));
         flex_tensor(dx, Shape::new([g.n, g.c, g.h, g.w]))
     }
 
@@ -110,12 +113,12 @@ impl ConvOps for Flex {
         output_grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        if !f32s(&[&x, &weight, &output_grad]) {
+        if !all_f32(&[&x, &weight, &output_grad]) {
             return Self::conv2d_weight_backward(x, weight, output_grad, options);
         }
         let g = geometry(&x, &weight, &options);
         let (x, dy) = (contiguous(x), contiguous(output_grad));
-        let dw = kernels::weight_grad(&g, values(&x), values(&dy));
+        let dw = im2col::weight_grad(&g, values(&x), values(&dy));
         flex_tensor(dw, weight.shape())
     }
 }
@@ -182,14 +185,14 @@ impl<B: Backend + ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
 }
 
 /// `x` convolved with `weight`, plus `bias` per output channel: burn's `conv2d`, computed by
-/// [`ConvOps`] (the im2col kernels on flex) unless [`super::use_burns`] said otherwise.
+/// [`ConvOps`] (the im2col kernels on flex) unless [`crate::use_burn_ops`] said otherwise.
 pub fn conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    if super::uses_burns() {
+    if crate::uses_burn_ops() {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let y = Tensor::from_dispatch(<Dispatch as ConvOps>::im2col_conv2d(
@@ -241,10 +244,9 @@ mod tests {
     use burn::tensor::Device;
     use burn::tensor::module::conv2d as burn_conv2d;
 
-    use super::direct;
-    use super::kernels::{Method, Pass, method, with_method};
+    use super::dispatch::{Method, with_method};
     use super::*;
-    use crate::ops::testing::{assert_close, tensor, to_vec};
+    use crate::testing::{assert_close, tensor, to_vec};
 
     /// A convolution's settings: input `[n, c, h, w]`, `o` outputs, kernel, stride, padding
     /// (top, bottom), (left, right), dilation, groups.
@@ -413,67 +415,6 @@ mod tests {
         for c in [&CASES[14], &CASES[16]] {
             assert!(shifted::tile_count(&geometry(c)) > 1, "{:?}", c.x);
         }
-    }
-
-    /// Each method where it was measured faster. With the direct kernel (AVX2 and FMA): the
-    /// forward pass for kernels above 1x1 with up to 64 output channels, the weight gradient too
-    /// from 3 input channels, the input gradient as the flipped forward convolution from 3 input
-    /// channels. Else, and beyond those: the flipped input gradient for stride-1 kernels
-    /// above 1x1 from 16 input channels and 2^21 multiply-adds per image; the shifted method for
-    /// the weight gradient up to 32 output channels and the input gradient up to 16, stride 1,
-    /// kernels above 1x1, at least 3 input channels and 16x16 output pixels only. (`d(m)`: the
-    /// direct kernel where the CPU has it, else `m`; `f(m)` likewise the flipped input gradient.)
-    #[test]
-    fn picks_each_pass_its_measured_method() {
-        let pick_on = |c: usize, o: usize, k: usize, stride: usize, size: usize| {
-            let options = ConvOptions::new([stride; 2], [k / 2; 2], [1, 1], 1);
-            let g = Geometry::new([2, c, size, size], [o, c, k, k], &options).unwrap();
-            [Pass::Forward, Pass::WeightGrad, Pass::InputGrad].map(|p| method(&g, p))
-        };
-        let pick = |c, o, k, stride| pick_on(c, o, k, stride, 16);
-        let pick_at = |c, o, size| pick_on(c, o, 3, 1, size);
-        use Method::{Direct as D, Flipped as F, Im2col as I, Shifted as S};
-        let has = direct::available();
-        let d = |m| if has { D } else { m };
-        let f = |m| if has { F } else { m };
-        assert_eq!(pick(16, 16, 3, 1), [d(I), d(S), f(S)]);
-        assert_eq!(pick_at(16, 16, 32), [d(I), d(S), F]);
-        assert_eq!(pick(32, 32, 3, 1), [d(I), d(S), F]);
-        assert_eq!(pick(64, 64, 3, 1), [d(I), d(I), F]);
-        assert_eq!(pick(128, 128, 3, 1), [I, I, F]);
-        assert_eq!(pick(16, 16, 3, 2), [I, I, I]);
-        assert_eq!(pick(16, 16, 1, 1), [I, I, I]);
-        assert_eq!(pick(3, 16, 3, 1), [d(I), d(S), f(S)]);
-        assert_eq!(pick(8, 16, 3, 1), [d(I), d(S), f(S)]);
-        assert_eq!(pick(2, 16, 3, 1), [d(I), I, I]);
-        assert_eq!(pick(1, 16, 3, 1), [d(I), I, I]);
-        assert_eq!(pick_at(16, 32, 14), [d(I), d(I), f(I)]);
-        assert_eq!(pick_at(32, 32, 16), [d(I), d(S), F]);
-        assert_eq!(pick_at(32, 32, 8), [d(I), d(I), f(I)]);
-        assert_eq!(pick(16, 65, 3, 1), [I, I, F]);
-        assert_eq!(
-            with_method(Method::Shifted, || pick(64, 64, 1, 1)),
-            [S, S, S]
-        );
-        assert_eq!(
-            with_method(Method::Im2col, || pick(16, 16, 3, 1)),
-            [I, I, I]
-        );
-        // Forced, the flipped input gradient wherever it applies: stride 1 with at most
-        // (k - 1)·dilation of padding (here 3 rows of padding against 2 for a 3x3 kernel: im2col).
-        assert_eq!(with_method(F, || pick(64, 64, 3, 1)), [I, I, F]);
-        assert_eq!(with_method(F, || pick(64, 64, 1, 1)), [I, I, F]);
-        assert_eq!(with_method(F, || pick(64, 64, 3, 2)), [I, I, I]);
-        // Forced, the direct kernel wherever it applies (stride 1), the input gradient as the
-        // flipped forward convolution.
-        if has {
-            assert_eq!(with_method(D, || pick(64, 64, 1, 1)), [D, D, F]);
-            assert_eq!(with_method(D, || pick(128, 128, 3, 1)), [D, D, F]);
-            assert_eq!(with_method(D, || pick(64, 64, 3, 2)), [I, I, I]);
-        }
-        let padded = ConvOptions::new([1, 1], [3, 1], [1, 1], 1);
-        let g = Geometry::new([2, 8, 9, 9], [8, 8, 3, 3], &padded).unwrap();
-        assert_eq!(with_method(F, || method(&g, Pass::InputGrad)), I);
     }
 
     fn options(c: &Case) -> ConvOptions<2> {

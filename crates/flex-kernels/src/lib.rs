@@ -1,0 +1,63 @@
+//! CPU kernels for burn's `flex` backend in f32, for the two operations that take most of a
+//! training step there: [`conv`] (2-D convolution, forward and both gradients) and [`batch_norm`]
+//! (training-mode batch norm, optionally with the ReLU that follows). Each is a burn backend
+//! extension with its own backward pass: call [`conv::forward`] and [`batch_norm::forward`] (or
+//! [`batch_norm::forward_relu`]) in place of the modules' `forward`. Other backends and dtypes go
+//! to burn's own operations. [`malloc`] holds the allocator settings these buffers run fastest with.
+//!
+//! Nothing here knows about models or optimizers. `benches/conv_layers.rs` measures each method
+//! against burn-flex's convolution, layer by layer.
+
+pub mod batch_norm;
+pub mod conv;
+pub mod malloc;
+#[cfg(test)]
+mod testing;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::tensor::{Bytes, DType, Shape};
+
+static BURNS: AtomicBool = AtomicBool::new(false);
+
+/// Makes [`conv::forward`] and [`batch_norm::forward`] use burn's own operations from now on, in
+/// every thread (`true`), or the kernels here again (`false`): for measuring one against the
+/// other in one process.
+pub fn use_burn_ops(yes: bool) {
+    BURNS.store(yes, Ordering::Relaxed);
+}
+
+/// Whether the functions here use burn's own operations ([`use_burn_ops`]).
+pub fn uses_burn_ops() -> bool {
+    BURNS.load(Ordering::Relaxed)
+}
+
+/// `ft` itself when its values lie contiguously in logical order, else a contiguous copy.
+fn contiguous(ft: FlexTensor) -> FlexTensor {
+    if ft.as_slice::<f32>().is_some() {
+        ft
+    } else {
+        ft.to_contiguous()
+    }
+}
+
+/// The values of a tensor [`contiguous`] returned.
+fn values(ft: &FlexTensor) -> &[f32] {
+    ft.as_slice::<f32>()
+        .expect("`contiguous` gave a contiguous f32 tensor")
+}
+
+/// A dense f32 tensor of `shape` holding `values`.
+fn flex_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(shape),
+        DType::F32,
+    )
+}
+
+/// Whether the kernels here take these tensors (all f32); others go to burn-flex's own.
+fn all_f32(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
+}
