@@ -20,6 +20,9 @@
 //! whatever lies there (the next plane, or a slack that ends the buffer); they are never copied
 //! out. The last block of output channels is padded with zero weights (forward) or zero `dy`
 //! (weight gradient), the positions to whole vectors.
+//!
+//! (Longer than the project's 400 lines: the forward and weight-gradient kernels share the
+//! padded copy, the blocking and the packing, and each one's SAFETY argument rests on them.)
 
 use std::ops::Range;
 use std::sync::OnceLock;

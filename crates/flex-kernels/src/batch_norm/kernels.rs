@@ -1,0 +1,220 @@
+//! The arithmetic of training-mode batch norm on `[n, c, s]` f32 buffers: statistics per
+//! channel, the normalized output (optionally through a ReLU), and the three gradients.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+/// Lane count of the sums below: each plane is summed in this many f32 partial sums (which the
+/// compiler keeps in vector registers), combined in f64 per plane and across planes.
+const LANES: usize = 16;
+
+/// Σ f(i) over one plane, f(i) computed from element i of each slice in `planes`.
+fn lane_sum<const K: usize>(planes: [&[f32]; K], f: impl Fn([f32; K]) -> f32) -> f64 {
+    let len = planes[0].len();
+    let mut lanes = [0f32; LANES];
+    let full = len - len % LANES;
+    for start in (0..full).step_by(LANES) {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            *lane += f(planes.map(|p| p[start + l]));
+        }
+    }
+    let tail: f64 = (full..len).map(|i| f(planes.map(|p| p[i])) as f64).sum();
+    lanes.iter().map(|&v| v as f64).sum::<f64>() + tail
+}
+
+/// Over one plane: Σ g' and Σ g' · (x − m), where g' is `dy` where the forward pass's output
+/// `(x − m) · a + b` is above 0 with `RELU` (with `mask` = (a, b)), else `dy`. One read of each,
+/// in lanes as [`lane_sum`].
+pub(super) fn gradient_sums<const RELU: bool>(
+    dy: &[f32],
+    x: &[f32],
+    m: f32,
+    (a, b): (f32, f32),
+) -> (f64, f64) {
+    let masked = |g: f32, d: f32| if !RELU || d * a + b > 0.0 { g } else { 0.0 };
+    let len = dy.len();
+    let (mut sums, mut dots) = ([0f32; LANES], [0f32; LANES]);
+    let full = len - len % LANES;
+    for start in (0..full).step_by(LANES) {
+        let (dy, x) = (&dy[start..start + LANES], &x[start..start + LANES]);
+        for l in 0..LANES {
+            let d = x[l] - m;
+            let g = masked(dy[l], d);
+            sums[l] += g;
+            dots[l] += g * d;
+        }
+    }
+    let (mut sum, mut dot) = (0f64, 0f64);
+    for i in full..len {
+        let d = x[i] - m;
+        let g = masked(dy[i], d);
+        sum += g as f64;
+        dot += (g * d) as f64;
+    }
+    let total = |lanes: [f32; LANES]| lanes.iter().map(|&v| v as f64).sum::<f64>();
+    (total(sums) + sum, total(dots) + dot)
+}
+
+/// The per-channel statistics of `x` (`[n, c, s]` flattened): mean and biased variance (two
+/// passes: the mean first, then the squared deviations from it).
+pub(super) fn statistics(x: &[f32], [n, c, s]: [usize; 3]) -> Vec<(f64, f64)> {
+    let count = (n * s) as f64;
+    (0..c)
+        .into_par_iter()
+        .map(|ci| {
+            let planes = || (0..n).map(move |b| &x[(b * c + ci) * s..][..s]);
+            let sum: f64 = planes().map(|p| lane_sum([p], |[v]| v)).sum();
+            let mean = sum / count;
+            let m = mean as f32;
+            let squares: f64 = planes()
+                .map(|p| lane_sum([p], |[v]| (v - m) * (v - m)))
+                .sum();
+            // The deviations were taken from the f32-rounded mean: correct for the difference.
+            let shift = mean - m as f64;
+            (mean, (squares / count - shift * shift).max(0.0))
+        })
+        .collect()
+}
+
+/// A fresh `[n, c, s]` vector whose image `b`, channel `ci` plane is written by
+/// `fill(b * c * s + ci * s, ci, plane)` (once, not zeroed first), images in parallel. Contract
+/// (why this stays private): `fill` writes every element of the plane it is given.
+pub(super) fn planes_into(
+    len: usize,
+    [_, c, s]: [usize; 3],
+    fill: impl Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let image = (c * s).max(1);
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(image)
+        .enumerate()
+        .for_each(|(b, out)| {
+            for (ci, plane) in out.chunks_mut(s.max(1)).enumerate() {
+                fill(b * image + ci * s, ci, plane);
+            }
+        });
+    // SAFETY: the planes cover `0..len` and `fill` writes every element of each (see callers).
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Per channel, what the output is computed with: `(x − mean) · scale + beta`, `scale` =
+/// `gamma / sqrt(variance + epsilon)` from the f32 variance the forward pass returns (so that the
+/// backward pass gets the same scale, and a ReLU's mask, bit for bit).
+pub(super) fn scales(gamma: &[f32], variance: &[f32], epsilon: f64) -> Vec<f32> {
+    gamma
+        .iter()
+        .zip(variance)
+        .map(|(&g, &v)| (g as f64 / (v as f64 + epsilon).sqrt()) as f32)
+        .collect()
+}
+
+/// Forward: (output, mean, variance); with `relu`, the output is `max(0, ·)`'s.
+pub fn forward_kernel(
+    x: &[f32],
+    shape: [usize; 3],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+    relu: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let stats = statistics(x, shape);
+    let mean: Vec<f32> = stats.iter().map(|&(m, _)| m as f32).collect();
+    let variance: Vec<f32> = stats.iter().map(|&(_, v)| v as f32).collect();
+    let scale = scales(gamma, &variance, epsilon);
+    // The mean subtracted first, as burn does (x · a + b would cancel large terms when the mean
+    // is large against the spread).
+    let y = planes_into(x.len(), shape, |at, ci, out| {
+        let (m, a, b) = (mean[ci], scale[ci], beta[ci]);
+        let x = &x[at..at + out.len()];
+        if relu {
+            for (o, &x) in out.iter_mut().zip(x) {
+                let v = (x - m) * a + b;
+                o.write(if v > 0.0 { v } else { 0.0 });
+            }
+        } else {
+            for (o, &x) in out.iter_mut().zip(x) {
+                o.write((x - m) * a + b);
+            }
+        }
+    });
+    (y, mean, variance)
+}
+
+/// Backward: (input gradient, gamma gradient, beta gradient). `relu_beta`: the forward pass's
+/// beta where it applied a ReLU, whose mask is computed again from `x` (see [`scales`]).
+#[allow(clippy::too_many_arguments)]
+pub fn backward_kernel(
+    x: &[f32],
+    shape: [usize; 3],
+    gamma: &[f32],
+    mean: &[f32],
+    variance: &[f32],
+    epsilon: f64,
+    relu_beta: Option<&[f32]>,
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let [n, c, s] = shape;
+    let count = (n * s) as f64;
+    let inv_std: Vec<f64> = variance
+        .iter()
+        .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
+        .collect();
+    let scale = scales(gamma, variance, epsilon);
+    let mask = |ci: usize| (scale[ci], relu_beta.map_or(0.0, |b| b[ci]));
+    // Per channel: the sum of dy (beta's gradient) and of dy · x̂ (gamma's), dy masked by the
+    // ReLU's where there is one.
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ci| {
+            let m = mean[ci];
+            let (mut sum, mut dot) = (0f64, 0f64);
+            for b in 0..n {
+                let at = (b * c + ci) * s;
+                let (g, v) = (&dy[at..][..s], &x[at..][..s]);
+                let (plane_sum, plane_dot) = if relu_beta.is_some() {
+                    gradient_sums::<true>(g, v, m, mask(ci))
+                } else {
+                    gradient_sums::<false>(g, v, m, mask(ci))
+                };
+                sum += plane_sum;
+                dot += plane_dot;
+            }
+            (sum, dot * inv_std[ci])
+        })
+        .collect();
+    // dx = gamma · inv_std · (dy − mean(dy) − x̂ · mean(dy · x̂)) with x̂ = (x − m) · inv_std:
+    // dx = dy · k − (x − m) · q − r per channel.
+    let mut k = vec![0f32; c];
+    let mut q = vec![0f32; c];
+    let mut r = vec![0f32; c];
+    for ci in 0..c {
+        let g = gamma[ci] as f64 * inv_std[ci];
+        let mean_dy = sums[ci].0 / count;
+        let mean_dyxhat = sums[ci].1 / count;
+        k[ci] = g as f32;
+        q[ci] = (g * inv_std[ci] * mean_dyxhat) as f32;
+        r[ci] = (g * mean_dy) as f32;
+    }
+    let dx = planes_into(x.len(), shape, |at, ci, out| {
+        let (m, k, q, r) = (mean[ci], k[ci], q[ci], r[ci]);
+        let (dy, x) = (&dy[at..at + out.len()], &x[at..at + out.len()]);
+        if relu_beta.is_some() {
+            let (a, b) = mask(ci);
+            for ((o, &g), &x) in out.iter_mut().zip(dy).zip(x) {
+                let d = x - m;
+                let g = if d * a + b > 0.0 { g } else { 0.0 };
+                o.write(g * k - d * q - r);
+            }
+        } else {
+            for ((o, &g), &x) in out.iter_mut().zip(dy).zip(x) {
+                o.write(g * k - (x - m) * q - r);
+            }
+        }
+    });
+    let gamma_grad = sums.iter().map(|&(_, d)| d as f32).collect();
+    let beta_grad = sums.iter().map(|&(s, _)| s as f32).collect();
+    (dx, gamma_grad, beta_grad)
+}
