@@ -4,11 +4,15 @@
 //! - [`models`]: the models of the seed's suites and small ones for CPU runs; their convolutions
 //!   and batch norms run on the `flex_kernels` crate.
 //! - [`train`]: one run, written to a run folder as it goes.
+//! - [`compare`]: arms x seeds on one suite, then the table and plots (`gclab compare`).
 //! - [`report`]: tables and plots from run folders.
+//! - [`plan`]: the GC plan of a lab model (`gclab plan`).
 //! - [`suites`]: the experiment presets.
 
+pub mod compare;
 pub mod data;
 pub mod models;
+pub mod plan;
 pub mod report;
 pub mod suites;
 pub mod train;

@@ -1,0 +1,57 @@
+//! `gclab plan`: which parameters of a lab model GC centralizes, along which axis, and why not.
+
+use anyhow::{Result, bail};
+use burn::tensor::Device;
+use gradient_centralization::{GcPlan, Scope};
+
+use crate::models::{ModelName, Net};
+
+/// The scope a `--scope` name selects: `gc` (conv and linear), `gcc` (conv only), `none`,
+/// `seed-gc` or `seed-gcc` (the seed's rank rule).
+pub fn scope(name: &str) -> Result<Scope> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "gc" => Scope::ConvLinear,
+        "gcc" => Scope::ConvOnly,
+        "none" => Scope::None,
+        "seed-gc" => Scope::SEED_GC,
+        "seed-gcc" => Scope::SEED_GCC,
+        other => bail!("unknown scope `{other}`; expected gc, gcc, none, seed-gc or seed-gcc"),
+    })
+}
+
+/// The plan of `model` (built for `channels` input channels and `classes` classes) under `scope`,
+/// as the table `gclab plan` prints, headed by the model.
+pub fn describe(model: ModelName, scope: Scope, channels: usize, classes: usize) -> String {
+    let net = Net::new(
+        model,
+        channels,
+        model.default_size(),
+        classes,
+        &Device::flex(),
+    );
+    let plan = GcPlan::new(&net, scope);
+    format!("{model} ({channels} input channels, {classes} classes)\n{plan}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_by_name_and_unknown_ones_named() {
+        assert_eq!(scope("GC").unwrap(), Scope::ConvLinear);
+        assert_eq!(scope("seed-gcc").unwrap(), Scope::SEED_GCC);
+        let err = scope("conv").unwrap_err().to_string();
+        assert!(err.contains("unknown scope `conv`"), "{err}");
+    }
+
+    #[test]
+    fn the_small_cnn_plan_names_its_layers() {
+        let text = describe(ModelName::SmallCnn, Scope::ConvLinear, 1, 10);
+        assert!(
+            text.starts_with("small-cnn (1 input channels, 10 classes)"),
+            "{text}"
+        );
+        assert!(text.contains("conv1.weight"), "{text}");
+    }
+}

@@ -1,0 +1,120 @@
+//! What a run records: one line of numbers per epoch, and the summary at its end.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::RunConfig;
+
+/// One epoch's numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Learning rate at the epoch's last step.
+    pub lr: f64,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Training top-1 accuracy (%), measured on the fly.
+    pub train_top1: f64,
+    /// Test loss.
+    pub test_loss: f64,
+    /// Test top-1 accuracy (%).
+    pub test_top1: f64,
+    /// Test top-5 accuracy (%).
+    pub test_top5: f64,
+    /// Wall-clock seconds of the epoch (training and test).
+    pub seconds: f64,
+    /// Training images per second.
+    pub images_per_second: f64,
+}
+
+impl EpochMetrics {
+    /// The CSV header matching [`csv_row`](Self::csv_row).
+    pub const CSV_HEADER: &'static str =
+        "epoch,lr,train_loss,train_top1,test_loss,test_top1,test_top5,seconds,images_per_second";
+
+    /// One CSV row.
+    pub fn csv_row(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{:.3},{:.1}",
+            self.epoch,
+            self.lr,
+            self.train_loss,
+            self.train_top1,
+            self.test_loss,
+            self.test_top1,
+            self.test_top5,
+            self.seconds,
+            self.images_per_second
+        )
+    }
+}
+
+/// The outcome of a run; saved as `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The run's config.
+    pub config: RunConfig,
+    /// The data: name, where it was read from, and the number of images.
+    pub data: DataInfo,
+    /// Every finished epoch.
+    pub epochs: Vec<EpochMetrics>,
+    /// Test top-1 after the last finished epoch.
+    pub final_test_top1: f64,
+    /// Best test top-1 and its epoch.
+    pub best_test_top1: f64,
+    /// Epoch of the best test top-1.
+    pub best_epoch: usize,
+    /// Wall-clock seconds of the whole run.
+    pub seconds: f64,
+    /// Whether the run stopped early on Ctrl-C.
+    pub interrupted: bool,
+}
+
+/// Which data a run saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// The dataset's name.
+    pub name: String,
+    /// The folder it was read from.
+    pub source: PathBuf,
+    /// Training images.
+    pub train_images: usize,
+    /// Test images.
+    pub test_images: usize,
+}
+
+impl Summary {
+    /// The summary of a run of `config` on `data` that finished `epochs` in `seconds`: the best
+    /// epoch is the first with the highest test top-1.
+    pub fn new(
+        config: &RunConfig,
+        data: DataInfo,
+        epochs: Vec<EpochMetrics>,
+        seconds: f64,
+        interrupted: bool,
+    ) -> Summary {
+        let (best_epoch, best_test_top1) =
+            epochs
+                .iter()
+                .map(|m| (m.epoch, m.test_top1))
+                .fold((0, f64::NAN), |best, m| {
+                    if best.1.is_nan() || m.1 > best.1 {
+                        m
+                    } else {
+                        best
+                    }
+                });
+        Summary {
+            config: config.clone(),
+            data,
+            final_test_top1: epochs.last().map_or(f64::NAN, |m| m.test_top1),
+            best_test_top1,
+            best_epoch,
+            epochs,
+            seconds,
+            interrupted,
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Runs on tiny generated data: a run folder, resuming, stopping on NaN, top-k.
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Tensor, TensorData};
+
+use super::epoch::StepAt;
+use super::*;
+use crate::data::augment::Rng;
+use crate::data::{ImageSet, Images, Normalize};
+use gradient_centralization::Scope;
+
+/// 8x8 images: class 0 bright on the left half, class 1 on the right, with a little noise.
+fn halves(n: usize, seed: u64) -> ImageSet {
+    let mut rng = Rng::new(&[seed]);
+    let mut pixels = Vec::with_capacity(n * 64);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let label = (i % 2) as u32;
+        for _ in 0..8 {
+            for x in 0..8 {
+                let bright = (x < 4) == (label == 0);
+                pixels.push(if bright { 200 } else { 20 } + rng.below(30) as u8);
+            }
+        }
+        labels.push(label);
+    }
+    ImageSet {
+        channels: 1,
+        height: 8,
+        width: 8,
+        pixels,
+        labels,
+        classes: 2,
+    }
+}
+
+fn splits() -> Splits {
+    Splits {
+        name: "halves".into(),
+        source: "generated".into(),
+        train: Images::Memory(halves(64, 1)),
+        test: Images::Memory(halves(16, 2)),
+        normalize: Normalize {
+            mean: vec![0.4],
+            std: vec![0.35],
+        },
+    }
+}
+
+fn config(lr: f64) -> RunConfig {
+    RunConfig {
+        label: "sgd_gc".into(),
+        model: ModelName::SmallCnn,
+        optimizer: "SGD_GC".into(),
+        hyper: Hyper {
+            momentum: Some(0.9),
+            ..Hyper::default()
+        },
+        lr,
+        schedule: Schedule::Constant,
+        warmup_epochs: 0,
+        epochs: 2,
+        batch_size: 16,
+        seed: 3,
+        augment: Augment::None,
+        test_augment: Augment::None,
+        workers: 2,
+    }
+}
+
+/// An ImageFolder tree of PNG and JPEG files of several sizes: bright-left images are class
+/// `a`, bright-right ones class `b`; the run decodes, crops and resizes them batch by batch.
+#[test]
+fn a_run_trains_on_an_image_folder() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = crate::test_dir("run-folder");
+    let data = dir.join("data");
+    for (split, n) in [("train", 12), ("val", 4)] {
+        for (class, left) in [("a", true), ("b", false)] {
+            let folder = data.join(split).join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..n {
+                let (w, h) = (16 + 2 * i, 12 + i);
+                let image = image::RgbImage::from_fn(w, h, |x, _| {
+                    let bright = (x < w / 2) == left;
+                    image::Rgb([if bright { 220 } else { 30 }; 3])
+                });
+                let ext = if i % 2 == 0 { "png" } else { "jpg" };
+                image.save(folder.join(format!("{i}.{ext}"))).unwrap();
+            }
+        }
+    }
+    let splits = crate::data::folder::load(&data, "halves").unwrap();
+    let mut config = config(0.05);
+    config.augment = Augment::ResizeRandomCrop { resize: 9, crop: 8 };
+    config.test_augment = Augment::ResizeCenterCrop { resize: 9, crop: 8 };
+    config.epochs = 1;
+    config.batch_size = 8;
+    let summary = run(
+        &config,
+        &splits,
+        &dir.join("run"),
+        &ProgressBar::hidden(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(summary.epochs.len(), 1);
+    assert!(summary.epochs[0].train_loss.is_finite(), "{summary:?}");
+    // A transform that does not resize cannot read files of any size.
+    config.augment = Augment::None;
+    let err = run(
+        &config,
+        &splits,
+        &dir.join("run2"),
+        &ProgressBar::hidden(),
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("need a resizing transform"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_run_writes_its_folder_and_learns_an_easy_task() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = crate::test_dir("run-ok");
+    let summary = run(
+        &config(0.05),
+        &splits(),
+        &dir,
+        &ProgressBar::hidden(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(summary.epochs.len(), 2);
+    assert!(summary.final_test_top1 > 90.0, "{summary:?}");
+    for file in [
+        "config.json",
+        "plan.txt",
+        "metrics.csv",
+        "metrics.jsonl",
+        "summary.json",
+    ] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+    // The same seed gives the same numbers.
+    let again = run(
+        &config(0.05),
+        &splits(),
+        &dir,
+        &ProgressBar::hidden(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(again.epochs[1].train_loss, summary.epochs[1].train_loss);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Stop after epoch 1 (as Ctrl-C or a crash would), resume, and end with the numbers of a run
+/// that was never stopped: same metrics, same final weights.
+#[test]
+fn a_resumed_run_ends_with_the_numbers_of_an_uninterrupted_one() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cfg = config(0.05);
+    cfg.epochs = 3;
+    let straight_dir = crate::test_dir("run-straight");
+    let straight = run(
+        &cfg,
+        &splits(),
+        &straight_dir,
+        &ProgressBar::hidden(),
+        false,
+    )
+    .unwrap();
+
+    let dir = crate::test_dir("run-resumed");
+    let first = RunConfig {
+        epochs: 3,
+        ..cfg.clone()
+    };
+    // Run one epoch, then pretend the process died: drop the summary, keep the checkpoint.
+    let mut one = first.clone();
+    one.epochs = 1;
+    run(&one, &splits(), &dir, &ProgressBar::hidden(), false).unwrap();
+    write_atomic(
+        &dir.join("config.json"),
+        serde_json::to_string_pretty(&first).unwrap().as_bytes(),
+    )
+    .unwrap();
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    let resumed = run(&first, &splits(), &dir, &ProgressBar::hidden(), true).unwrap();
+
+    assert_eq!(resumed.epochs.len(), 3);
+    for (a, b) in straight.epochs.iter().zip(&resumed.epochs) {
+        assert_eq!(
+            (a.train_loss, a.test_loss, a.test_top1),
+            (b.train_loss, b.test_loss, b.test_top1)
+        );
+    }
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    // The final weights agree: the same outputs on the same input, to the last bit.
+    let device = Device::flex();
+    let fresh = || Net::new(ModelName::SmallCnn, 1, 8, 2, &device);
+    let a = checkpoint::load_model(&straight_dir.join("checkpoint"), fresh()).unwrap();
+    let b = checkpoint::load_model(&dir.join("checkpoint"), fresh()).unwrap();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(
+            splits()
+                .test
+                .memory()
+                .unwrap()
+                .pixels
+                .iter()
+                .map(|&p| p as f32 / 255.0)
+                .collect::<Vec<_>>(),
+            [16, 1, 8, 8],
+        ),
+        &device,
+    );
+    let (ya, yb) = (
+        a.valid().forward(x.clone()).into_data(),
+        b.valid().forward(x).into_data(),
+    );
+    assert_eq!(
+        ya.try_to_vec::<f32>().unwrap(),
+        yb.try_to_vec::<f32>().unwrap()
+    );
+
+    // A different config is refused.
+    let mut other = first.clone();
+    other.lr = 0.1;
+    let err = run(&other, &splits(), &dir, &ProgressBar::hidden(), true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("another config"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(straight_dir).unwrap();
+}
+
+#[test]
+fn a_diverging_loss_stops_the_run_naming_epoch_and_step() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = crate::test_dir("run-nan");
+    let err = run(
+        &config(1e30),
+        &splits(),
+        &dir,
+        &ProgressBar::hidden(),
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("at epoch 1, step") && err.contains("lower the learning rate"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_non_finite_gradient_stops_the_step_naming_parameter_epoch_and_step() {
+    let device = Device::flex().autodiff();
+    let model = Net::seeded(ModelName::SmallCnn, 1, 28, 10, 7, &device);
+    let x = Tensor::<4>::ones([2, 1, 28, 28], &device);
+    let mut grads = GradientsParams::from_grads(model.forward(x).sum().backward(), &model);
+    let at = StepAt {
+        label: "sgd_gc seed 1",
+        epoch: 2,
+        step: 40,
+        steps: 94,
+        lr: 0.1,
+    };
+    assert!(at.check_gradients(&model, &grads).is_ok());
+    // Put a NaN into the gradient of one parameter in the middle of the model.
+    let plan = gradient_centralization::GcPlan::new(&model, Scope::None);
+    let entry = plan
+        .entries()
+        .iter()
+        .find(|entry| entry.kind == gradient_centralization::LayerKind::Linear)
+        .expect("the small CNN has a linear layer");
+    let mut values = vec![1.0f32; entry.shape.iter().product()];
+    values[3] = f32::NAN;
+    values[5] = f32::INFINITY;
+    grads.register::<2>(
+        entry.id,
+        Tensor::from_data(
+            TensorData::new(values, entry.shape.clone()),
+            &device.clone().inner(),
+        ),
+    );
+    let err = at.check_gradients(&model, &grads).unwrap_err().to_string();
+    assert!(
+        err.starts_with("sgd_gc seed 1: at epoch 3, step 41 of 94 (lr 1e-1)")
+            && err.contains(&format!(
+                "gradient of `{}` is not finite (2 NaN/Inf",
+                entry.path
+            )),
+        "{err}"
+    );
+}
+
+#[test]
+fn top_k_counts_ties_for_the_label() {
+    let logits = TensorData::new(vec![0.1f32, 0.9, 0.5, 0.5, 0.2, 0.3], [2, 3]);
+    assert_eq!(top_k_correct(logits.clone(), &[1, 0], 1), 2);
+    assert_eq!(top_k_correct(logits.clone(), &[0, 2], 1), 0);
+    assert_eq!(top_k_correct(logits, &[2, 2], 2), 2);
+}
