@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Which allocator a training step runs fastest with: glibc as it comes, glibc with the settings
-# gclab applies (gc_lab::memory::keep_freed_memory), mimalloc and jemalloc (Debian's shared
+# gclab applies (flex_kernels::malloc::keep_freed_memory), mimalloc and jemalloc (Debian's shared
 # libraries, preloaded). Runs `train_step --quick --optimizer sgd` once per allocator per round,
 # the allocators interleaved within each round so that a slow moment of the machine weighs on all
 # alike; prints each allocator's median step time over the rounds and its ratio to glibc's.
@@ -43,7 +43,7 @@ if [ -x "$venv/bin/python" ]; then
     allocators+=(pytorch pytorch-tuned)
     export GC_BENCH_THREADS=$(nproc)
 fi
-# glibc's environment variables for the settings gc_lab::memory applies (no trimming: a
+# glibc's environment variables for the settings flex_kernels::malloc applies (no trimming: a
 # threshold above any heap here).
 tuned_env=(MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1099511627776 MALLOC_TOP_PAD_=536870912)
 for round in $(seq "$rounds"); do

@@ -5,7 +5,7 @@ matches its stack.
 Work that burn-flex hands to its thread pool is sampled on the pool's threads, whose stacks do not
 show which layer or pass asked for it; so convolutions are split by kernel (direct for the forward
 pass and weight gradients, transposed for input gradients), not by pass. The lab's own
-convolutions (gc_lab::ops::conv, the default) are split by pass where the stack shows it, the
+convolutions (flex_kernels::conv, the default) are split by pass where the stack shows it, the
 direct kernels by kernel, the padded copies and im2col by function. The forward/backward split
 comes from benches/train_step.rs's timings instead.
 
@@ -22,13 +22,13 @@ CATEGORIES = [
     ("bench setup (random inputs, model init)", r"RngExt::sample|ElementRandom|TensorData::random|Config::init|Net::seeded"),
     ("optimizer step", r"gradient_centralization::|ModuleOptimizer"),
     ("kernel: page faults, TLB shootdowns", r"exc_page_fault|clear_page|flush_tlb|do_wp_page|do_anonymous_page"),
-    ("gc_lab::ops::conv: direct kernel, weight gradients", r"gc_lab::ops::conv::direct::kernel_dw|\bkernel_dw<\d+>"),
-    ("gc_lab::ops::conv: direct kernel, forward and flipped input gradients", r"gc_lab::ops::conv::direct::kernel|\bkernel<\d+>"),
-    ("gc_lab::ops::conv: padded copies (direct, shifted)", r"gc_lab::ops::conv::shifted::(embed|extract)"),
-    ("gc_lab::ops::conv: im2col, col2im", r"gc_lab::ops::conv::kernels::Geometry::(im2col|col2im)"),
-    ("gc_lab::ops::conv: forward products", r"gc_lab::ops::conv::kernels::forward"),
-    ("gc_lab::ops::conv: weight gradient products", r"gc_lab::ops::conv::kernels::weight_grad"),
-    ("gc_lab::ops::conv: input gradient products", r"gc_lab::ops::conv::kernels::input_grad"),
+    ("flex_kernels::conv: direct kernel, weight gradients", r"flex_kernels::conv::direct::kernel_dw|\bkernel_dw<\d+>"),
+    ("flex_kernels::conv: direct kernel, forward and flipped input gradients", r"flex_kernels::conv::direct::kernel|\bkernel<\d+>"),
+    ("flex_kernels::conv: padded copies (direct, shifted)", r"flex_kernels::conv::shifted::(embed|extract)"),
+    ("flex_kernels::conv: im2col, col2im", r"flex_kernels::conv::im2col::<impl flex_kernels::conv::geometry::Geometry>::(im2col|col2im)|Geometry::(im2col|col2im)"),
+    ("flex_kernels::conv: forward products", r"flex_kernels::conv::im2col::forward"),
+    ("flex_kernels::conv: weight gradient products", r"flex_kernels::conv::im2col::weight_grad"),
+    ("flex_kernels::conv: input gradient products", r"flex_kernels::conv::im2col::input_grad"),
     ("transposed conv kernels (input gradients)", r"conv_transpose"),
     ("conv kernels (forward, weight gradients)", r"conv3d_impl|conv2d_f32|conv3d_f32|conv_plane|conv3d_small_channel"),
     ("pooling", r"pool"),

@@ -12,6 +12,7 @@
 
 use std::time::Instant;
 
+use bench_support::{Args, median, rotation};
 use burn::backend::Flex;
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::ModuleOps;
@@ -102,16 +103,12 @@ const SIDES: [Side; 6] = [
 const PASSES: [&str; 3] = ["forward", "dw", "dx"];
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let malloc = flex_kernels::malloc::for_bench(&args);
-    let rounds = args
-        .iter()
-        .position(|a| a == "--rounds")
-        .map(|i| args[i + 1].parse().expect("--rounds N"))
-        .unwrap_or(5);
-    let (name, batch, layers): (&str, usize, &[Layer]) = if args.iter().any(|a| a == "--resnet50") {
+    let args = Args::from_env();
+    let malloc = flex_kernels::malloc::for_bench(args.all());
+    let rounds = args.parsed("--rounds").unwrap_or(5);
+    let (name, batch, layers): (&str, usize, &[Layer]) = if args.flag("--resnet50") {
         ("ResNet-50", 16, &RESNET50)
-    } else if args.iter().any(|a| a == "--small-cnn") {
+    } else if args.flag("--small-cnn") {
         ("small-cnn", 128, &SMALL_CNN)
     } else {
         ("ResNet-20", 128, &RESNET20)
@@ -292,8 +289,8 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> [[Option<f64>; SIDES.len()
     // One untimed call of each first: thread pools, buffers.
     for round in 0..=rounds {
         let mut times = [[0f64; SIDES.len()]; 3];
-        for k in 0..sides.len() {
-            let slot = sides[(k + round) % sides.len()];
+        for k in rotation(round, sides.len()) {
+            let slot = sides[k];
             let side = SIDES[slot];
             for op in (0..3).filter(|&op| applies(side, op)) {
                 let mut pass = || match (side, op) {
@@ -343,11 +340,7 @@ fn measure(l: &Layer, batch: usize, rounds: usize) -> [[Option<f64>; SIDES.len()
     }
     std::array::from_fn(|op| {
         std::array::from_fn(|slot| {
-            applies(SIDES[slot], op).then(|| {
-                let mut v: Vec<f64> = samples.iter().map(|s| s[op][slot]).collect();
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            })
+            applies(SIDES[slot], op).then(|| median(samples.iter().map(|s| s[op][slot]).collect()))
         })
     })
 }

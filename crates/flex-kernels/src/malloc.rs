@@ -9,9 +9,8 @@
 //! raises the threshold to its maximum and stops the trimming, so that freed buffers stay in the
 //! heap and the next step reuses them.
 //!
-//! Measured on the project's 2-core machine (docs/PERFORMANCE.md, `scripts/bench-malloc.sh`):
-//! this made ResNet-20 and ResNet-50 training steps faster in every interleaved round, while
-//! mimalloc and jemalloc made them slower.
+//! `scripts/bench-malloc.sh` compares training steps with these settings, glibc as it comes,
+//! mimalloc and jemalloc (docs/PERFORMANCE-LOG.md has the rounds).
 
 /// What [`keep_freed_memory`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use bench_support::{Args, Which, median, param_value, rotation, time};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -23,7 +24,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig as BurnSgdConfig};
 use burn::tensor::{Device, Distribution, Tensor};
 use gc_lab::models::{ModelName, Net};
 use gradient_centralization::optim::diagnostics::{fused_seconds, without_avx2};
-use gradient_centralization::{Centralize, GcPlan, Hyper, Preset, Scope};
+use gradient_centralization::{Centralize, GcPlan, Hyperparameters, Preset, Scope};
 
 /// Gradients for every parameter, kept to hand out fresh `GradientsParams` each step.
 struct GradientSet {
@@ -90,45 +91,10 @@ impl GradientSet {
     }
 }
 
-/// Wait for the step to have happened: read one value of the last parameter the optimizer wrote.
+/// Waits for the step to have happened: reads one value of the last parameter the optimizer
+/// wrote.
 fn sync(model: &Net) {
-    struct Last(Option<f32>);
-    impl ModuleVisitor for Last {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0 = Some(
-                param
-                    .val()
-                    .flatten::<1>(0, D - 1)
-                    .slice(0..1)
-                    .into_scalar::<f32>(),
-            );
-        }
-    }
-    let mut last = Last(None);
-    model.visit(&mut last);
-    black_box(last.0);
-}
-
-/// Median seconds of `samples` timed calls after `warmup` untimed ones.
-fn time(warmup: usize, samples: usize, mut f: impl FnMut()) -> (f64, f64) {
-    for _ in 0..warmup {
-        f();
-    }
-    let times: Vec<f64> = (0..samples)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    let best = times.iter().copied().fold(f64::INFINITY, f64::min);
-    (median(times), best)
-}
-
-/// The middle value (the upper one of the two middle values of an even count).
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    black_box(param_value(model, Which::Last));
 }
 
 /// Copy bandwidth in bytes/s (read + write counted), the best of several copies of `n` floats,
@@ -157,7 +123,7 @@ struct Case {
     optimizer: Box<dyn Fn(&Net) -> ModuleOptimizer>,
 }
 
-fn preset(name: &'static str, bytes: f64, hyper: Hyper) -> Case {
+fn preset(name: &'static str, bytes: f64, hyper: Hyperparameters) -> Case {
     Case {
         name,
         baseline_isa: false,
@@ -169,7 +135,7 @@ fn preset(name: &'static str, bytes: f64, hyper: Hyper) -> Case {
 }
 
 /// The preset `name` without `_sse2`, its kernels limited to the baseline instruction set.
-fn baseline_isa(name: &'static str, bytes: f64, hyper: Hyper) -> Case {
+fn baseline_isa(name: &'static str, bytes: f64, hyper: Hyperparameters) -> Case {
     let preset = name.strip_suffix("_sse2").expect("a name ending in _sse2");
     Case {
         baseline_isa: true,
@@ -185,26 +151,20 @@ impl Case {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
+    let args = Args::from_env();
+    let quick = args.flag("--quick");
     // `--only NAME[,NAME..]`: time those optimizers (and plain SGD, the baseline), e.g. under a
     // profiler.
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1).cloned());
+    let only = args.value("--only").map(str::to_string);
     // `--backward-layout`: convolution weight gradients laid out as burn's backward pass gives
     // them (first two axes swapped) instead of densely.
-    let swapped = args.iter().any(|a| a == "--backward-layout");
-    let malloc = flex_kernels::malloc::for_bench(&args);
+    let swapped = args.flag("--backward-layout");
+    let malloc = flex_kernels::malloc::for_bench(args.all());
     let (warmup, mut samples) = if quick { (1, 3) } else { (2, 15) };
     // `--samples N`: more rounds where the machine is noisy.
-    if let Some(i) = args.iter().position(|a| a == "--samples") {
-        samples = args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .filter(|&v| v > 0)
-            .expect("--samples takes a positive whole number");
+    if let Some(n) = args.parsed::<usize>("--samples") {
+        assert!(n > 0, "--samples takes a positive whole number");
+        samples = n;
     }
     let device = Device::flex().autodiff();
     device.seed(0);
@@ -220,14 +180,14 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     let bw = bandwidth(n, threads);
 
-    let sgd = Hyper {
+    let sgd = Hyperparameters {
         momentum: Some(0.9),
         weight_decay: Some(5e-4),
-        ..Hyper::default()
+        ..Hyperparameters::default()
     };
-    let adam = Hyper {
+    let adam = Hyperparameters {
         weight_decay: Some(5e-4),
-        ..Hyper::default()
+        ..Hyperparameters::default()
     };
     let cases = vec![
         preset("sgd", 20.0, sgd),
@@ -248,7 +208,7 @@ fn main() {
         preset("adam", 28.0, adam),
         preset("adam_gc", 32.0, adam),
         preset("adamw_gcc", 32.0, adam),
-        preset("adagrad_gcc", 24.0, Hyper::default()),
+        preset("adagrad_gcc", 24.0, Hyperparameters::default()),
         // What the AVX2 kernels bring: the same steps limited to the baseline instruction set.
         baseline_isa("sgd_sse2", 20.0, sgd),
         baseline_isa("sgd_gc_sse2", 24.0, sgd),
@@ -315,9 +275,8 @@ fn main() {
     let mut bw = bw;
     let mut bws = Vec::new();
     for round in 0..warmup + samples {
-        let count = live.len();
-        for k in 0..count {
-            let l = &mut live[(k + round) % count];
+        for k in rotation(round, live.len()) {
+            let l = &mut live[k];
             let seconds = match (&mut l.optimizer, l.model.take()) {
                 (Some(optimizer), Some(m)) => {
                     // Uniquely owned gradients, as a backward pass hands them over; made before

@@ -21,12 +21,13 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use bench_support::{Args, Which, median, param_value};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use flex_kernels::conv::dispatch::{Method, with_method};
 use gc_lab::models::{ModelName, Net};
-use gradient_centralization::{Hyper, Preset, check_gradients};
+use gradient_centralization::{Hyperparameters, Preset, check_gradients};
 
 struct Phases {
     forward: f64,
@@ -34,11 +35,6 @@ struct Phases {
     step: f64,
     /// `check_gradients`, which gclab runs before every step (not in the step's total).
     check: f64,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Peak resident memory of this process in MiB (`VmHWM`).
@@ -65,16 +61,16 @@ fn measure(
 ) -> Phases {
     let device = device.clone().autodiff();
     let mut model = Net::seeded(name, 3, size, classes, 0, &device);
-    let hyper = Hyper {
+    let hyper = Hyperparameters {
         momentum: Some(0.9),
         weight_decay: Some(5e-4),
-        ..Hyper::default()
+        ..Hyperparameters::default()
     };
     let preset: Preset = optimizer.parse().expect("an optimizer name");
     let hyper = if preset.family == gradient_centralization::Family::Sgd {
         hyper
     } else {
-        Hyper {
+        Hyperparameters {
             momentum: None,
             ..hyper
         }
@@ -127,36 +123,20 @@ fn measure(
     }
 }
 
-/// One value of the classifier's weights, read to wait for the optimizer.
+/// One value of the first parameter, read to wait for the optimizer.
 fn first_value(model: &Net) -> f32 {
-    struct First(Option<f32>);
-    impl burn::module::ModuleVisitor for First {
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-            if self.0.is_none() {
-                self.0 = Some(
-                    param
-                        .val()
-                        .flatten::<1>(0, D - 1)
-                        .slice(0..1)
-                        .into_scalar::<f32>(),
-                );
-            }
-        }
-    }
-    let mut first = First(None);
-    burn::module::Module::visit(model, &mut first);
-    first.0.unwrap_or(0.0)
+    param_value(model, Which::First).unwrap_or(0.0)
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = Args::from_env();
     // As `gclab` runs, unless `--default-malloc` (glibc as it comes; see `flex_kernels::malloc`).
-    let malloc = flex_kernels::malloc::for_bench(&args);
-    let quick = args.iter().any(|a| a == "--quick");
+    let malloc = flex_kernels::malloc::for_bench(args.all());
+    let quick = args.flag("--quick");
     // burn's own convolution and batch norm instead of `flex_kernels`', to measure one against
     // the other.
-    let im2col = args.iter().any(|a| a == "--im2col");
-    let ops = if args.iter().any(|a| a == "--burn-ops") {
+    let im2col = args.flag("--im2col");
+    let ops = if args.flag("--burn-ops") {
         flex_kernels::use_burn_ops(true);
         "burn's"
     } else if im2col {
@@ -164,11 +144,7 @@ fn main() {
     } else {
         "flex_kernels"
     };
-    let backend = args
-        .iter()
-        .position(|a| a == "--backend")
-        .and_then(|i| args.get(i + 1))
-        .map_or("flex", String::as_str);
+    let backend = args.value("--backend").unwrap_or("flex");
     let device = match backend {
         "flex" => Device::flex(),
         #[cfg(feature = "ndarray")]
@@ -187,16 +163,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let model = if args.iter().any(|a| a == "resnet50") {
+    let model = if args.flag("resnet50") {
         "resnet50"
     } else {
         "resnet20"
     };
-    let optimizer = args
-        .iter()
-        .position(|a| a == "--optimizer")
-        .and_then(|i| args.get(i + 1))
-        .map_or("sgd_gc", String::as_str);
+    let optimizer = args.value("--optimizer").unwrap_or("sgd_gc");
     let (name, batch, size, classes): (ModelName, _, _, _) = match model {
         "resnet50" => ("imagenet-r50".parse().unwrap(), 16, 224, 1000),
         _ => ("resnet20".parse().unwrap(), 128, 32, 10),

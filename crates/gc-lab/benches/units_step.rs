@@ -9,6 +9,7 @@
 
 use std::time::Instant;
 
+use bench_support::{Args, rotation};
 use burn::optim::Optimizer;
 use burn::tensor::{Device, Distribution, Tensor};
 use gradient_centralization::optim::diagnostics::{fused_gathers, fused_steps};
@@ -19,7 +20,7 @@ const WARMUP: usize = 5;
 const SAMPLES: usize = 55;
 
 fn main() {
-    let malloc = flex_kernels::malloc::for_bench(&std::env::args().collect::<Vec<_>>());
+    let malloc = flex_kernels::malloc::for_bench(Args::from_env().all());
     let device = Device::flex();
     let sgd = SgdConfig::new()
         .with_momentum(0.9)
@@ -95,8 +96,7 @@ fn interleave<const D: usize>(
     let mut states: Vec<Option<SgdState<D>>> = vec![None; cases.len()];
     let mut times = vec![Vec::new(); cases.len()];
     for round in 0..WARMUP + SAMPLES {
-        for j in 0..cases.len() {
-            let k = (j + round) % cases.len();
+        for k in rotation(round, cases.len()) {
             // A fresh, uniquely owned gradient, made before the clock starts.
             let grad = (cases[k].grad)();
             let weight = weights[k].take().expect("a weight");

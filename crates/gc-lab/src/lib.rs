@@ -17,6 +17,9 @@ pub mod report;
 pub mod suites;
 pub mod train;
 
+#[cfg(test)]
+mod docs;
+
 /// Tests that build or train models take turns: burn's CPU backend shares one thread pool, and
 /// bit-for-bit comparisons between runs hold only when runs do not compete for it.
 #[cfg(test)]

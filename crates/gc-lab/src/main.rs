@@ -41,7 +41,7 @@ enum Command {
     Plan {
         /// The model (one of: small-cnn, resnet20, r18, r34, r50, r101, imagenet-r18, ...).
         model: ModelName,
-        /// gc (conv and linear), gcc (conv only), none, seed-gc or seed-gcc (the seed's rank rule).
+        /// gc (conv and linear), gcc (conv only), none, rank-gc or rank-gcc (the seed's rank rule).
         #[arg(long, default_value = "gc")]
         scope: String,
         /// Input channels.

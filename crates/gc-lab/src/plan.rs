@@ -7,15 +7,15 @@ use gradient_centralization::{GcPlan, Scope};
 use crate::models::{ModelName, Net};
 
 /// The scope a `--scope` name selects: `gc` (conv and linear), `gcc` (conv only), `none`,
-/// `seed-gc` or `seed-gcc` (the seed's rank rule).
+/// `rank-gc` or `rank-gcc` (the seed's rank rule).
 pub fn scope(name: &str) -> Result<Scope> {
     Ok(match name.to_ascii_lowercase().as_str() {
         "gc" => Scope::ConvLinear,
         "gcc" => Scope::ConvOnly,
         "none" => Scope::None,
-        "seed-gc" => Scope::SEED_GC,
-        "seed-gcc" => Scope::SEED_GCC,
-        other => bail!("unknown scope `{other}`; expected gc, gcc, none, seed-gc or seed-gcc"),
+        "rank-gc" => Scope::RANK_RULE_GC,
+        "rank-gcc" => Scope::RANK_RULE_GCC,
+        other => bail!("unknown scope `{other}`; expected gc, gcc, none, rank-gc or rank-gcc"),
     })
 }
 
@@ -40,7 +40,7 @@ mod tests {
     #[test]
     fn scopes_by_name_and_unknown_ones_named() {
         assert_eq!(scope("GC").unwrap(), Scope::ConvLinear);
-        assert_eq!(scope("seed-gcc").unwrap(), Scope::SEED_GCC);
+        assert_eq!(scope("rank-gcc").unwrap(), Scope::RANK_RULE_GCC);
         let err = scope("conv").unwrap_err().to_string();
         assert!(err.contains("unknown scope `conv`"), "{err}");
     }

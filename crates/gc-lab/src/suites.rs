@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use gradient_centralization::{Family, Hyper, Preset};
+use gradient_centralization::{Family, Hyperparameters, Preset};
 
 use crate::data::augment::Augment;
 use crate::data::cifar::{self, Cifar};
@@ -237,11 +237,11 @@ pub fn lr_for(preset: &Preset, sgd_lr: f64) -> f64 {
 }
 
 /// The suite's hyperparameters for `preset`: momentum for SGD, weight decay for all.
-pub fn hyper_for(preset: &Preset, settings: &SuiteSettings) -> Hyper {
+pub fn hyper_for(preset: &Preset, settings: &SuiteSettings) -> Hyperparameters {
     let sgd = matches!(preset.family, Family::Sgd | Family::Sgdw);
-    Hyper {
+    Hyperparameters {
         momentum: sgd.then_some(settings.momentum),
         weight_decay: Some(settings.weight_decay),
-        ..Hyper::default()
+        ..Hyperparameters::default()
     }
 }

@@ -135,18 +135,18 @@ fn main() -> Result<(), GcError> {
     println!("GC plan for SGD_GC (Scope::ConvLinear):");
     println!("{}", GcPlan::new(&model, Scope::ConvLinear));
 
-    let hyper = Hyper {
+    let hyper = Hyperparameters {
         momentum: Some(0.9),
         weight_decay: Some(5e-4),
-        ..Hyper::default()
+        ..Hyperparameters::default()
     };
     let mut runs = [
         Run {
-            optimizer: seed::sgd(&model, &hyper)?,
+            optimizer: paper::sgd(&model, &hyper)?,
             model: model.clone(),
         },
         Run {
-            optimizer: seed::sgd_gc(&model, &hyper)?,
+            optimizer: paper::sgd_gc(&model, &hyper)?,
             model,
         },
     ];

@@ -2,7 +2,7 @@
 //!
 //!     cargo run --release -p gradient-centralization --example learner
 //!
-//! GC needs nothing from burn-train: `seed::sgd_gc` returns a plain burn `ModuleOptimizer`, which is
+//! GC needs nothing from burn-train: `paper::sgd_gc` returns a plain burn `ModuleOptimizer`, which is
 //! exactly what `Learner::new` takes. Checkpointing is switched on to show that the optimizer's
 //! per-group state is saved like any other burn optimizer's.
 //!
@@ -154,10 +154,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     device.seed(7);
     let model = Cnn::new(&device);
 
-    let hyper = Hyper {
+    let hyper = Hyperparameters {
         momentum: Some(0.9),
         weight_decay: Some(5e-4),
-        ..Hyper::default()
+        ..Hyperparameters::default()
     };
     let plan = GcPlan::new(&model, Scope::ConvLinear);
     println!(
@@ -165,7 +165,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         plan.centralized().count(),
         plan.entries().len()
     );
-    let optimizer = seed::sgd_gc(&model, &hyper)?;
+    let optimizer = paper::sgd_gc(&model, &hyper)?;
     // A bare f64 is burn's constant learning-rate scheduler.
     let learner = Learner::new(model, optimizer, LR);
 

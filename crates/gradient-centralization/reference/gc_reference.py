@@ -110,9 +110,9 @@ LAYER_RULE_KINDS = {
     "gc": frozenset(CONV_KINDS + CONV_TRANSPOSE_KINDS + ("linear",)),
     "gcc": frozenset(CONV_KINDS + CONV_TRANSPOSE_KINDS),
 }
-# `seed_rank` rule: a tensor is centralized when its PyTorch-layout rank exceeds this.
+# `rank_rule` rule: a tensor is centralized when its PyTorch-layout rank exceeds this.
 SEED_RANK_THRESHOLD = {"gc": 1, "gcc": 3}
-RULES = ("layer", "seed_rank")
+RULES = ("layer", "rank_rule")
 DTYPES = ("f32", "f64")
 
 
@@ -186,7 +186,7 @@ def make_centralizer(kind, shape, groups, rule, variant):
         if kind in CONV_TRANSPOSE_KINDS:
             return lambda x: centralize_transposed(x, groups)
         return centralize_axis0
-    if rule == "seed_rank":
+    if rule == "rank_rule":
         if rank > SEED_RANK_THRESHOLD[variant]:
             # The seed's arithmetic exactly: a fan-in-1 slice is zeroed, as the seed does.
             return lambda x: centralize_axis0(x, keep_fan_in_one=False)

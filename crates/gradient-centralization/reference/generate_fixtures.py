@@ -75,7 +75,7 @@ ADAGRAD_LR_SCHEDULE = [0.05, 0.1, 0.1, 0.02, 0.005]
 # Adagrad's schedule fixture also moves eps and lr_decay off the other fixtures' values.
 ADAGRAD_LR_SCHEDULE_HYPER = dict(ADAGRAD_HYPER, lr=ADAGRAD_LR_SCHEDULE, lr_decay=0.05, eps=1e-6)
 
-# Schedule fixtures: (optimizer, tag, hyper, also written under seed_rank). Each is checked against the
+# Schedule fixtures: (optimizer, tag, hyper, also written under rank_rule). Each is checked against the
 # same trace with the family's constant lr (the numbers must differ).
 LR_SCHEDULE_FIXTURES = [
     ("sgd_gc", "lr_schedule", dict(SGD_HYPER, lr=SGD_LR_SCHEDULE), True),
@@ -126,7 +126,7 @@ def fixture_list():
     for name, (family, variant, _loc) in ref.OPTIMIZERS.items():
         out.append((f"{name}__layer", name, "layer", FAMILY_HYPER[family]))
         if variant is not None:
-            out.append((f"{name}__seed_rank", name, "seed_rank", FAMILY_HYPER[family]))
+            out.append((f"{name}__rank_rule", name, "rank_rule", FAMILY_HYPER[family]))
     for name, rule, tag, hyper in EXTRAS:
         out.append((f"{name}__{rule}__{tag}", name, rule, hyper))
     return out
@@ -135,8 +135,8 @@ def fixture_list():
 def lr_schedule_fixture_list():
     """(stem, optimizer, rule, hyper) of the schedule fixtures; their params are LR_SCHEDULE_PARAM_SET."""
     out = []
-    for name, tag, hyper, seed_rank in LR_SCHEDULE_FIXTURES:
-        rules = ("layer", "seed_rank") if seed_rank else ("layer",)
+    for name, tag, hyper, rank_rule in LR_SCHEDULE_FIXTURES:
+        rules = ("layer", "rank_rule") if rank_rule else ("layer",)
         for rule in rules:
             out.append((f"{name}__{rule}__{tag}", name, rule, hyper))
     return out

@@ -130,12 +130,12 @@ class GcOperation(unittest.TestCase):
         for kind, shape in [("embedding", (5, 3)), ("bias", (6,)), ("norm", (4,))]:
             self.assertFalse(on(kind, shape, "layer", "gc"))
             self.assertFalse(on(kind, shape, "layer", "gcc"))
-        # seed_rank rule: rank only
-        self.assertTrue(on("embedding", (5, 3), "seed_rank", "gc"))
-        self.assertTrue(on("linear", (6, 7), "seed_rank", "gc"))
-        self.assertFalse(on("conv1d", (5, 2, 3), "seed_rank", "gcc"))
-        self.assertTrue(on("conv_transpose2d", (4, 3, 2, 2), "seed_rank", "gcc"))
-        self.assertFalse(on("bias", (6,), "seed_rank", "gc"))
+        # rank_rule rule: rank only
+        self.assertTrue(on("embedding", (5, 3), "rank_rule", "gc"))
+        self.assertTrue(on("linear", (6, 7), "rank_rule", "gc"))
+        self.assertFalse(on("conv1d", (5, 2, 3), "rank_rule", "gcc"))
+        self.assertTrue(on("conv_transpose2d", (4, 3, 2, 2), "rank_rule", "gcc"))
+        self.assertFalse(on("bias", (6,), "rank_rule", "gc"))
 
 
 class Invariants(unittest.TestCase):

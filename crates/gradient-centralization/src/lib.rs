@@ -16,8 +16,8 @@
 //!     act: Relu::new(),
 //!     out: LinearConfig::new(16, 1).init(&device),
 //! };
-//! let hyper = Hyper { momentum: Some(0.9), weight_decay: Some(5e-4), ..Hyper::default() };
-//! let mut optimizer = seed::sgd_gc(&model, &hyper)?; // the seed's SGD_GC
+//! let hyper = Hyperparameters { momentum: Some(0.9), weight_decay: Some(5e-4), ..Hyperparameters::default() };
+//! let mut optimizer = paper::sgd_gc(&model, &hyper)?; // the seed's SGD_GC
 //! let x = Tensor::<2>::random([64, 4], Distribution::Normal(0.0, 1.0), &device);
 //! let y = x.clone().sum_dim(1); // learn the sum of the inputs
 //! for _ in 0..50 {
@@ -72,7 +72,7 @@ pub use finite::check_gradients;
 pub use plan::{
     ConvTransposeRule, Decision, GcPlan, LayerKind, PlanConfig, PlanEntry, Rule, Scope, SkipReason,
 };
-pub use presets::{Family, Hyper, Preset, seed};
+pub use presets::{Family, Hyperparameters, Preset, paper};
 
 // `#[derive(RecordState)]` on our optimizer states expands to paths at the crate root.
 #[doc(hidden)]
@@ -82,6 +82,7 @@ pub use burn::optim::{RecordState, StateSink, StateSource, join_index, join_path
 pub mod prelude {
     pub use crate::optim::{Centralized, GcOptimizer};
     pub use crate::{
-        Centralize, GcConfig, GcError, GcPlan, Hyper, Placement, Preset, Rule, Scope, seed,
+        Centralize, GcConfig, GcError, GcPlan, Hyperparameters, Placement, Preset, Rule, Scope,
+        paper,
     };
 }

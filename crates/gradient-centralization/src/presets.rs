@@ -41,11 +41,11 @@ pub enum Family {
 /// ```
 /// use burn::nn::{Linear, LinearConfig};
 /// use burn::tensor::Device;
-/// use gradient_centralization::{Hyper, Preset};
+/// use gradient_centralization::{Hyperparameters, Preset};
 ///
 /// let model: Linear = LinearConfig::new(8, 4).init(&Device::flex());
 /// let preset: Preset = "SGD_GC".parse()?;
-/// let hyper = Hyper { momentum: Some(0.9), weight_decay: Some(5e-4), ..Hyper::default() };
+/// let hyper = Hyperparameters { momentum: Some(0.9), weight_decay: Some(5e-4), ..Hyperparameters::default() };
 /// let optimizer = preset.init(&model, &hyper)?;
 /// assert_eq!(preset, Preset::SGD_GC);
 /// # Ok::<(), gradient_centralization::GcError>(())
@@ -103,9 +103,9 @@ presets! {
 
 impl Preset {
     /// The canonical (lower-case) name. For every named preset (`Preset::ALL`) and its
-    /// [`seed_rank`](Self::seed_rank) it parses back to the same preset: those under the seed's rank
-    /// rule carry a suffix, `sgd_gc:seed_rank` being `SGD_GC.seed_rank()`; a plain preset with a
-    /// threshold of your own reads `sgd:seed_rank>2`. A hand-made combination no name describes
+    /// [`rank_rule`](Self::rank_rule) it parses back to the same preset: those under the seed's rank
+    /// rule carry a suffix, `sgd_gc:rank_rule` being `SGD_GC.rank_rule()`; a plain preset with a
+    /// threshold of your own reads `sgd:rank_rule>2`. A hand-made combination no name describes
     /// (GC2 placement without a scope, say) prints the nearest name.
     pub fn name(&self) -> String {
         let family = match self.family {
@@ -120,9 +120,9 @@ impl Preset {
             Scope::ConvLinear => ("_gc", String::new()),
             Scope::ConvOnly => ("_gcc", String::new()),
             Scope::None => ("", String::new()),
-            Scope::SEED_GC => ("_gc", ":seed_rank".to_string()),
-            Scope::SEED_GCC => ("_gcc", ":seed_rank".to_string()),
-            Scope::SeedRank { above } => ("", format!(":seed_rank>{above}")),
+            Scope::RANK_RULE_GC => ("_gc", ":rank_rule".to_string()),
+            Scope::RANK_RULE_GCC => ("_gcc", ":rank_rule".to_string()),
+            Scope::RankRule { above } => ("", format!(":rank_rule>{above}")),
         };
         let placement = match (self.scope, self.placement) {
             (Scope::None, _) | (_, Placement::Gradient) => "",
@@ -133,10 +133,10 @@ impl Preset {
 
     /// The same preset with GC decided by the seed's rank rule (`rank > 1` for `_gc`, `rank > 3` for
     /// `_gcc`), for parity checks against the seed.
-    pub fn seed_rank(self) -> Self {
+    pub fn rank_rule(self) -> Self {
         let scope = match self.scope {
-            Scope::ConvLinear => Scope::SEED_GC,
-            Scope::ConvOnly => Scope::SEED_GCC,
+            Scope::ConvLinear => Scope::RANK_RULE_GC,
+            Scope::ConvOnly => Scope::RANK_RULE_GCC,
             other => other,
         };
         Self { scope, ..self }
@@ -148,7 +148,11 @@ impl Preset {
     }
 
     /// A burn `ModuleOptimizer` for `module` with these hyperparameters.
-    pub fn init<M: Module>(&self, module: &M, hyper: &Hyper) -> Result<ModuleOptimizer, GcError> {
+    pub fn init<M: Module>(
+        &self,
+        module: &M,
+        hyper: &Hyperparameters,
+    ) -> Result<ModuleOptimizer, GcError> {
         self.init_with(module, hyper, &self.gc_config())
     }
 
@@ -157,7 +161,7 @@ impl Preset {
     pub fn init_with<M: Module>(
         &self,
         module: &M,
-        hyper: &Hyper,
+        hyper: &Hyperparameters,
         gc: &GcConfig,
     ) -> Result<ModuleOptimizer, GcError> {
         struct Init<'a, M>(&'a M, &'a GcConfig);
@@ -173,7 +177,7 @@ impl Preset {
     /// Build this preset's optimizer from `hyper` and hand it to `with`.
     pub(crate) fn with_optimizer<W: WithOptimizer>(
         &self,
-        hyper: &Hyper,
+        hyper: &Hyperparameters,
         with: W,
     ) -> Result<W::Output, GcError> {
         hyper.check_applies(self)?;
@@ -267,10 +271,10 @@ impl FromStr for Preset {
             .ok_or_else(unknown)?;
         match suffix {
             None => Ok(preset),
-            Some("seed_rank") if preset.scope != Scope::None => Ok(preset.seed_rank()),
-            Some(suffix) => match suffix.strip_prefix("seed_rank>").map(str::parse) {
+            Some("rank_rule") if preset.scope != Scope::None => Ok(preset.rank_rule()),
+            Some(suffix) => match suffix.strip_prefix("rank_rule>").map(str::parse) {
                 Some(Ok(above)) if preset.scope == Scope::None => Ok(Preset {
-                    scope: Scope::SeedRank { above },
+                    scope: Scope::RankRule { above },
                     ..preset
                 }),
                 _ => Err(unknown()),
@@ -283,7 +287,7 @@ impl FromStr for Preset {
 /// optimizer (never burn's). The learning rate is not here: burn passes it to every step.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Hyper {
+pub struct Hyperparameters {
     /// SGD momentum (default 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,
@@ -314,7 +318,7 @@ pub struct Hyper {
     pub initial_accumulator_value: Option<f64>,
 }
 
-impl Hyper {
+impl Hyperparameters {
     /// A hyperparameter that the preset's optimizer does not have is an error, not ignored.
     fn check_applies(&self, preset: &Preset) -> Result<(), GcError> {
         let sgd = matches!(preset.family, Family::Sgd | Family::Sgdw);
@@ -349,14 +353,14 @@ impl Hyper {
 
 /// One-line constructors under the seed's names: `sgd_gc(&model, &hyper)` is
 /// `Preset::SGD_GC.init(&model, &hyper)`.
-pub mod seed {
+pub mod paper {
     use super::*;
 
     macro_rules! constructors {
         ($($fn_name:ident = $preset:ident;)*) => {
             $(
                 #[doc = concat!("`", stringify!($preset), "` for `module`: see [`Preset::", stringify!($preset), "`].")]
-                pub fn $fn_name<M: Module>(module: &M, hyper: &Hyper) -> Result<ModuleOptimizer, GcError> {
+                pub fn $fn_name<M: Module>(module: &M, hyper: &Hyperparameters) -> Result<ModuleOptimizer, GcError> {
                     Preset::$preset.init(module, hyper)
                 }
             )*

@@ -63,7 +63,7 @@ const NV: usize = 2;
 /// of the 16 registers), the last block of a group 2 or 4 where the channel count leaves that
 /// (an odd count gets one zero-weight channel). A 4 x 3 block (24 positions) left the compiler
 /// one register short: it kept an accumulator on the stack and moved the others round in every
-/// step, and ran at about half the speed (ResNet-20's 16 -> 16 layer 9.7 ms against 4.9).
+/// step, at about half the speed.
 fn blocks(og: usize) -> Vec<(usize, usize)> {
     let mut blocks: Vec<(usize, usize)> = (0..og / 6).map(|b| (6 * b, 6)).collect();
     let rest = og % 6;
@@ -304,9 +304,8 @@ const OB: usize = 2 * LANES;
 /// `dy[oy·ow + ox][o..o + 16] · xpad[ci][oy·wp + ox + off_t]` over every output position (`oy`,
 /// `ox`) of the batch's images in twelve vector accumulators. Against the output positions in the
 /// lanes (as the forward kernel has them), this needs no sums across lanes at the end of a call and
-/// reads no discarded columns (ResNet-20's 64-channel 8x8 layer: 4.6 ms against 7.5; its 16- and
-/// 32-channel ones 4.4 and 3.9 against 5.1 and 5.4; its 3-channel first layer 1.6 against 1.3,
-/// where the transposition weighs most against a fan-in of 27).
+/// reads no discarded columns; it is slower only where the transposition of `dy` weighs most
+/// against the fan-in (a 3-channel first layer).
 pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert!(
         fits(g),
@@ -376,12 +375,12 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                             #[cfg(target_arch = "x86_64")]
                             let sums = unsafe {
                                 match at.len() {
-                                    6 => wide6(kernel_dw::<6>(dy, x, at, shape, count)),
-                                    5 => wide6(kernel_dw::<5>(dy, x, at, shape, count)),
-                                    4 => wide6(kernel_dw::<4>(dy, x, at, shape, count)),
-                                    3 => wide6(kernel_dw::<3>(dy, x, at, shape, count)),
-                                    2 => wide6(kernel_dw::<2>(dy, x, at, shape, count)),
-                                    _ => wide6(kernel_dw::<1>(dy, x, at, shape, count)),
+                                    6 => pad_to_six(kernel_dw::<6>(dy, x, at, shape, count)),
+                                    5 => pad_to_six(kernel_dw::<5>(dy, x, at, shape, count)),
+                                    4 => pad_to_six(kernel_dw::<4>(dy, x, at, shape, count)),
+                                    3 => pad_to_six(kernel_dw::<3>(dy, x, at, shape, count)),
+                                    2 => pad_to_six(kernel_dw::<2>(dy, x, at, shape, count)),
+                                    _ => pad_to_six(kernel_dw::<1>(dy, x, at, shape, count)),
                                 }
                             };
                             #[cfg(not(target_arch = "x86_64"))]
@@ -432,7 +431,7 @@ struct Shape {
 }
 
 /// `sums` in the first `T` rows of six.
-fn wide6<const T: usize>(sums: [[f32; OB]; T]) -> [[f32; OB]; 6] {
+fn pad_to_six<const T: usize>(sums: [[f32; OB]; T]) -> [[f32; OB]; 6] {
     std::array::from_fn(|t| if t < T { sums[t] } else { [0.0; OB] })
 }
 

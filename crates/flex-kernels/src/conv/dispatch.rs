@@ -2,7 +2,7 @@
 //! thresholds below; [`with_method`] overrides it for tests and benches.
 //!
 //! The thresholds come from `benches/conv_layers.rs` on the project's 2-core AVX2 machine
-//! (docs/PERFORMANCE.md, "Convolution methods", has the figures and their history).
+//! (docs/PERFORMANCE-LOG.md, "Convolution methods", has the figures).
 
 use std::cell::Cell;
 
@@ -104,19 +104,20 @@ const ANY: Rule = Rule {
     turned_direct: false,
 };
 
-/// The measured dispatch table, first match wins (within a pass, the faster method first). From
-/// `benches/conv_layers.rs` on ResNet-20's, ResNet-50's and the small CNN's layers:
+/// The measured dispatch table, first match wins (within a pass, the faster method first),
+/// from `benches/conv_layers.rs` on ResNet-20's, ResNet-50's and the small CNN's layers. Every
+/// row also needs a kernel of more than one tap and a method that fits the convolution.
 ///
-/// | pass | method | groups | out ch. | in ch. | pixels | work | why the bound |
-/// |---|---|---|---|---|---|---|---|
-/// | input grad | flipped, on the direct kernel | none | | >= 3 | | | 3-channel layers 0.69-0.80 of the next best; 1 channel 1.8x im2col |
-/// | input grad | flipped, through im2col | none | | >= 16 | | >= 2^21 | 16-256 channels 0.63-0.94 of im2col; below 2^21, 1.07-1.11 |
-/// | forward | direct | any | <= 64 | >= 1 | | | 0.56-0.94 of the next best; 256 channels 4% slower |
-/// | weight grad | direct | any | <= 64 | >= 3 | | | 0.58-0.83; a 1-channel layer 1.22x im2col |
-/// | weight grad | shifted | none | <= 32 | >= 3 | >= 256 | | 16-32 channels 10-22% faster; above, runs disagree |
-/// | input grad | shifted | none | <= 16 | >= 3 | >= 256 | | 16 channels 23-27% faster |
+/// | pass | method | groups | out ch. | in ch. | pixels | work |
+/// |---|---|---|---|---|---|---|
+/// | input grad | flipped, on the direct kernel | none | | >= 3 | | |
+/// | input grad | flipped, through im2col | none | | >= 16 | | >= 2^21 |
+/// | forward | direct | any | <= 64 | >= 1 | | |
+/// | weight grad | direct | any | <= 64 | >= 3 | | |
+/// | weight grad | shifted | none | <= 32 | >= 3 | >= 256 | |
+/// | input grad | shifted | none | <= 16 | >= 3 | >= 256 | |
 ///
-/// docs/PERFORMANCE.md ("Convolution methods") keeps the measurements behind each bound.
+/// docs/PERFORMANCE-LOG.md ("Convolution methods") keeps the measurements behind each bound.
 pub const RULES: [Rule; 6] = [
     Rule {
         pass: Pass::InputGrad,

@@ -216,7 +216,7 @@ pub(crate) mod tests {
     use crate::models::ModelName;
     use crate::train::schedule::Schedule;
     use crate::train::{DataInfo, EpochMetrics, RunConfig};
-    use gradient_centralization::Hyper;
+    use gradient_centralization::Hyperparameters;
 
     pub(crate) fn summary(label: &str, seed: u64, losses: &[f64], accs: &[f64]) -> Summary {
         let epochs: Vec<EpochMetrics> = losses
@@ -240,7 +240,7 @@ pub(crate) mod tests {
                 label: label.into(),
                 model: ModelName::SmallCnn,
                 optimizer: "sgd".into(),
-                hyper: Hyper::default(),
+                hyper: Hyperparameters::default(),
                 lr: 0.1,
                 schedule: Schedule::Constant,
                 warmup_epochs: 0,

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use burn::tensor::Device;
-use gradient_centralization::{Hyper, Preset};
+use gradient_centralization::{Hyperparameters, Preset};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,7 @@ pub struct RunConfig {
     /// The optimizer, by the library's preset name (`sgd_gc`, `AdamW_GCC`, ...).
     pub optimizer: String,
     /// Its hyperparameters (PyTorch names; unset ones take the seed's defaults).
-    pub hyper: Hyper,
+    pub hyper: Hyperparameters,
     /// Base learning rate.
     pub lr: f64,
     /// Schedule after warmup.

@@ -53,9 +53,9 @@ fn config(lr: f64) -> RunConfig {
         label: "sgd_gc".into(),
         model: ModelName::SmallCnn,
         optimizer: "SGD_GC".into(),
-        hyper: Hyper {
+        hyper: Hyperparameters {
             momentum: Some(0.9),
-            ..Hyper::default()
+            ..Hyperparameters::default()
         },
         lr,
         schedule: Schedule::Constant,

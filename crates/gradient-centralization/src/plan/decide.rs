@@ -20,7 +20,7 @@ pub enum Scope {
     /// is greater than `above` (1 for "_GC", 3 for "_GCC"), over every axis but PyTorch's axis 0,
     /// whatever the layer. Quirks included: Conv1d is skipped by "_GCC", transposed convolutions are
     /// centralized per input channel, embeddings per row.
-    SeedRank {
+    RankRule {
         /// The rank a tensor must exceed to be centralized.
         above: usize,
     },
@@ -28,9 +28,9 @@ pub enum Scope {
 
 impl Scope {
     /// The seed's "_GC" rank rule (`rank > 1`).
-    pub const SEED_GC: Scope = Scope::SeedRank { above: 1 };
+    pub const RANK_RULE_GC: Scope = Scope::RankRule { above: 1 };
     /// The seed's "_GCC" rank rule (`rank > 3`).
-    pub const SEED_GCC: Scope = Scope::SeedRank { above: 3 };
+    pub const RANK_RULE_GCC: Scope = Scope::RankRule { above: 3 };
 }
 
 /// How the weights of transposed convolutions are centralized.
@@ -140,7 +140,7 @@ pub(crate) fn decide(
 ) -> Decision {
     let op = match (scope, kind) {
         (Scope::None, _) => return Decision::Skip(SkipReason::ScopeNone),
-        (Scope::SeedRank { above }, kind) => {
+        (Scope::RankRule { above }, kind) => {
             if shape.len() <= above {
                 return Decision::Skip(SkipReason::Rank {
                     rank: shape.len(),

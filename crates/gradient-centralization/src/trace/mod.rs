@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{GcError, check_lr};
 use crate::plan::LayerKind;
-use crate::presets::{Family, Hyper, Preset};
+use crate::presets::{Family, Hyperparameters, Preset};
 
 /// Floating-point type a trace runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum TraceRule {
     /// By layer kind, as the library's default plan does.
     Layer,
     /// The seed's rank test on PyTorch-layout shapes.
-    SeedRank,
+    RankRule,
 }
 
 /// One parameter of a trace, in PyTorch layout.
@@ -55,7 +55,7 @@ pub struct Trace {
     /// repeated).
     pub lr: Vec<f64>,
     /// The other hyperparameters.
-    pub hyper: Hyper,
+    pub hyper: Hyperparameters,
     /// The float type.
     pub dtype: TraceDtype,
     /// How GC is decided.
@@ -207,7 +207,7 @@ impl Trace {
         if let LrInput::Every(lr) = lr {
             check_lr(lr).map_err(|err| GcError::trace("$.hyper.lr", err.to_string()))?;
         }
-        let hyper: Hyper = serde_json::from_value(Value::Object(hyper_object))
+        let hyper: Hyperparameters = serde_json::from_value(Value::Object(hyper_object))
             .map_err(|err| GcError::trace("$.hyper", err.to_string()))?;
 
         let dtype = match field(root, "dtype").map(|v| v.as_str()) {
@@ -217,11 +217,11 @@ impl Trace {
         };
         let rule = match field(root, "rule").map(|v| v.as_str()) {
             None | Some(Some("layer")) => TraceRule::Layer,
-            Some(Some("seed_rank")) => TraceRule::SeedRank,
+            Some(Some("rank_rule")) => TraceRule::RankRule,
             _ => {
                 return Err(GcError::trace(
                     "$.rule",
-                    "expected \"layer\" or \"seed_rank\"",
+                    "expected \"layer\" or \"rank_rule\"",
                 ));
             }
         };

@@ -16,7 +16,7 @@ impl Trace {
     pub fn run(&self, device: &Device) -> Result<Value, GcError> {
         let preset = match self.rule {
             TraceRule::Layer => self.preset,
-            TraceRule::SeedRank => self.preset.seed_rank(),
+            TraceRule::RankRule => self.preset.rank_rule(),
         };
         let steps = self
             .preset

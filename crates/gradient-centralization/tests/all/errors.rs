@@ -12,7 +12,7 @@ use gradient_centralization::optim::{
 };
 use gradient_centralization::trace::Trace;
 use gradient_centralization::{
-    GcError, Hyper, PlanConfig, Preset, Rule, Scope, check_gradients, check_lr,
+    GcError, Hyperparameters, PlanConfig, Preset, Rule, Scope, check_gradients, check_lr,
 };
 
 fn hyper_error(result: Result<impl Sized, GcError>) -> &'static str {
@@ -95,9 +95,9 @@ fn names_and_inapplicable_hyperparameters() {
         Err(GcError::UnknownOptimizer { .. })
     ));
     assert_eq!("AdamW_GCC".parse::<Preset>().unwrap(), Preset::ADAMW_GCC);
-    let hyper = Hyper {
+    let hyper = Hyperparameters {
         betas: Some((0.9, 0.99)),
-        ..Hyper::default()
+        ..Hyperparameters::default()
     };
     assert!(matches!(
         Preset::SGD_GC.init(&model, &hyper),
@@ -108,26 +108,26 @@ fn names_and_inapplicable_hyperparameters() {
 #[test]
 fn every_preset_name_parses_back_to_the_preset() {
     for &preset in Preset::ALL {
-        for p in [preset, preset.seed_rank()] {
+        for p in [preset, preset.rank_rule()] {
             let name = p.to_string();
             assert_eq!(name.parse::<Preset>().unwrap(), p, "{name}");
         }
     }
-    assert_eq!(Preset::SGD_GC.seed_rank().to_string(), "sgd_gc:seed_rank");
+    assert_eq!(Preset::SGD_GC.rank_rule().to_string(), "sgd_gc:rank_rule");
     assert_eq!(
-        "ADAM_GCC2:seed_rank".parse::<Preset>().unwrap(),
-        Preset::ADAM_GCC2.seed_rank()
+        "ADAM_GCC2:rank_rule".parse::<Preset>().unwrap(),
+        Preset::ADAM_GCC2.rank_rule()
     );
     let own = Preset {
-        scope: Scope::SeedRank { above: 2 },
+        scope: Scope::RankRule { above: 2 },
         ..Preset::SGD
     };
     assert_eq!(own.to_string().parse::<Preset>().unwrap(), own);
     for bad in [
-        "sgd:seed_rank",
-        "sgd_gc:seed_rank>2",
+        "sgd:rank_rule",
+        "sgd_gc:rank_rule>2",
         "sgd_gc:rank",
-        "sgd:seed_rank>x",
+        "sgd:rank_rule>x",
     ] {
         assert!(
             matches!(bad.parse::<Preset>(), Err(GcError::UnknownOptimizer { .. })),
@@ -439,7 +439,7 @@ fn the_trace_format_document_names_everything_the_parser_takes() {
     for preset in Preset::ALL {
         assert!(doc.contains(&quoted(&preset.name())), "optimizer {preset}");
     }
-    assert!(doc.contains("`sgd_gc:seed_rank`") && doc.contains("`sgd:seed_rank>2`"));
+    assert!(doc.contains("`sgd_gc:rank_rule`") && doc.contains("`sgd:rank_rule>2`"));
     for key in gradient_centralization::trace::HYPER_KEYS {
         assert!(doc.contains(&format!("| `{key}` |")), "hyper key {key}");
     }

@@ -7,8 +7,8 @@ use burn::nn::{Linear, LinearConfig, LinearLayout};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, Tolerance};
 use gradient_centralization::{
-    Centralize, Decision, GcConfig, GcError, GcPlan, Hyper, LayerKind, Preset, Rule, Scope,
-    SkipReason, seed,
+    Centralize, Decision, GcConfig, GcError, GcPlan, Hyperparameters, LayerKind, Preset, Rule,
+    Scope, SkipReason, paper,
 };
 
 fn device() -> Device {
@@ -57,7 +57,7 @@ fn linear_col_layout_is_planned_from_its_real_shape() {
     );
 
     // Through a step of SGD_GC: the head moves by −lr·GC(g), the narrow layer by −lr·g.
-    let mut optimizer = seed::sgd_gc(&heads, &Hyper::default()).unwrap();
+    let mut optimizer = paper::sgd_gc(&heads, &Hyperparameters::default()).unwrap();
     let x = Tensor::<2>::from_floats([[0.5, -1.0, 2.0, 0.25, -0.75, 1.5]], &device);
     let loss = heads.head.forward(x).sum()
         + heads
@@ -109,7 +109,7 @@ fn a_grouped_transposed_conv_without_bias_is_never_centralized_across_groups() {
     assert_eq!(entry.decision, Decision::Skip(SkipReason::GroupsUnknown));
     assert!(plan.to_string().contains("groups unknown"), "{plan}");
     // The optimizer refuses, naming the parameter and the fix.
-    match seed::sgd_gcc(&decoder, &Hyper::default()) {
+    match paper::sgd_gcc(&decoder, &Hyperparameters::default()) {
         Err(err @ GcError::GroupsUnknown { .. }) => {
             let message = err.to_string();
             assert!(
@@ -121,11 +121,11 @@ fn a_grouped_transposed_conv_without_bias_is_never_centralized_across_groups() {
         Ok(_) => panic!("a bias-less transposed conv was planned without its groups"),
     }
     // The seed's input-channel rule needs no groups, and the baseline none either.
-    assert!(seed::sgd(&decoder, &Hyper::default()).is_ok());
+    assert!(paper::sgd(&decoder, &Hyperparameters::default()).is_ok());
     assert!(
         Preset::SGD_GCC
-            .seed_rank()
-            .init(&decoder, &Hyper::default())
+            .rank_rule()
+            .init(&decoder, &Hyperparameters::default())
             .is_ok()
     );
 }
@@ -138,7 +138,7 @@ fn a_rule_gives_a_bias_less_transposed_conv_its_groups() {
         .with_rule(r"^up\.weight$", Rule::Groups(2))
         .unwrap();
     let optimizer = Preset::SGD_GCC
-        .init_with(&decoder, &Hyper::default(), &gc)
+        .init_with(&decoder, &Hyperparameters::default(), &gc)
         .unwrap();
     assert_steps_per_output_channel_within_groups(decoder, optimizer, &device);
 }
@@ -156,7 +156,7 @@ fn a_grouped_transposed_conv_with_a_bias_takes_its_groups_from_it() {
         plan.get("up.weight").unwrap().decision,
         Decision::Centralize(Centralize::grouped(1, 2))
     );
-    let optimizer = seed::sgd_gcc(&decoder, &Hyper::default()).unwrap();
+    let optimizer = paper::sgd_gcc(&decoder, &Hyperparameters::default()).unwrap();
     assert_steps_per_output_channel_within_groups(decoder, optimizer, &device);
 }
 

@@ -4,7 +4,7 @@
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
-use gradient_centralization::{Centralize, Hyper, seed};
+use gradient_centralization::{Centralize, Hyperparameters, paper};
 
 use crate::module_optimizer::{Net, assert_same_net};
 
@@ -46,7 +46,7 @@ fn grads_of(net: &Net, device: &Device) -> GradientsParams {
 
 /// SGD_GC without momentum or decay: the step must move every weight by exactly `−lr·GC(g)`.
 fn sgd_gc<M: Module>(net: &M) -> ModuleOptimizer {
-    seed::sgd_gc(net, &Hyper::default()).unwrap()
+    paper::sgd_gc(net, &Hyperparameters::default()).unwrap()
 }
 
 /// Step `net` and check its conv and fc updates are the centralized gradients (a plain step fails
@@ -100,12 +100,12 @@ fn a_checkpoint_restore_routes_the_optimizer_state_by_path() {
     // The restore flow: a fresh model and optimizer (other ids), then the optimizer state and the
     // weights loaded. SGD_GC with momentum, so the state (the momentum buffers) matters.
     let device = device();
-    let hyper = Hyper {
+    let hyper = Hyperparameters {
         momentum: Some(0.9),
-        ..Hyper::default()
+        ..Hyperparameters::default()
     };
     let mut net = Net::new(&device);
-    let mut original = seed::sgd_gc(&net, &hyper).unwrap();
+    let mut original = paper::sgd_gc(&net, &hyper).unwrap();
     for _ in 0..2 {
         net = original.step(0.1, net.clone(), grads_of(&net, &device));
     }
@@ -113,7 +113,7 @@ fn a_checkpoint_restore_routes_the_optimizer_state_by_path() {
     let weights = net.clone().into_record();
 
     let fresh = Net::new(&device);
-    let restored = seed::sgd_gc(&fresh, &hyper).unwrap().load_record(record);
+    let restored = paper::sgd_gc(&fresh, &hyper).unwrap().load_record(record);
     let fresh = fresh.load_record(weights);
     let mut restored = restored;
     let a = original.step(0.1, net.clone(), grads_of(&net, &device));

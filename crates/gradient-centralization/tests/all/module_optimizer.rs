@@ -11,7 +11,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig as BurnSgdConfig};
 use burn::tensor::{Device, Tensor, TensorData, Tolerance};
 use gradient_centralization::optim::{Centralized, SgdConfig, WeightDecay};
 use gradient_centralization::{
-    Centralize, Family, GcConfig, Hyper, Placement, Preset, Scope, seed,
+    Centralize, Family, GcConfig, Hyperparameters, Placement, Preset, Scope, paper,
 };
 
 /// A conv and a linear layer: the smallest model with both kinds of GC axis (also used by
@@ -105,11 +105,11 @@ fn sgd_gc_routes_every_parameter_to_its_axis() {
     let conv_w = net.conv.weight.val().inner();
     let conv_g = grads.get::<4>(net.conv.weight.id).unwrap();
 
-    let hyper = Hyper {
+    let hyper = Hyperparameters {
         weight_decay: Some(wd),
-        ..Hyper::default()
+        ..Hyperparameters::default()
     };
-    let mut optimizer = seed::sgd_gc(&net, &hyper).unwrap();
+    let mut optimizer = paper::sgd_gc(&net, &hyper).unwrap();
     let net = optimizer.step(lr, net, grads);
 
     let expect_fc = fc_w.clone()
@@ -152,18 +152,18 @@ pub fn assert_same_net(a: &Net, b: &Net) {
 fn every_preset_state_round_trips_through_bytes() {
     let device = device();
     let hyper_for = |preset: Preset| match preset.name().as_str() {
-        name if name.starts_with("sgd") => Hyper {
+        name if name.starts_with("sgd") => Hyperparameters {
             momentum: Some(0.9),
             weight_decay: Some(1e-2),
-            ..Hyper::default()
+            ..Hyperparameters::default()
         },
-        name if name.starts_with("adagrad") => Hyper {
+        name if name.starts_with("adagrad") => Hyperparameters {
             initial_accumulator_value: Some(0.1),
-            ..Hyper::default()
+            ..Hyperparameters::default()
         },
-        _ => Hyper {
+        _ => Hyperparameters {
             weight_decay: Some(1e-2),
-            ..Hyper::default()
+            ..Hyperparameters::default()
         },
     };
     // Adam and AdamW twice: without AMSGrad (with GC on the gradient, their state goes through the
@@ -174,7 +174,7 @@ fn every_preset_state_round_trips_through_bytes() {
             preset.family,
             Family::Adam | Family::AdamW | Family::AdamWTorch
         )
-        .then_some(Hyper {
+        .then_some(Hyperparameters {
             amsgrad: Some(true),
             ..hyper
         });
@@ -238,7 +238,7 @@ fn per_group_learning_rates_apply_to_centralized_parameters() {
     let mut scheduler =
         ModuleLrScheduler::new(0.1).with_group(ParamGroup::from_regex(r"^fc\.").unwrap(), 0.01);
     let lr = scheduler.step();
-    let mut optimizer = seed::sgd_gc(&net, &Hyper::default()).unwrap();
+    let mut optimizer = paper::sgd_gc(&net, &Hyperparameters::default()).unwrap();
     let net = optimizer.step(lr, net, grads);
 
     let expect_fc = fc_w - Centralize::along(1).apply(fc_g).mul_scalar(0.01);

@@ -125,9 +125,9 @@ fn conv_only_scope_includes_conv1d_and_transposed_but_not_linear() {
 }
 
 #[test]
-fn seed_rank_rule_reproduces_the_seeds_quirks() {
+fn rank_rule_rule_reproduces_the_seeds_quirks() {
     let device = crate::device();
-    let gcc = GcPlan::new(&zoo(&device), Scope::SEED_GCC);
+    let gcc = GcPlan::new(&zoo(&device), Scope::RANK_RULE_GCC);
     // Conv1d weights have rank 3: the seed's GCC skips them.
     assert_eq!(
         decision(&gcc, "conv1d.weight"),
@@ -135,7 +135,7 @@ fn seed_rank_rule_reproduces_the_seeds_quirks() {
     );
     // Transposed convs per INPUT channel (PyTorch's axis 0 of (in, out/groups, k...)).
     assert_eq!(decision(&gcc, "up.weight"), axis(Centralize::along(0)));
-    let gc = GcPlan::new(&zoo(&device), Scope::SEED_GC);
+    let gc = GcPlan::new(&zoo(&device), Scope::RANK_RULE_GC);
     // Embeddings (rank 2) are centralized per row; Linear per PyTorch row = burn column.
     assert_eq!(decision(&gc, "emb.weight"), axis(Centralize::along(0)));
     assert_eq!(decision(&gc, "fc.weight"), axis(Centralize::along(1)));

@@ -160,9 +160,7 @@ impl Strided {
                     .sum::<usize>();
             // Ask for the rows' elements a few steps of the last outer axis ahead: consecutive
             // steps lie far apart (a whole output-channel block in burn's swapped layout), too
-            // far for the hardware's prefetchers. (`units_step`, two runs, swapped over dense
-            // time: 1x1 1.9-2.0 with the hint, 2.1-2.8 without; 3x3 1.4-1.7 and 1.9. Distances of
-            // 8, 16, 32 and 64 steps differed by less than the runs did.)
+            // far for the hardware's prefetchers (docs/PERFORMANCE-LOG.md: "Hints and blocks").
             if let Some(&(len, stride)) = outer.last()
                 && index[outer.len() - 1] + AHEAD < len
             {

@@ -239,10 +239,9 @@ fn apply<const N: usize>(
 ///
 /// On the way it asks for the row's `states` to be brought into the core's L2 cache: the update
 /// sweep that follows then finds every buffer it reads in cache, and the state's memory traffic
-/// overlaps the mean's instead of following it. (L2, not L1: a row of 4608 elements of weight,
-/// gradient and two states fills 72 KiB, twice an L1 data cache. Measured with `optim_step`, ratio
-/// to plain SGD: SGD_GC 1.18-1.24 without a hint, 1.08-1.10 into L1, 1.11 into L2; Adam_GC 1.48,
-/// 1.44 and 1.30.)
+/// overlaps the mean's instead of following it. L2, not L1: a row of 4608 elements of weight,
+/// gradient and two states fills 72 KiB, twice an L1 data cache (docs/PERFORMANCE-LOG.md has the
+/// measurements).
 #[inline(always)]
 fn row_mean<const N: usize>(w: &[f32], g: &[f32], l2: f32, states: &[&mut [f32]; N]) -> f32 {
     const LANES: usize = 32;
