@@ -42,7 +42,8 @@
 //!   into a burn [`ModuleOptimizer`](burn::optim::ModuleOptimizer) for any [`optim::GcOptimizer`].
 //! - [`optim`]: the seed's SGD, SGDW, Adam, AdamW (seed and torch formulas) and Adagrad, and
 //!   [`optim::Centralized`], GC in front of any burn optimizer.
-//! - [`Preset`] and [`seed`]: the seed's names (`SGD_GC`, `AdamW_GCC`, ...), one line each.
+//! - [`Preset`] and [`paper`]: the optimizers of the paper's reference code under its names (`SGD_GC`,
+//!   `AdamW_GCC`, ...), one line each.
 //! - [`check_gradients`]: the first parameter whose gradient holds NaN or infinity, by path.
 //! - [`trace`]: the replay format behind the `gc-trace` program.
 //!

@@ -351,7 +351,8 @@ impl Hyperparameters {
     }
 }
 
-/// One-line constructors under the seed's names: `sgd_gc(&model, &hyper)` is
+/// One-line constructors of the optimizers of the paper's reference code (the repository
+/// `Yonghongwei/Gradient-Centralization`), under its names: `sgd_gc(&model, &hyper)` is
 /// `Preset::SGD_GC.init(&model, &hyper)`.
 pub mod paper {
     use super::*;

@@ -209,6 +209,24 @@ pub fn per_epoch(
     by_epoch
 }
 
+/// `gclab report`: the table and plots of the runs under `runs` (searched for `summary.json`),
+/// written into `out` (default: the first folder); prints the table and the files written.
+pub fn redraw(runs: &[PathBuf], out: Option<PathBuf>, target_loss: Option<f64>) -> Result<()> {
+    let found = find_summaries(runs)?;
+    let out = match out {
+        Some(out) => out,
+        None => runs.first().context("no run folders given")?.clone(),
+    };
+    crate::train::files::create_dir(&out)?;
+    let arms = arms(found.into_iter().map(|(_, s)| s).collect());
+    let written = write_report(&arms, target_loss, &out)?;
+    println!("{}", std::fs::read_to_string(&written[0])?);
+    for path in &written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -289,22 +307,4 @@ pub(crate) mod tests {
         );
         assert!(table.contains("| 2.0 ± 0.0 |"), "{table}");
     }
-}
-
-/// `gclab report`: the table and plots of the runs under `runs` (searched for `summary.json`),
-/// written into `out` (default: the first folder); prints the table and the files written.
-pub fn redraw(runs: &[PathBuf], out: Option<PathBuf>, target_loss: Option<f64>) -> Result<()> {
-    let found = find_summaries(runs)?;
-    let out = match out {
-        Some(out) => out,
-        None => runs.first().context("no run folders given")?.clone(),
-    };
-    crate::train::files::create_dir(&out)?;
-    let arms = arms(found.into_iter().map(|(_, s)| s).collect());
-    let written = write_report(&arms, target_loss, &out)?;
-    println!("{}", std::fs::read_to_string(&written[0])?);
-    for path in &written {
-        println!("wrote {}", path.display());
-    }
-    Ok(())
 }
