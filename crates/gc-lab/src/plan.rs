@@ -15,6 +15,10 @@ pub fn scope(name: &str) -> Result<Scope> {
         "none" => Scope::None,
         "rank-gc" => Scope::RANK_RULE_GC,
         "rank-gcc" => Scope::RANK_RULE_GCC,
+        "seed-gc" | "seed-gcc" => bail!(
+            "the scope `{name}` is called `{}` now (the reference code's rank rule)",
+            name.to_ascii_lowercase().replace("seed", "rank")
+        ),
         other => bail!("unknown scope `{other}`; expected gc, gcc, none, rank-gc or rank-gcc"),
     })
 }
@@ -43,6 +47,8 @@ mod tests {
         assert_eq!(scope("rank-gcc").unwrap(), Scope::RANK_RULE_GCC);
         let err = scope("conv").unwrap_err().to_string();
         assert!(err.contains("unknown scope `conv`"), "{err}");
+        let err = scope("seed-gc").unwrap_err().to_string();
+        assert!(err.contains("is called `rank-gc` now"), "{err}");
     }
 
     #[test]

@@ -111,7 +111,7 @@ LAYER_RULE_KINDS = {
     "gcc": frozenset(CONV_KINDS + CONV_TRANSPOSE_KINDS),
 }
 # `rank_rule` rule: a tensor is centralized when its PyTorch-layout rank exceeds this.
-SEED_RANK_THRESHOLD = {"gc": 1, "gcc": 3}
+RANK_RULE_THRESHOLD = {"gc": 1, "gcc": 3}
 RULES = ("layer", "rank_rule")
 DTYPES = ("f32", "f64")
 
@@ -187,7 +187,7 @@ def make_centralizer(kind, shape, groups, rule, variant):
             return lambda x: centralize_transposed(x, groups)
         return centralize_axis0
     if rule == "rank_rule":
-        if rank > SEED_RANK_THRESHOLD[variant]:
+        if rank > RANK_RULE_THRESHOLD[variant]:
             # The seed's arithmetic exactly: a fan-in-1 slice is zeroed, as the seed does.
             return lambda x: centralize_axis0(x, keep_fan_in_one=False)
         return None

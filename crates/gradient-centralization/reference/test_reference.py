@@ -130,7 +130,7 @@ class GcOperation(unittest.TestCase):
         for kind, shape in [("embedding", (5, 3)), ("bias", (6,)), ("norm", (4,))]:
             self.assertFalse(on(kind, shape, "layer", "gc"))
             self.assertFalse(on(kind, shape, "layer", "gcc"))
-        # rank_rule rule: rank only
+        # rank_rule: rank only
         self.assertTrue(on("embedding", (5, 3), "rank_rule", "gc"))
         self.assertTrue(on("linear", (6, 7), "rank_rule", "gc"))
         self.assertFalse(on("conv1d", (5, 2, 3), "rank_rule", "gcc"))

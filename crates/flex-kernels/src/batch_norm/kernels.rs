@@ -80,7 +80,7 @@ pub(super) fn statistics(x: &[f32], [n, c, s]: [usize; 3]) -> Vec<(f64, f64)> {
 /// A fresh `[n, c, s]` vector whose image `b`, channel `ci` plane is written by
 /// `fill(b * c * s + ci * s, ci, plane)` (once, not zeroed first), images in parallel. Contract
 /// (why this stays private): `fill` writes every element of the plane it is given.
-pub(super) fn planes_into(
+fn planes_into(
     len: usize,
     [_, c, s]: [usize; 3],
     fill: impl Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync,
@@ -144,7 +144,7 @@ pub fn forward_kernel(
 }
 
 /// Backward: (input gradient, gamma gradient, beta gradient). `relu_beta`: the forward pass's
-/// beta where it applied a ReLU, whose mask is computed again from `x` (see [`scales`]).
+/// beta where it applied a ReLU, whose mask is computed again from `x` (see `scales`).
 #[allow(clippy::too_many_arguments)]
 pub fn backward_kernel(
     x: &[f32],

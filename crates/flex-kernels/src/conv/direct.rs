@@ -61,9 +61,8 @@ const NV: usize = 2;
 
 /// Output channels per block: 6 (12 accumulators, 2 input vectors and a broadcast weight fill 15
 /// of the 16 registers), the last block of a group 2 or 4 where the channel count leaves that
-/// (an odd count gets one zero-weight channel). A 4 x 3 block (24 positions) left the compiler
-/// one register short: it kept an accumulator on the stack and moved the others round in every
-/// step, at about half the speed.
+/// (an odd count gets one zero-weight channel). A 4 x 3 block (24 positions) would need 17
+/// registers: one accumulator would live on the stack, at about half the speed.
 fn blocks(og: usize) -> Vec<(usize, usize)> {
     let mut blocks: Vec<(usize, usize)> = (0..og / 6).map(|b| (6 * b, 6)).collect();
     let rest = og % 6;

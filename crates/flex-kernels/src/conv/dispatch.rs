@@ -24,7 +24,7 @@ pub enum Method {
     Shifted,
     /// The input gradient as a forward convolution of the output gradient, with the kernel
     /// turned by 180 degrees and its channel axes swapped (stride 1 and padding at most `(k -
-    /// 1)·dilation` only; see [`flipped`](super::geometry::flipped)), through the patch matrix when forced, else by the
+    /// 1)·dilation` only; see [`flipped`]), through the patch matrix when forced, else by the
     /// forward pass's own pick. The other passes use im2col.
     Flipped,
     /// The forward pass and the weight gradient by register-blocked kernels over a padded copy

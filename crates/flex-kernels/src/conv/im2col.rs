@@ -14,8 +14,8 @@
 //! the register-blocked kernels of [`super::direct`] on CPUs with AVX2 and FMA, and stride-1
 //! gradients with few output channels otherwise to [`super::shifted`], neither of which needs a
 //! patch matrix; a stride-1 input gradient can also be computed as a forward convolution of `dy`
-//! ([`flipped`]), itself through im2col or the direct kernel. [`method`] picks; [`with_method`]
-//! overrides, for tests and benches.
+//! ([`flipped`]), itself through im2col or the direct kernel. [`method`] picks;
+//! [`with_method`](super::dispatch::with_method) overrides, for tests and benches.
 
 use std::cell::RefCell;
 use std::ops::Range;

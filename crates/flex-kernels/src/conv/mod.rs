@@ -1,6 +1,8 @@
-//! 2-D convolutions for the CPU backend: im2col + one matrix product per image ([`kernels`]), or
-//! for stride-1 gradients with few output channels one product per kernel tap over a padded copy
-//! of the image ([`shifted`]); forward and backward, as a burn backend extension.
+//! 2-D convolutions for the CPU backend, forward and backward, as a burn backend extension. Each
+//! pass goes to one of four methods, as [`dispatch`]'s table of measured thresholds picks: im2col
+//! and one matrix product per image ([`im2col`]), one product per kernel tap over a padded copy
+//! ([`shifted`]), register-blocked AVX2/FMA kernels ([`direct`]), or for the input gradient the
+//! flipped forward convolution ([`geometry::flipped`]).
 //!
 //! burn-flex's own convolution lays every input out channels-last first (on one thread) and
 //! multiplies 512-pixel tiles; its weight gradient is a convolution of the input with the output

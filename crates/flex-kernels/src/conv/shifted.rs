@@ -18,7 +18,7 @@
 //! im2col writes every input element `kh · kw` times into the patch matrix (and col2im adds them
 //! back one short row at a time); here each image is copied once, padded. That pays where the
 //! products are small against the copies: the gradients of layers with few output channels
-//! ([`pays`]). One difference at the edges: the weight gradient pairs each discarded column's
+//! ([`RULES`](super::dispatch::RULES)). One difference at the edges: the weight gradient pairs each discarded column's
 //! zero gradient with a real input element, so an infinite input there gives NaN where im2col
 //! gives ±Inf.
 

@@ -6,6 +6,9 @@
 //! arrays, dtypes and byte strings; anything else is an error naming the byte offset. The memo
 //! keeps copies (cheap: byte payloads are shared), which is exact for data files that never
 //! mutate an object after referring back to it.
+//!
+//! (Over 400 lines: the interpreter is one `match` over the protocol's opcodes, read best in one
+//! place.)
 
 use std::rc::Rc;
 

@@ -11,7 +11,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 
 use super::resnet::{bn, conv};
-use flex_kernels as ops;
+use flex_kernels::{batch_norm, conv};
 
 /// One bottleneck layer of a dense block.
 #[derive(Module, Debug)]
@@ -87,26 +87,22 @@ impl DenseNet {
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = ops::conv::forward(&self.conv1, x);
+        let mut x = conv::forward(&self.conv1, x);
         for (b, block) in self.blocks.iter().enumerate() {
             for layer in block {
                 let y = layer
                     .conv1
-                    .forward(ops::batch_norm::forward_relu(&layer.bn1, x.clone()));
-                let y =
-                    ops::conv::forward(&layer.conv2, ops::batch_norm::forward_relu(&layer.bn2, y));
+                    .forward(batch_norm::forward_relu(&layer.bn1, x.clone()));
+                let y = conv::forward(&layer.conv2, batch_norm::forward_relu(&layer.bn2, y));
                 x = Tensor::cat(vec![y, x], 1);
             }
             if let Some(t) = self.transitions.get(b) {
-                x = self.pool.forward(ops::conv::forward(
-                    &t.conv,
-                    ops::batch_norm::forward_relu(&t.bn, x),
-                ));
+                x = self
+                    .pool
+                    .forward(conv::forward(&t.conv, batch_norm::forward_relu(&t.bn, x)));
             }
         }
-        let x = self
-            .avgpool
-            .forward(ops::batch_norm::forward_relu(&self.bn, x));
+        let x = self.avgpool.forward(batch_norm::forward_relu(&self.bn, x));
         self.fc.forward(x.flatten(1, 3))
     }
 }

@@ -11,7 +11,7 @@ use burn::nn::{
     Relu,
 };
 use burn::tensor::{Device, Tensor};
-use flex_kernels as ops;
+use flex_kernels::{batch_norm, conv};
 
 pub(crate) fn conv(i: usize, o: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
     let p = k / 2;
@@ -55,16 +55,16 @@ impl Norm {
 
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            Norm::Batch(n) => ops::batch_norm::forward(n, x),
+            Norm::Batch(n) => batch_norm::forward(n, x),
             Norm::Group(n) => n.forward(x),
         }
     }
 
     /// `relu(self.forward(x))`; a batch norm's as one operation (see
-    /// [`ops::batch_norm::forward_relu`]).
+    /// [`batch_norm::forward_relu`]).
     pub(crate) fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            Norm::Batch(n) => ops::batch_norm::forward_relu(n, x),
+            Norm::Batch(n) => batch_norm::forward_relu(n, x),
             Norm::Group(n) => burn::tensor::activation::relu(n.forward(x)),
         }
     }
@@ -75,7 +75,7 @@ impl Norm {
 /// `(w − mean) / (std + 1e-5)` over the fan-in, `std` with Bessel's correction.
 pub(crate) fn apply(conv: &Conv2d, x: Tensor<4>, ws: bool) -> Tensor<4> {
     if !ws {
-        return ops::conv::forward(conv, x);
+        return conv::forward(conv, x);
     }
     let weight = conv.weight.val();
     let [o, i, kh, kw] = weight.dims();
@@ -84,8 +84,8 @@ pub(crate) fn apply(conv: &Conv2d, x: Tensor<4>, ws: bool) -> Tensor<4> {
     let centered = flat.clone() - flat.mean_dim(1);
     let variance = centered.clone().powi_scalar(2).sum_dim(1) / (fan_in.max(2) - 1) as f64;
     let standardized = (centered / (variance.sqrt() + 1e-5)).reshape([o, i, kh, kw]);
-    let options = ops::conv::options(conv, x.dims());
-    ops::conv::conv2d(
+    let options = conv::options(conv, x.dims());
+    conv::conv2d(
         x,
         standardized,
         conv.bias.as_ref().map(|b| b.val()),

@@ -10,7 +10,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
 use super::resnet::{bn, conv};
-use flex_kernels as ops;
+use flex_kernels::{batch_norm, conv};
 
 /// The 1x1 projection of a shortcut.
 #[derive(Module, Debug)]
@@ -58,12 +58,12 @@ impl ResNeXtBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = match &self.shortcut {
-            Some(p) => ops::batch_norm::forward(&p.bn, ops::conv::forward(&p.conv, x.clone())),
+            Some(p) => batch_norm::forward(&p.bn, conv::forward(&p.conv, x.clone())),
             None => x.clone(),
         };
-        let y = ops::batch_norm::forward_relu(&self.bn1, ops::conv::forward(&self.conv1, x));
-        let y = ops::batch_norm::forward_relu(&self.bn2, ops::conv::forward(&self.conv2, y));
-        let y = ops::batch_norm::forward(&self.bn3, ops::conv::forward(&self.conv3, y));
+        let y = batch_norm::forward_relu(&self.bn1, conv::forward(&self.conv1, x));
+        let y = batch_norm::forward_relu(&self.bn2, conv::forward(&self.conv2, y));
+        let y = batch_norm::forward(&self.bn3, conv::forward(&self.conv3, y));
         self.act.forward(y + shortcut)
     }
 }
@@ -116,7 +116,7 @@ impl ResNeXt {
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = ops::batch_norm::forward_relu(&self.bn1, ops::conv::forward(&self.conv1, x));
+        let mut x = batch_norm::forward_relu(&self.bn1, conv::forward(&self.conv1, x));
         for stage in &self.stages {
             for block in stage {
                 x = block.forward(x);

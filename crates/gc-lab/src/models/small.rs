@@ -5,7 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
-use flex_kernels as ops;
+use flex_kernels::{batch_norm, conv};
 
 /// conv3x3(16)-BN-ReLU-pool, conv3x3(32)-BN-ReLU-pool, linear(64)-ReLU, linear(classes).
 #[derive(Module, Debug)]
@@ -44,13 +44,13 @@ impl SmallCnn {
 
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(ops::batch_norm::forward_relu(
+        let x = self.pool.forward(batch_norm::forward_relu(
             &self.bn1,
-            ops::conv::forward(&self.conv1, x),
+            conv::forward(&self.conv1, x),
         ));
-        let x = self.pool.forward(ops::batch_norm::forward_relu(
+        let x = self.pool.forward(batch_norm::forward_relu(
             &self.bn2,
-            ops::conv::forward(&self.conv2, x),
+            conv::forward(&self.conv2, x),
         ));
         let x = self.act.forward(self.fc1.forward(x.flatten(1, 3)));
         self.fc2.forward(x)

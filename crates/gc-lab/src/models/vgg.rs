@@ -9,7 +9,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
 use super::resnet::bn;
-use flex_kernels as ops;
+use flex_kernels::{batch_norm, conv};
 
 /// VGG-11's layers: widths, with 0 for a max-pool.
 const VGG11: [usize; 13] = [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];
@@ -65,7 +65,7 @@ impl Vgg {
     /// Logits `[n, classes]`; the input must be 32x32 so that the features end 1x1.
     pub fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
         for layer in &self.features {
-            x = ops::batch_norm::forward_relu(&layer.bn, ops::conv::forward(&layer.conv, x));
+            x = batch_norm::forward_relu(&layer.bn, conv::forward(&layer.conv, x));
             if layer.pool_after {
                 x = self.pool.forward(x);
             }

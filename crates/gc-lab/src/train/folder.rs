@@ -1,16 +1,17 @@
-//! The run folder: started afresh or resumed from its checkpoint, and the epochs it already holds.
+//! The run folder: started afresh or resumed from its checkpoint, the epochs it holds, each new
+//! epoch's line, and the summary that finishes it.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
 use super::checkpoint::{self, State};
-use super::files::{create_dir, write_atomic};
-use super::{EpochMetrics, RunConfig};
+use super::files::{append_line, create_dir, write_atomic};
+use super::{EpochMetrics, RunConfig, Summary};
 
 /// Makes `out_dir` ready for a run of `config`: with `resume` and a checkpoint there, checks that
 /// the folder's config is `config` and returns the checkpoint (its folder and state); otherwise
-/// removes what an earlier run left and writes `config.json`.
+/// removes what an earlier run left and writes `config.json` and the header of `metrics.csv`.
 pub fn prepare(
     config: &RunConfig,
     out_dir: &Path,
@@ -35,9 +36,28 @@ pub fn prepare(
                 &out_dir.join("config.json"),
                 serde_json::to_string_pretty(config)?.as_bytes(),
             )?;
+            append_line(&out_dir.join("metrics.csv"), EpochMetrics::CSV_HEADER)?;
         }
     }
     Ok(resumed)
+}
+
+/// Appends one epoch's line to `metrics.csv` and `metrics.jsonl` (each synced before this returns).
+pub fn append_epoch(out_dir: &Path, metrics: &EpochMetrics) -> Result<()> {
+    append_line(&out_dir.join("metrics.csv"), &metrics.csv_row())?;
+    append_line(
+        &out_dir.join("metrics.jsonl"),
+        &serde_json::to_string(metrics)?,
+    )
+}
+
+/// Writes `summary.json`, atomically: the run is finished (or was interrupted, as it says).
+pub fn finish(out_dir: &Path, summary: &Summary) -> Result<()> {
+    write_atomic(
+        &out_dir.join("summary.json"),
+        serde_json::to_string_pretty(summary)?.as_bytes(),
+    )
+    .context("writing the run's summary")
 }
 
 /// A run folder may only be resumed with the config it was started with.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use burn::tensor::Device;
 use gradient_centralization::{Hyperparameters, Preset};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -26,7 +26,7 @@ use crate::data::Splits;
 use crate::data::augment::Augment;
 use crate::models::{ModelName, Net};
 use epoch::{Epoch, EpochEnd};
-use files::{append_line, write_atomic};
+use files::write_atomic;
 use schedule::Schedule;
 
 /// Everything that defines a run; saved as `config.json` beside its results.
@@ -155,10 +155,7 @@ pub fn run(
             let epochs = folder::saved_epochs(out_dir, state.epochs_done)?;
             (state.epochs_done, epochs)
         }
-        None => {
-            append_line(&out_dir.join("metrics.csv"), EpochMetrics::CSV_HEADER)?;
-            (0, Vec::new())
-        }
+        None => (0, Vec::new()),
     };
 
     let mut interrupted = false;
@@ -197,11 +194,7 @@ pub fn run(
             seconds: epoch_started.elapsed().as_secs_f64(),
             images_per_second: seen as f64 / train_seconds,
         };
-        append_line(&out_dir.join("metrics.csv"), &metrics.csv_row())?;
-        append_line(
-            &out_dir.join("metrics.jsonl"),
-            &serde_json::to_string(&metrics)?,
-        )?;
+        folder::append_epoch(out_dir, &metrics)?;
         checkpoint::save(out_dir, &model, &optimizer, index + 1)?;
         // `suspend` prints whether or not a terminal shows the bar (logs get the lines too).
         bar.suspend(|| {
@@ -227,11 +220,7 @@ pub fn run(
     };
     let seconds = started.elapsed().as_secs_f64();
     let summary = Summary::new(config, data, epochs, seconds, interrupted);
-    write_atomic(
-        &out_dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )
-    .context("writing the run's summary")?;
+    folder::finish(out_dir, &summary)?;
     Ok(summary)
 }
 

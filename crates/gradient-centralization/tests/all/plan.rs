@@ -125,7 +125,7 @@ fn conv_only_scope_includes_conv1d_and_transposed_but_not_linear() {
 }
 
 #[test]
-fn rank_rule_rule_reproduces_the_seeds_quirks() {
+fn rank_rule_reproduces_the_reference_codes_quirks() {
     let device = crate::device();
     let gcc = GcPlan::new(&zoo(&device), Scope::RANK_RULE_GCC);
     // Conv1d weights have rank 3: the seed's GCC skips them.

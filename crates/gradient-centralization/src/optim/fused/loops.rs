@@ -27,8 +27,11 @@ const COLUMN_BLOCKS: usize = 16;
 /// A raw pointer that tasks share; each task touches only its own disjoint range.
 #[derive(Clone, Copy)]
 pub(super) struct Shared(*mut f32);
-// SAFETY: used only to hand disjoint sub-ranges of one buffer to different tasks.
+// SAFETY: a `Shared` only carries the address to another thread; every task that turns it into a
+// slice takes its own range, disjoint from every other task's.
 unsafe impl Send for Shared {}
+// SAFETY: tasks share the address, never the elements: each writes only through the slice of its
+// own range (see `kernel`).
 unsafe impl Sync for Shared {}
 
 impl Shared {

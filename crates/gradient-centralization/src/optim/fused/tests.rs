@@ -1,4 +1,5 @@
-//! The fused path against the tensor definition, on every optimizer and layout.
+//! The fused path against the tensor definition, on every optimizer and layout. (Over 400 lines:
+//! one case per layout burn hands over, dense and strided, for every optimizer.)
 
 use burn::optim::Optimizer;
 use burn::tensor::{Device, Distribution, Tensor};

@@ -1,0 +1,159 @@
+//! Every model: shapes, parameter counts against torchvision's, the GC plan, determinism.
+
+use super::*;
+use gradient_centralization::{GcPlan, Scope};
+
+fn trainable(net: &Net) -> (usize, usize) {
+    let plan = GcPlan::new(net, Scope::ConvLinear);
+    let count = plan
+        .entries()
+        .iter()
+        .map(|e| e.shape.iter().product::<usize>())
+        .sum();
+    (plan.entries().len(), count)
+}
+
+/// Published counts: torchvision's `resnet18()`, `resnet34()`, `resnet50()` and `resnet101()`
+/// (1000 classes) have 11,689,512, 21,797,672, 25,557,032 and 44,549,160 parameters (`sum(p.numel() for p in model.parameters())`; torchvision's docs
+/// list 11.7M and 25.6M); 62 and 161 parameter tensors. GroupNorm has BatchNorm's parameters.
+#[test]
+fn imagenet_resnets_have_torchvisions_parameter_counts() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex();
+    let count =
+        |name: &str, classes| trainable(&Net::new(name.parse().unwrap(), 3, 224, classes, &device));
+    assert_eq!(count("imagenet-r18", 1000), (62, 11_689_512));
+    assert_eq!(count("imagenet-r34", 1000).1, 21_797_672);
+    assert_eq!(count("imagenet-r50", 1000), (161, 25_557_032));
+    assert_eq!(count("imagenet-r101", 1000).1, 44_549_160);
+    assert_eq!(count("imagenet-r50-gn", 1000), (161, 25_557_032));
+    // Mini-ImageNet's 100 classes: `reference/param_counts.py` (the seed's resnet_ws.py).
+    assert_eq!(count("imagenet-r50-ws", 100), (161, 23_712_932));
+}
+
+/// The seed's CIFAR-100 models at 100 classes, counted from their definitions by
+/// `crates/gc-lab/reference/param_counts.py` (which also reproduces torchvision's published
+/// counts for resnet18/50, densenet121 and vgg11_bn, as a check of its method).
+#[test]
+fn cifar_models_have_the_seeds_parameter_counts() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex();
+    for (name, expected) in [
+        ("r18", 11_220_132),
+        ("r34", 21_328_292),
+        ("r50", 23_705_252),
+        ("r101", 42_697_380),
+        ("vgg11-bn", 9_277_284),
+        ("resnext29-4x64d", 27_288_996),
+        ("densenet121", 7_048_548),
+    ] {
+        let net = Net::new(name.parse().unwrap(), 3, 32, 100, &device);
+        assert_eq!(trainable(&net).1, expected, "{name}");
+    }
+}
+
+#[test]
+fn forward_and_backward_on_a_tiny_batch() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex().autodiff();
+    // Global average pooling lets the CIFAR models take 8x8 inputs, which keeps this fast;
+    // VGG's five pools need 32x32.
+    for (name, channels, size) in [
+        ("small-cnn", 1, 28),
+        ("resnet20", 3, 32),
+        ("r18", 3, 32),
+        ("r34", 3, 8),
+        ("r50", 3, 32),
+        ("r101", 3, 8),
+        ("vgg11-bn", 3, 32),
+        ("resnext29-4x64d", 3, 8),
+        ("densenet121", 3, 8),
+        ("imagenet-r18", 3, 64),
+        ("imagenet-r34", 3, 32),
+        ("imagenet-r101-gn", 3, 32),
+        ("imagenet-r50-gn-ws", 3, 32),
+        ("imagenet-r50-ws", 3, 32),
+    ] {
+        let name: ModelName = name.parse().unwrap();
+        let net = Net::new(name, channels, size, 10, &device);
+        let x = Tensor::<4>::ones([2, channels, size, size], &device);
+        let logits = net.forward(x);
+        assert_eq!(logits.dims(), [2, 10], "{name}");
+        let grads = logits.sum().backward();
+        let params = burn::optim::GradientsParams::from_grads(grads, &net);
+        assert_eq!(
+            params.len(),
+            GcPlan::new(&net, Scope::None).entries().len(),
+            "{name}"
+        );
+    }
+}
+
+/// Weight Standardization: each output channel's weights become `(w − mean) / (std + 1e-5)`
+/// with the unbiased std, checked against the formula in f64 by reading the standardized
+/// kernel back through one-hot inputs.
+#[test]
+fn weight_standardization_matches_the_formula() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex();
+    let conv = burn::nn::conv::Conv2dConfig::new([2, 3], [3, 3])
+        .with_bias(false)
+        .init(&device);
+    let fan_in = 2 * 9;
+    let weights: Vec<f32> = conv.weight.val().into_data().try_to_vec().unwrap();
+    // Input k is the one-hot of weight position k: the output is that weight, standardized.
+    let mut eye = vec![0f32; fan_in * fan_in];
+    for k in 0..fan_in {
+        eye[k * fan_in + k] = 1.0;
+    }
+    let x = Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(eye, [fan_in, 2, 3, 3]),
+        &device,
+    );
+    let out: Vec<f32> = resnet::apply(&conv, x, true)
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    for o in 0..3 {
+        let w: Vec<f64> = weights[o * fan_in..(o + 1) * fan_in]
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let mean = w.iter().sum::<f64>() / fan_in as f64;
+        let var = w.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (fan_in - 1) as f64;
+        for (k, &v) in w.iter().enumerate() {
+            let expected = (v - mean) / (var.sqrt() + 1e-5);
+            let got = out[k * 3 + o] as f64;
+            assert!(
+                (got - expected).abs() < 1e-5,
+                "channel {o}, weight {k}: {got} vs {expected}"
+            );
+        }
+    }
+}
+
+#[test]
+fn names_parse_and_print() {
+    for name in ModelName::ALL {
+        assert_eq!(name.parse::<ModelName>().unwrap().to_string(), *name);
+    }
+    for (seed, ours) in [
+        ("v11", "vgg11-bn"),
+        ("rx29", "resnext29-4x64d"),
+        ("d121", "densenet121"),
+        ("r50gn", "imagenet-r50-gn"),
+        ("r50bn", "imagenet-r50"),
+    ] {
+        assert_eq!(seed.parse::<ModelName>().unwrap().to_string(), ours);
+    }
+    assert_eq!(
+        "ResNet50".parse::<ModelName>().unwrap(),
+        ModelName::Cifar(50)
+    );
+    assert!(
+        "r19"
+            .parse::<ModelName>()
+            .unwrap_err()
+            .contains("known: small-cnn")
+    );
+}
