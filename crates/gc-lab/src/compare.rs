@@ -9,7 +9,7 @@ use clap::Args;
 use gradient_centralization::Preset;
 
 use crate::models::ModelName;
-use crate::report::{arms, write_report};
+use crate::report::{arms, show_report};
 use crate::suites::{Suite, hyper_for, lr_for};
 use crate::train::files::create_dir;
 use crate::train::{RunConfig, STOP, Summary, progress_bar, run};
@@ -195,12 +195,8 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
-    let arms = arms(summaries);
-    let written = write_report(&arms, args.target_loss, &out)?;
-    println!("\n{}", std::fs::read_to_string(&written[0])?);
-    for path in &written {
-        println!("wrote {}", path.display());
-    }
+    println!();
+    show_report(&arms(summaries), args.target_loss, &out)?;
     if STOP.load(Ordering::SeqCst) {
         bail!(
             "interrupted; the finished epochs are saved in {}",
@@ -257,20 +253,20 @@ mod tests {
                 .join("summary.json");
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         };
-        let before: Vec<String> = ["sgd", "sgd_gc"]
-            .iter()
-            .flat_map(|arm| [0, 1].map(|seed| summary(arm, seed)))
-            .collect();
+        let every_summary = || -> Vec<String> {
+            ["sgd", "sgd_gc"]
+                .iter()
+                .flat_map(|arm| [0, 1].map(|seed| summary(arm, seed)))
+                .collect()
+        };
+        let before = every_summary();
         let table = std::fs::read_to_string(out.join("comparison.md")).unwrap();
         assert!(
             table.contains("| sgd |") && table.contains("| sgd_gc |"),
             "{table}"
         );
         compare(tiny(&out, true)).unwrap();
-        let after: Vec<String> = ["sgd", "sgd_gc"]
-            .iter()
-            .flat_map(|arm| [0, 1].map(|seed| summary(arm, seed)))
-            .collect();
+        let after = every_summary();
         assert_eq!(before, after, "finished runs are kept, not trained again");
         std::fs::remove_dir_all(out).unwrap();
     }

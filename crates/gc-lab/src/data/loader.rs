@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
 use super::augment::{Augment, Rng, write_image};
 use super::folder::write_file_image;
 use super::{DataError, Images, Normalize};
@@ -15,6 +17,22 @@ pub struct Batch {
     pub inputs: Vec<f32>,
     /// Labels.
     pub labels: Vec<i64>,
+}
+
+impl Batch {
+    /// The inputs as a `[n, channels, height, width]` tensor (`shape` is one image's) and the
+    /// labels as an `[n]` tensor on `device`, with the labels themselves for scoring.
+    pub fn into_tensors(
+        self,
+        shape: [usize; 3],
+        device: &Device,
+    ) -> (Tensor<4>, Tensor<1, Int>, Vec<i64>) {
+        let n = self.labels.len();
+        let [c, h, w] = shape;
+        let x = Tensor::from_data(TensorData::new(self.inputs, [n, c, h, w]), device);
+        let y = Tensor::from_data(TensorData::new(self.labels.clone(), [n]), device);
+        (x, y, self.labels)
+    }
 }
 
 /// An epoch's batches, made by `workers` threads, each keeping two batches ready.

@@ -219,7 +219,12 @@ pub fn redraw(runs: &[PathBuf], out: Option<PathBuf>, target_loss: Option<f64>) 
     };
     crate::train::files::create_dir(&out)?;
     let arms = arms(found.into_iter().map(|(_, s)| s).collect());
-    let written = write_report(&arms, target_loss, &out)?;
+    show_report(&arms, target_loss, &out)
+}
+
+/// [`write_report`], then prints the table and the paths of the files written.
+pub fn show_report(arms: &[Arm], target: Option<f64>, dir: &Path) -> Result<()> {
+    let written = write_report(arms, target, dir)?;
     println!("{}", std::fs::read_to_string(&written[0])?);
     for path in &written {
         println!("wrote {}", path.display());

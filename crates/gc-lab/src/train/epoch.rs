@@ -7,13 +7,13 @@ use std::sync::atomic::Ordering;
 use anyhow::{Result, anyhow, bail};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use gradient_centralization::{check_gradients, check_lr};
 use indicatif::ProgressBar;
 
 use super::{RunConfig, STOP, top_k_correct};
 use crate::data::augment::Rng;
-use crate::data::loader::{Batch, Batches, EpochPlan};
+use crate::data::loader::{Batches, EpochPlan};
 use crate::data::{Images, Normalize};
 use crate::models::Net;
 
@@ -91,7 +91,7 @@ impl Epoch<'_> {
             if STOP.load(Ordering::Relaxed) {
                 return Ok((model, EpochEnd::Interrupted));
             }
-            let Batch { inputs, labels } = batch?;
+            let (x, y, labels) = batch?.into_tensors(shape, device);
             lr = config.schedule.lr(
                 config.lr,
                 epoch,
@@ -101,11 +101,6 @@ impl Epoch<'_> {
             );
             check_lr(lr)?;
             let n = labels.len();
-            let x = Tensor::<4>::from_data(
-                TensorData::new(inputs, [n, shape[0], shape[1], shape[2]]),
-                device,
-            );
-            let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [n]), device);
             let logits = model.forward(x);
             let loss = loss_fn.forward(logits.clone(), y);
             let loss_value = loss.clone().into_scalar::<f32>() as f64;

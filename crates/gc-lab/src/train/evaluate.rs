@@ -5,10 +5,10 @@ use std::sync::Arc;
 use anyhow::{Result, anyhow};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, TensorData};
 
 use super::RunConfig;
-use crate::data::loader::{Batch, Batches, EpochPlan};
+use crate::data::loader::{Batches, EpochPlan};
 use crate::data::{Images, Normalize};
 use crate::models::Net;
 
@@ -20,7 +20,7 @@ pub fn evaluate(
     config: &RunConfig,
     device: &Device,
 ) -> Result<(f64, f64, f64)> {
-    let [channels, height, width] = test
+    let shape = test
         .shape(config.test_augment)
         .map_err(|e| anyhow!("test images: {e}"))?;
     let model = model.valid();
@@ -34,13 +34,8 @@ pub fn evaluate(
     };
     let (mut loss_sum, mut top1, mut top5) = (0.0f64, 0usize, 0usize);
     for batch in Batches::start(test.clone(), normalize.clone(), plan, config.workers) {
-        let Batch { inputs, labels } = batch?;
+        let (x, y, labels) = batch?.into_tensors(shape, &device);
         let n = labels.len();
-        let x = Tensor::<4>::from_data(
-            TensorData::new(inputs, [n, channels, height, width]),
-            &device,
-        );
-        let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [n]), &device);
         let logits = model.forward(x);
         loss_sum += loss_fn.forward(logits.clone(), y).into_scalar::<f32>() as f64 * n as f64;
         let data = logits.into_data();
