@@ -10,8 +10,9 @@ named optimizer and returns the weights after every step:
     output {"optimizer": <name lowercased>, "steps": [{<param name>: [flat values], ...}, ...]}
 
 The arithmetic follows the seed (Yong et al., ECCV 2020, repository Yonghongwei/Gradient-Centralization)
-as restated in SPEC-seed-optimizers.md; see README.md for the formulas. Everything is computed in
-float64 whatever the document's `dtype` says.
+as restated in SPEC-seed-optimizers.md, and for RAdam, Ranger and Lookahead the seed's
+algorithm-GC/algorithm/{RAdam,Ranger,Lookahead}.py; see README.md for the formulas. Everything is
+computed in float64 whatever the document's `dtype` says.
 
 Library use:  run_trace(doc) -> output doc   (raises TraceError, a ValueError, on any problem)
 Command line: python3 gc_reference.py FILE|-   (prints the output JSON; on error prints
@@ -33,6 +34,8 @@ __all__ = [
     "centralize_transposed",
     "make_centralizer",
     "output_unit_slices",
+    "radam_rho",
+    "radam_rectified",
 ]
 
 
@@ -70,7 +73,26 @@ OPTIMIZERS = {
     "adagrad": ("adagrad", None, "grad"),
     "adagrad_gc": ("adagrad", "gc", "grad"),
     "adagrad_gcc": ("adagrad", "gcc", "grad"),
+    # The seed's algorithm-GC/algorithm/RAdam.py: `_gc(c)` is its gc_loc=True (GC on the raw gradient),
+    # `_gc(c)2` its default gc_loc=False (GC on the final update).
+    "radam": ("radam", None, "grad"),
+    "radam_gc": ("radam", "gc", "grad"),
+    "radam_gcc": ("radam", "gcc", "grad"),
+    "radam_gc2": ("radam", "gc", "update"),
+    "radam_gcc2": ("radam", "gcc", "update"),
+    # The seed's Ranger.py: RAdam with Lookahead built in; GC locations as RAdam's.
+    "ranger": ("ranger", None, "grad"),
+    "ranger_gc": ("ranger", "gc", "grad"),
+    "ranger_gcc": ("ranger", "gcc", "grad"),
+    "ranger_gc2": ("ranger", "gc", "update"),
+    "ranger_gcc2": ("ranger", "gcc", "update"),
 }
+
+# The seed's Lookahead.py wraps any optimizer: `lookahead_<name>` for every name above but Ranger's,
+# which has Lookahead built in. Its family is `lookahead_<family>`.
+LOOKAHEAD_PREFIX = "lookahead_"
+OPTIMIZERS.update({LOOKAHEAD_PREFIX + name: (LOOKAHEAD_PREFIX + family, variant, loc)
+                   for name, (family, variant, loc) in list(OPTIMIZERS.items()) if family != "ranger"})
 
 _REQUIRED = object()
 
@@ -86,9 +108,20 @@ HYPER_DEFAULTS = {
     "adamw_torch": dict(_ADAM_HYPER, weight_decay=1e-2),  # torch.optim.AdamW: 1e-2
     "adagrad": {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0,
                 "eps": 1e-10},
+    # seed_buffer_aliasing: reproduce the seed's in-place update of the stored first moment in the
+    # unrectified steps (see _radam_update). Not a constructor argument of the seed: off, the reference
+    # keeps the first moment as the formulas state it.
+    "radam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+              "seed_buffer_aliasing": False},
+    # Ranger's own defaults: beta1 0.95, eps 1e-5; Lookahead every k = 6 steps with alpha 0.5.
+    "ranger": {"lr": 1e-3, "betas": (0.95, 0.999), "eps": 1e-5, "weight_decay": 0.0, "k": 6, "alpha": 0.5,
+               "seed_buffer_aliasing": False},
 }
+# Lookahead.py: the inner family's keys plus k (default 5) and alpha (default 0.5).
+HYPER_DEFAULTS.update({LOOKAHEAD_PREFIX + family: dict(table, k=5, alpha=0.5)
+                       for family, table in list(HYPER_DEFAULTS.items()) if family != "ranger"})
 ALL_HYPER_KEYS = ("lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps", "amsgrad",
-                  "lr_decay", "initial_accumulator_value")
+                  "lr_decay", "initial_accumulator_value", "seed_buffer_aliasing", "k", "alpha")
 
 # Rank of each kind's weight in PyTorch layout.
 KIND_RANK = {
@@ -202,7 +235,7 @@ def _is_number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _number(x, path, minimum=None, below=None):
+def _number(x, path, minimum=None, below=None, maximum=None):
     if not _is_number(x):
         raise TraceError(path, f"expected a number, got {json.dumps(x)}")
     x = float(x)
@@ -210,6 +243,8 @@ def _number(x, path, minimum=None, below=None):
         raise TraceError(path, "expected a finite number")
     if minimum is not None and x < minimum:
         raise TraceError(path, f"must be >= {minimum}, got {x!r}")
+    if maximum is not None and x > maximum:
+        raise TraceError(path, f"must be <= {maximum}, got {x!r}")
     if below is not None and not x < below:
         raise TraceError(path, f"must be < {below}, got {x!r}")
     return x
@@ -260,6 +295,11 @@ def parse_optimizer_name(name, path="$.optimizer"):
     return key
 
 
+def inner_family(family):
+    """The family a `lookahead_<family>` wraps; any other family is its own."""
+    return family[len(LOOKAHEAD_PREFIX):] if family.startswith(LOOKAHEAD_PREFIX) else family
+
+
 def parse_hyper(family, hyper, path="$.hyper"):
     if hyper is None:
         hyper = {}
@@ -282,8 +322,12 @@ def parse_hyper(family, hyper, path="$.hyper"):
             h[key] = default
             continue
         v = hyper[key]
-        if key in ("nesterov", "amsgrad"):
+        if key in ("nesterov", "amsgrad", "seed_buffer_aliasing"):
             h[key] = _bool(v, p)
+        elif key == "k":
+            h[key] = _int(v, p, 1)
+        elif key == "alpha":
+            h[key] = _number(v, p, minimum=0.0, maximum=1.0)
         elif key == "betas":
             if not isinstance(v, list) or len(v) != 2:
                 raise TraceError(p, "expected a list of two numbers")
@@ -297,7 +341,8 @@ def parse_hyper(family, hyper, path="$.hyper"):
             h[key] = [_number(x, f"{p}[{i}]", minimum=0.0) for i, x in enumerate(v)]
         else:  # lr, momentum, weight_decay, eps, lr_decay, initial_accumulator_value
             h[key] = _number(v, p, minimum=0.0)
-    if family in ("sgd", "sgdw") and h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
+    sgd_like = inner_family(family) in ("sgd", "sgdw")
+    if sgd_like and h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
         raise TraceError(f"{path}.nesterov", "Nesterov momentum requires a momentum and zero dampening")
     return h
 
@@ -368,7 +413,8 @@ def parse_params(params, rule, variant, path="$.params"):
 # hyperparameters, `h["lr"]` this step's (scheduled) learning rate, used wherever torch/the seed use
 # group["lr"]: SGD(W) w - lr*d and SGDW's decay wd*lr*w_old; Adam's lr/(1-b1^t); the seed's AdamW
 # lr*sqrt(1-b2^t)/(1-b1^t), which also scales its decay; adamw_torch's w*(1-lr*wd) and lr/(1-b1^t);
-# Adagrad's clr = lr/(1+(t-1)*lr_decay). Momentum buffers and moments hold no lr.
+# Adagrad's clr = lr/(1+(t-1)*lr_decay); RAdam's and Ranger's (r*lr). Momentum buffers, moments and
+# Lookahead's slow weights hold no lr.
 # --------------------------------------------------------------------------------------------------
 
 def _momentum(d, st, h, t):
@@ -407,14 +453,15 @@ def _step_sgdw(w, g, st, h, t, C, loc):
 
 def _moments(g, st, h):
     b1, b2 = h["betas"]
+    amsgrad = h.get("amsgrad", False)  # RAdam and Ranger have none
     if "m" not in st:
         st["m"] = np.zeros_like(g)
         st["v"] = np.zeros_like(g)
-        if h["amsgrad"]:
+        if amsgrad:
             st["vmax"] = np.zeros_like(g)
     st["m"] = b1 * st["m"] + (1.0 - b1) * g
     st["v"] = b2 * st["v"] + (1.0 - b2) * (g * g)
-    if h["amsgrad"]:
+    if amsgrad:
         st["vmax"] = np.maximum(st["vmax"], st["v"])
         return st["m"], st["vmax"]
     return st["m"], st["v"]
@@ -484,6 +531,92 @@ def _step_adagrad(w, g, st, h, t, C, loc):
     return w - clr * (g / std)
 
 
+def radam_rho(b2, t):
+    """RAdam's (rho_t, rho_inf): the length of the approximated simple moving average at step t and its
+    limit, in the seed's order of operations."""
+    b2t = b2 ** t
+    rho_inf = 2.0 / (1.0 - b2) - 1.0
+    return rho_inf - 2.0 * t * b2t / (1.0 - b2t), rho_inf
+
+
+def radam_rectified(family, rho):
+    """Whether step with this rho_t takes the rectified (adaptive) branch: RAdam rho >= 5, Ranger rho > 5
+    (its N_sma_threshhold 5, compared strictly). rho_t < t, so steps 1 to 5 never do."""
+    return rho > 5.0 if family == "ranger" else rho >= 5.0
+
+
+def _radam_update(w, g, st, h, t, C, loc, family):
+    # RAdam / RAdam_GC(C) (GC on the raw gradient) / RAdam_GC(C)2 (GC on the final update); Ranger's
+    # step before its Lookahead. Decay is added to the update u (not to the gradient), so it is scaled
+    # by r*lr, and by 1/(1-b1^t) in the unrectified steps.
+    b1, b2 = h["betas"]
+    if C is not None and loc == "grad":
+        g = C(g)
+    m, v = _moments(g, st, h)
+    rho, rho_inf = radam_rho(b2, t)
+    bc1 = 1.0 - b1 ** t
+    if radam_rectified(family, rho):
+        b2t = b2 ** t
+        r = math.sqrt((1.0 - b2t) * (rho - 4.0) / (rho_inf - 4.0) * (rho - 2.0) / rho * rho_inf
+                      / (rho_inf - 2.0)) / bc1
+        u = m / (np.sqrt(v) + h["eps"])
+        aliased = False
+    else:
+        # SGD with momentum on the bias-corrected first moment. `u` is the stored m itself; every
+        # operation below makes a new array, so the stored m keeps its value.
+        r = 1.0 / bc1
+        u = m
+        aliased = h["seed_buffer_aliasing"]
+    wd = h["weight_decay"]
+    if wd != 0:
+        u = u + wd * w
+    if C is not None and loc == "update":
+        u = C(u)
+    if aliased:
+        # The seed's `G_grad = exp_avg` is the stored first moment, and its in-place decay and GC
+        # change it: the step's final update becomes the first moment that the next step reads.
+        st["m"] = u
+    return w - (r * h["lr"]) * u
+
+
+def _step_radam(w, g, st, h, t, C, loc):
+    return _radam_update(w, g, st, h, t, C, loc, "radam")
+
+
+def _step_ranger(w, g, st, h, t, C, loc):
+    # Ranger / Ranger_GC(C) / Ranger_GC(C)2: the RAdam step (rho > 5), then every k-th step the slow
+    # weights, which start at the weights before the first step, move alpha of the way to the fast
+    # weights, and the fast weights are reset to them.
+    if "slow" not in st:
+        st["slow"] = w.copy()
+    w = _radam_update(w, g, st, h, t, C, loc, "ranger")
+    if t % h["k"] == 0:
+        st["slow"] = st["slow"] + h["alpha"] * (w - st["slow"])
+        w = st["slow"].copy()
+    return w
+
+
+def _lookahead(inner):
+    """The seed's Lookahead around an inner step: a counter from 0; when it is 0 after the inner step,
+    the slow weights (a copy of the fast weights at their first use, i.e. after step 1) move alpha of the
+    way to the fast weights and the fast weights are reset to them; the counter then counts to k and
+    restarts at 0. So the syncs follow steps 1, 1+k, 1+2k, ..."""
+
+    def step(w, g, st, h, t, C, loc):
+        w = inner(w, g, st.setdefault("inner", {}), h, t, C, loc)
+        counter = st.get("counter", 0)
+        if counter == 0:
+            if "slow" not in st:
+                st["slow"] = w.copy()
+            st["slow"] = st["slow"] + h["alpha"] * (w - st["slow"])
+            w = st["slow"].copy()
+        counter += 1
+        st["counter"] = 0 if counter >= h["k"] else counter
+        return w
+
+    return step
+
+
 _STEP = {
     "sgd": _step_sgd,
     "sgdw": _step_sgdw,
@@ -491,7 +624,11 @@ _STEP = {
     "adamw": _step_adamw,
     "adamw_torch": _step_adamw_torch,
     "adagrad": _step_adagrad,
+    "radam": _step_radam,
+    "ranger": _step_ranger,
 }
+_STEP.update({family: _lookahead(_STEP[inner_family(family)])
+              for family in HYPER_DEFAULTS if family.startswith(LOOKAHEAD_PREFIX)})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -526,7 +663,8 @@ def run_trace(doc):
         t = s + 1
         # This step's hyperparameters: the scheduled lr replaces the number everywhere the step reads
         # `lr` (as torch and the seed read group["lr"] afresh on every step); the state (momentum
-        # buffers, moments, Adagrad's sum, the step count t) carries over unchanged.
+        # buffers, moments, Adagrad's sum, Lookahead's slow weights and counter, the step count t)
+        # carries over unchanged.
         hs = dict(h, lr=lrs[s])
         snapshot = {}
         for i, p in enumerate(params):

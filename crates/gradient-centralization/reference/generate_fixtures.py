@@ -89,6 +89,38 @@ LR_SCHEDULE_FIXTURES = [
     ("adagrad_gcc", "lr_schedule", ADAGRAD_LR_SCHEDULE_HYPER, True),
 ]
 
+# RAdam, Ranger and Lookahead. RAdam takes its rectified branch only once rho_t >= 5 and rho_t < t, so
+# its fixtures need more than 5 steps: they use a draw of their own, 8 steps from LONG_SEED (the same
+# PARAM_SET shapes, the same scales), which leaves the 5-step draw above untouched.
+LONG_SEED = 19083265  # arXiv 1908.03265 (RAdam)
+LONG_N_STEPS = 8
+# betas (0.9, 0.9): rho_inf = 19 and rho_t = 1.00, 1.95, 2.86, 3.74, 4.58, 5.39, 6.16, 6.91 for t = 1..8,
+# so steps 1-5 take the unrectified branch and steps 6-8 the rectified one, for RAdam (rho >= 5) and
+# Ranger (rho > 5) alike. (The default beta2 0.999 switches at step 6 as well, rho_6 = 5.99; with 0.9
+# the rectification factor is further from 1 and v follows the recent gradients.)
+LONG_BETAS = [0.9, 0.9]
+RECTIFIED_FROM = 6  # the first rectified step with LONG_BETAS; main() checks it
+RADAM_HYPER = {"lr": 1e-2, "betas": LONG_BETAS, "eps": 1e-8, "weight_decay": 1e-2,
+               "seed_buffer_aliasing": False}
+# k = 3 so that Ranger's Lookahead syncs twice (after steps 3 and 6); alpha off its default 0.5.
+RANGER_HYPER = {"lr": 1e-2, "betas": LONG_BETAS, "eps": 1e-5, "weight_decay": 1e-2, "k": 3, "alpha": 0.6,
+                "seed_buffer_aliasing": False}
+RANGER_K6_HYPER = dict(RANGER_HYPER, k=6, alpha=0.5)  # Ranger's defaults: one sync, after step 6
+# The Lookahead wrapper syncs after steps 1, 1+k, 1+2k, ...: with k = 3 after steps 1, 4 and 7.
+LOOKAHEAD_HYPER = {"k": 3, "alpha": 0.6}
+LOOKAHEAD_FIXTURES = ["lookahead_sgd", "lookahead_sgd_gc", "lookahead_adam_gc", "lookahead_radam_gc2"]
+# One lr per step of the 8-step draw: a warm-up, a plateau and two drops around RADAM_HYPER's lr.
+RADAM_LR_SCHEDULE = [0.005, 0.01, 0.01, 0.01, 0.01, 0.002, 0.002, 0.0005]
+LONG_LR_SCHEDULE_FIXTURES = [
+    ("radam_gc2", dict(RADAM_HYPER, lr=RADAM_LR_SCHEDULE)),
+    ("ranger_gc2", dict(RANGER_HYPER, lr=RADAM_LR_SCHEDULE)),
+]
+
+# Every family's fixture hyperparameters (the tests run every optimizer name with these).
+ALL_FAMILY_HYPER = dict(FAMILY_HYPER, radam=RADAM_HYPER, ranger=RANGER_HYPER)
+ALL_FAMILY_HYPER.update({ref.LOOKAHEAD_PREFIX + family: dict(hyper, **LOOKAHEAD_HYPER)
+                         for family, hyper in list(ALL_FAMILY_HYPER.items()) if family != "ranger"})
+
 # Extra fixtures: (optimizer, rule, tag, hyper, base fixture whose numbers must differ)
 EXTRAS = [
     ("sgd_gc", "layer", "dampening", dict(SGD_HYPER, dampening=0.1)),
@@ -106,12 +138,12 @@ def f32_list(a):
     return [float(x) for x in a.ravel()]
 
 
-def make_params(param_set=PARAM_SET):
-    rng = np.random.default_rng(SEED)
+def make_params(param_set=PARAM_SET, seed=SEED, n_steps=N_STEPS):
+    rng = np.random.default_rng(seed)
     params = []
     for name, kind, shape, groups in param_set:
         value = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.5)
-        grads = [rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1) for _ in range(N_STEPS)]
+        grads = [rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1) for _ in range(n_steps)]
         p = {"name": name, "kind": kind, "shape": list(shape)}
         if groups != 1:
             p["groups"] = groups
@@ -122,8 +154,12 @@ def make_params(param_set=PARAM_SET):
 
 
 def fixture_list():
+    """(stem, optimizer, rule, hyper) of the fixtures on the 5-step draw (RAdam, Ranger and Lookahead:
+    long_fixture_list)."""
     out = []
     for name, (family, variant, _loc) in ref.OPTIMIZERS.items():
+        if family not in FAMILY_HYPER:
+            continue
         out.append((f"{name}__layer", name, "layer", FAMILY_HYPER[family]))
         if variant is not None:
             out.append((f"{name}__rank_rule", name, "rank_rule", FAMILY_HYPER[family]))
@@ -141,6 +177,26 @@ def lr_schedule_fixture_list():
             out.append((f"{name}__{rule}__{tag}", name, rule, hyper))
     return out
 
+
+def long_fixture_list():
+    """(stem, optimizer, rule, hyper) of the RAdam, Ranger and Lookahead fixtures; their params are the
+    8-step draw, make_params(PARAM_SET, LONG_SEED, LONG_N_STEPS)."""
+    out = []
+    for family, hyper in (("radam", RADAM_HYPER), ("ranger", RANGER_HYPER)):
+        for name, (fam, variant, _loc) in ref.OPTIMIZERS.items():
+            if fam != family:
+                continue
+            out.append((f"{name}__layer", name, "layer", hyper))
+            if variant is not None:
+                out.append((f"{name}__rank_rule", name, "rank_rule", hyper))
+        out.append((f"{family}_gc2__layer__seed_buffer_aliasing", f"{family}_gc2", "layer",
+                    dict(hyper, seed_buffer_aliasing=True)))
+    out.append(("ranger_gc2__layer__k6", "ranger_gc2", "layer", RANGER_K6_HYPER))
+    for name in LOOKAHEAD_FIXTURES:
+        out.append((f"{name}__layer", name, "layer", ALL_FAMILY_HYPER[ref.OPTIMIZERS[name][0]]))
+    for name, hyper in LONG_LR_SCHEDULE_FIXTURES:
+        out.append((f"{name}__layer__lr_schedule", name, "layer", hyper))
+    return out
 
 
 def check_f32(doc):
@@ -194,6 +250,55 @@ def main(argv):
         if tag != "lr_schedule":
             a, b = results[f"{name}__layer__{tag}"], results[f"{name}__layer__lr_schedule"]
             assert a["steps"] != b["steps"], f"{name}__layer__{tag} equals {name}__layer__lr_schedule"
+
+    # RAdam, Ranger, Lookahead on the 8-step draw. Both branches occur: steps before RECTIFIED_FROM are
+    # unrectified, the rest rectified, under RAdam's test (>=) and Ranger's (>).
+    b2 = LONG_BETAS[1]
+    for family in ("radam", "ranger"):
+        branches = [ref.radam_rectified(family, ref.radam_rho(b2, t)[0]) for t in range(1, LONG_N_STEPS + 1)]
+        assert branches == [t >= RECTIFIED_FROM for t in range(1, LONG_N_STEPS + 1)], (family, branches)
+        assert 1 < RECTIFIED_FROM <= LONG_N_STEPS
+    long_params = make_params(PARAM_SET, LONG_SEED, LONG_N_STEPS)
+    assert long_params != params and all(len(p["grads"]) == LONG_N_STEPS for p in long_params)
+
+    def replay(name, hyper, rule="layer"):
+        doc = {"optimizer": name, "hyper": hyper, "dtype": "f32", "rule": rule, "params": long_params}
+        return ref.run_trace(doc)["steps"]
+
+    for stem, name, rule, hyper in long_fixture_list():
+        results[stem], size = write_fixture(out_dir, stem, name, rule, hyper, long_params)
+        total += size
+    for family, hyper in (("radam", RADAM_HYPER), ("ranger", RANGER_HYPER)):
+        # The seed's aliasing shows: step 1 alike (it changes the stored m only), every later step not.
+        a = results[f"{family}_gc2__layer__seed_buffer_aliasing"]["steps"]
+        b = results[f"{family}_gc2__layer"]["steps"]
+        assert a[0] == b[0] and all(x != y for x, y in zip(a[1:], b[1:])), f"{family}: aliasing"
+    for stem, name, rule, hyper in long_fixture_list():
+        if ref.OPTIMIZERS[name][0] != "ranger":
+            continue
+        # Ranger's Lookahead syncs within the steps: the same as without it (k past the last step) up to
+        # step k - 1, different at step k.
+        k = hyper["k"]
+        assert k <= LONG_N_STEPS
+        steps = results[stem]["steps"]
+        plain = replay(name, dict(hyper, k=LONG_N_STEPS + 1), rule)
+        assert steps[:k - 1] == plain[:k - 1] and steps[k - 1] != plain[k - 1], stem
+    for name in LOOKAHEAD_FIXTURES:
+        # The wrapper syncs after steps 1 (no change: the slow weights start there), 1+k, 1+2k, ...: the
+        # same as the inner optimizer up to step k, different at step k + 1.
+        k = LOOKAHEAD_HYPER["k"]
+        assert k + 1 <= LONG_N_STEPS
+        inner = name[len(ref.LOOKAHEAD_PREFIX):]
+        hyper = ALL_FAMILY_HYPER[ref.OPTIMIZERS[inner][0]]
+        steps = results[f"{name}__layer"]["steps"]
+        plain = replay(inner, hyper)
+        assert steps[:k] == plain[:k] and steps[k] != plain[k], name
+    for name, hyper in LONG_LR_SCHEDULE_FIXTURES:
+        stem = f"{name}__layer__lr_schedule"
+        assert len(hyper["lr"]) == LONG_N_STEPS and len(set(hyper["lr"])) > 2, stem
+        for lr in (ALL_FAMILY_HYPER[ref.OPTIMIZERS[name][0]]["lr"], hyper["lr"][0]):
+            const = replay(name, dict(hyper, lr=lr))
+            assert const != results[stem]["steps"], f"{stem} equals constant lr {lr}"
     print(f"{len(results)} fixtures, {total} bytes in {out_dir}")
     return 0
 

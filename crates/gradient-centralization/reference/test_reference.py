@@ -139,9 +139,13 @@ class GcOperation(unittest.TestCase):
 
 
 class Invariants(unittest.TestCase):
-    def check_mean_invariant(self, optimizer, rule, hyper, expect_constant=True, param_set=gen.PARAM_SET):
+    def check_mean_invariant(self, optimizer, rule, hyper, expect_constant=True, param_set=gen.PARAM_SET,
+                             long=False):
         variant = ref.OPTIMIZERS[optimizer][1]
-        params = gen.make_params(param_set)
+        if long:
+            params = gen.make_params(param_set, gen.LONG_SEED, gen.LONG_N_STEPS)
+        else:
+            params = gen.make_params(param_set)
         out = ref.run_trace(doc(optimizer, params, rule, **hyper))
         checked = 0
         broken = 0
@@ -192,6 +196,24 @@ class Invariants(unittest.TestCase):
                            ("sgdw_gcc", dict(gen.SGD_HYPER, lr=gen.SGD_LR_SCHEDULE))):
             with self.subTest(optimizer=opt):
                 self.check_mean_invariant(opt, "layer", hyper, expect_constant=False, param_set=sched)
+
+    def test_radam_ranger_lookahead_keep_unit_weight_means(self):
+        # GC on the update (_gc2): every step moves a unit by a centralized vector; Lookahead's slow weights
+        # (the initial weights for Ranger, those after step 1 for the wrapper) and the interpolation
+        # between them keep the means too.
+        for rule in ref.RULES:
+            for opt in ("radam_gc2", "radam_gcc2", "ranger_gc2", "ranger_gcc2", "lookahead_radam_gc2",
+                        "lookahead_sgd_gc", "lookahead_adam_gc2"):
+                hyper = gen.ALL_FAMILY_HYPER[ref.OPTIMIZERS[opt][0]]
+                for h in (hyper, dict(hyper, seed_buffer_aliasing=True) if "seed_buffer_aliasing" in hyper
+                          else hyper):
+                    with self.subTest(rule=rule, optimizer=opt, hyper=h):
+                        self.check_mean_invariant(opt, rule, h, long=True)
+        # GC on the gradient: the rectified steps divide the centralized m by sqrt(v) elementwise.
+        for opt in ("radam_gc", "ranger_gc"):
+            hyper = dict(gen.ALL_FAMILY_HYPER[ref.OPTIMIZERS[opt][0]], weight_decay=0.0)
+            with self.subTest(optimizer=opt):
+                self.check_mean_invariant(opt, "layer", hyper, expect_constant=False, long=True)
 
     def test_invariant_fails_where_the_spec_says(self):
         for opt, hyper in (("adam_gc", gen.ADAM_HYPER), ("adamw_gc", gen.ADAM_HYPER),
@@ -328,7 +350,8 @@ class HandRolled(unittest.TestCase):
 class LrSchedule(unittest.TestCase):
     """hyper.lr as a list: one lr per gradient step, step k using lr[k]."""
 
-    FAMILY_HYPER = dict(gen.FAMILY_HYPER, adagrad=dict(gen.ADAGRAD_HYPER, lr_decay=0.05))
+    FAMILY_HYPER = dict(gen.ALL_FAMILY_HYPER, adagrad=dict(gen.ADAGRAD_HYPER, lr_decay=0.05),
+                        lookahead_adagrad=dict(gen.ADAGRAD_HYPER, lr_decay=0.05, **gen.LOOKAHEAD_HYPER))
 
     def test_constant_schedule_equals_scalar_lr(self):
         params = gen.make_params(gen.LR_SCHEDULE_PARAM_SET)
@@ -341,6 +364,19 @@ class LrSchedule(unittest.TestCase):
                         scalar = ref.run_trace(doc(name, params, rule, **hyper))
                         listed = ref.run_trace(doc(name, params, rule, **dict(hyper, lr=[lr] * gen.N_STEPS)))
                         self.assertEqual(listed, scalar)  # bit for bit
+
+    def test_constant_schedule_equals_scalar_lr_over_eight_steps(self):
+        # RAdam, Ranger and Lookahead on the 8-step draw: both RAdam branches and the syncs.
+        params = gen.make_params(gen.PARAM_SET, gen.LONG_SEED, gen.LONG_N_STEPS)
+        for name in ("radam_gc", "radam_gcc2", "ranger", "ranger_gc2", "lookahead_sgd_gc",
+                     "lookahead_radam_gc2"):
+            hyper = self.FAMILY_HYPER[ref.OPTIMIZERS[name][0]]
+            aliased = dict(hyper, seed_buffer_aliasing=True) if "seed_buffer_aliasing" in hyper else hyper
+            for h in (hyper, aliased):
+                with self.subTest(optimizer=name, hyper=h):
+                    scalar = ref.run_trace(doc(name, params, **h))
+                    listed = ref.run_trace(doc(name, params, **dict(h, lr=[h["lr"]] * gen.LONG_N_STEPS)))
+                    self.assertEqual(listed, scalar)
 
     def test_one_step_schedule_equals_scalar(self):
         params = gen.make_params(gen.LR_SCHEDULE_PARAM_SET)
@@ -485,6 +521,391 @@ class LrSchedule(unittest.TestCase):
         self.assertIn("error: $.hyper.lr:", r.stderr)
 
 
+def long_params():
+    """The RAdam/Ranger/Lookahead fixtures' 8-step draw."""
+    return gen.make_params(gen.PARAM_SET, gen.LONG_SEED, gen.LONG_N_STEPS)
+
+
+def exact_rho_five():
+    """(b2, t): a beta2 whose rho_t is exactly 5.0 in float64, found by bisection and a scan of the floats
+    around the root (there is one for t = 6 near b2 = 0.83977); None if this platform's pow gives none."""
+    for t in range(6, 12):
+        lo, hi = 0.0, 0.999999
+        for _ in range(100):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if ref.radam_rho(mid, t)[0] < 5.0 else (lo, mid)
+        for i in range(-64, 65):
+            b2 = float(lo + i * np.spacing(lo))
+            if ref.radam_rho(b2, t)[0] == 5.0:
+                return b2, t
+    return None
+
+
+class RAdamRanger(unittest.TestCase):
+    """The seed's RAdam.py and Ranger.py."""
+
+    def test_rho_for_the_fixture_betas(self):
+        # beta2 = 0.9: rho_inf = 2/(1-0.9) - 1 = 19; rho_t = 19 - 2t*0.9^t/(1-0.9^t):
+        # t=1: 19 - 2*0.9/0.1 = 1;  t=2: 19 - 4*0.81/0.19 = 1.947;  t=3: 19 - 6*0.729/0.271 = 2.860;
+        # t=4: 3.737;  t=5: 19 - 10*0.59049/0.40951 = 4.581;  t=6: 19 - 12*0.531441/0.468559 = 5.390;
+        # t=7: 6.165;  t=8: 6.907. So steps 1-5 unrectified, 6-8 rectified, under >= 5 and > 5 alike.
+        want = [1.0, 1.947, 2.860, 3.737, 4.581, 5.390, 6.165, 6.907]
+        rhos = [ref.radam_rho(0.9, t)[0] for t in range(1, 9)]
+        np.testing.assert_allclose(rhos, want, rtol=0, atol=5e-4)
+        self.assertAlmostEqual(ref.radam_rho(0.9, 1)[1], 19.0, delta=1e-13)
+        self.assertAlmostEqual(rhos[1], 3.7 / 1.9, delta=1e-14)  # rho_2 = (1 + 3 b2)/(1 + b2)
+        self.assertEqual(gen.LONG_BETAS[1], 0.9)
+        for family in ("radam", "ranger"):
+            self.assertEqual([ref.radam_rectified(family, r) for r in rhos], [False] * 5 + [True] * 3)
+        self.assertEqual(gen.RECTIFIED_FROM, 6)
+        # rho_t < t whatever beta2, so no optimizer rectifies steps 1-5 (rho_1 = 1 exactly in theory).
+        for b2 in (0.0, 0.5, 0.9, 0.99, 0.999, 0.9999):
+            for t in range(1, 30):
+                self.assertLess(ref.radam_rho(b2, t)[0], t + 1e-9)
+        # The seed's default beta2 = 0.999: rho_5 = 4.996, rho_6 = 5.994.
+        self.assertLess(ref.radam_rho(0.999, 5)[0], 5.0)
+        self.assertGreater(ref.radam_rho(0.999, 6)[0], 5.0)
+
+    def test_threshold_rho_exactly_five(self):
+        found = exact_rho_five()
+        if found is None:
+            self.skipTest("no beta2 with rho_t == 5.0 exactly on this platform")
+        b2, t = found
+        self.assertTrue(ref.radam_rectified("radam", 5.0))
+        self.assertFalse(ref.radam_rectified("ranger", 5.0))
+        rng = np.random.default_rng(10)
+        p = param("fc.weight", "linear", (3, 4), rng, steps=t)
+        hyper = dict(lr=0.01, betas=[0.9, b2], eps=1e-8, weight_decay=0.01)
+        radam = ref.run_trace(doc("radam", [p], **hyper))["steps"]
+        ranger = ref.run_trace(doc("ranger", [p], **dict(hyper, k=t + 1)))["steps"]
+        self.assertEqual(radam[:t - 1], ranger[:t - 1])  # both unrectified before step t
+        self.assertNotEqual(radam[t - 1], ranger[t - 1])  # step t: RAdam rectifies (>=), Ranger not (>)
+        # RAdam's step t by hand from step t-1's state: rho = 5, so
+        # r = sqrt((1-b2^t)*(5-4)/(rho_inf-4)*(5-2)/5*rho_inf/(rho_inf-2)) / (1-b1^t).
+        rho_inf = 2 / (1 - b2) - 1
+        r = math.sqrt((1 - b2 ** t) * 1 / (rho_inf - 4) * 3 / 5 * rho_inf / (rho_inf - 2)) / (1 - 0.9 ** t)
+        w, m, v = np.array(p["value"]), 0.0, 0.0
+        for s, g in enumerate(p["grads"], 1):
+            g = np.array(g)
+            m, v = 0.9 * m + 0.1 * g, b2 * v + (1 - b2) * g * g
+            if s < t:
+                w = w - (0.01 / (1 - 0.9 ** s)) * (m + 0.01 * w)
+        w = w - (r * 0.01) * (m / (np.sqrt(v) + 1e-8) + 0.01 * w)
+        np.testing.assert_allclose(radam[t - 1]["fc.weight"], w, rtol=1e-13, atol=1e-15)
+
+    def test_constant_gradient_by_hand(self):
+        # One element, w0 = 1, g = 0.5 every step, lr 0.1, betas (0.9, 0.9), eps 0, no decay.
+        # m_t = 0.5*(1-0.9^t), v_t = 0.25*(1-0.9^t).
+        # Unrectified (t <= 5): r*m = m/(1-0.9^t) = 0.5, so w_t = 1 - 0.05*t: 0.95, 0.90, 0.85, 0.80, 0.75.
+        # Rectified (t = 6, 7): u = m/sqrt(v) = sqrt(1-0.9^t) and r = sqrt((1-0.9^t)*X_t)/(1-0.9^t), so
+        # r*u = sqrt(X_t), X_t = (rho-4)/(19-4)*(rho-2)/rho*19/(19-2):
+        # t=6: rho = 5.389565, X = 1.389565/15 * 3.389565/5.389565 * 19/17 = 0.0651152, sqrt 0.2551768;
+        #      w6 = 0.75 - 0.1*0.2551768 = 0.72448232
+        # t=7: rho = 6.164813, X = 0.1089706, sqrt 0.3301070;  w7 = w6 - 0.0330107 = 0.69147162.
+        # Ranger (rho > 5: the same branches) with k = 3, alpha 0.5 and slow weights from w0 = 1:
+        # t=3: fast 0.85 -> slow = 1 + 0.5*(0.85 - 1) = 0.925, w3 = 0.925; w4 = 0.875, w5 = 0.825,
+        # t=6: fast 0.825 - 0.02551768 = 0.79948232 -> slow = 0.925 + 0.5*(0.79948232 - 0.925)
+        #      = 0.86224116, w6 = 0.86224116;  t=7: w7 = 0.86224116 - 0.0330107 = 0.82923046.
+        p = {"name": "b", "kind": "bias", "shape": [1], "value": [1.0], "grads": [[0.5]] * 7}
+        hyper = dict(lr=0.1, betas=[0.9, 0.9], eps=0.0)
+        got = [s["b"][0] for s in ref.run_trace(doc("radam", [p], **hyper))["steps"]]
+        np.testing.assert_allclose(got, [0.95, 0.90, 0.85, 0.80, 0.75, 0.72448232, 0.69147162], rtol=0,
+                                   atol=5e-9)
+        exact6 = 0.75 - 0.1 * math.sqrt(1.389564601256193 / 15 * 3.389564601256193 / 5.389564601256193
+                                        * 19 / 17)
+        self.assertAlmostEqual(got[5], exact6, delta=1e-13)
+        got = [s["b"][0] for s in ref.run_trace(doc("ranger", [p], **dict(hyper, k=3, alpha=0.5)))["steps"]]
+        np.testing.assert_allclose(got, [0.95, 0.90, 0.925, 0.875, 0.825, 0.86224116, 0.82923046], rtol=0,
+                                   atol=5e-9)
+
+    # 2x2 linear weight, two unrectified steps: betas (0.5, 0.5) give rho_inf = 3 < 5 (never rectified),
+    # r_1 = 1/(1-0.5) = 2, r_2 = 1/(1-0.25) = 4/3; lr 0.1, decay 0.1; g2 = 0.
+    W0 = [1.0, 2.0, 3.0, 5.0]
+    G1 = [0.2, 0.4, -0.2, 0.6]
+    HYPER_2X2 = dict(lr=0.1, betas=[0.5, 0.5], weight_decay=0.1)
+
+    def run_2x2(self, name, **extra):
+        p = {"name": "w", "kind": "linear", "shape": [2, 2], "value": self.W0, "grads": [self.G1, [0.0] * 4]}
+        return [s["w"] for s in ref.run_trace(doc(name, [p], **dict(self.HYPER_2X2, **extra)))["steps"]]
+
+    def test_radam_gc_by_hand(self):
+        # GC on the gradient. C(g1) = [[-0.1, 0.1], [-0.4, 0.4]] (row means 0.3, 0.2); m1 = 0.5*C(g1);
+        # u1 = m1 + 0.1*w0 = [[0.05, 0.25], [0.1, 0.7]]; w1 = w0 - 2*0.1*u1 = [[0.99, 1.95], [2.98, 4.86]].
+        # t=2: m2 = 0.5*m1 = [[-0.025, 0.025], [-0.1, 0.1]];
+        #      u2 = m2 + 0.1*w1 = [[0.074, 0.22], [0.198, 0.586]]; w2 = w1 - (0.4/3)*u2.
+        # seed_buffer_aliasing: the decay went into the stored m, m1 = u1; m2 = 0.5*u1 = [[0.025, 0.125],
+        #      [0.05, 0.35]]; u2 = [[0.124, 0.32], [0.348, 0.836]]; w2 = w1 - (0.4/3)*u2.
+        w1 = [0.99, 1.95, 2.98, 4.86]
+        got = self.run_2x2("radam_gc")
+        np.testing.assert_allclose(got[0], w1, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(got[1], np.array(w1) - 0.4 / 3 * np.array([0.074, 0.22, 0.198, 0.586]),
+                                   rtol=0, atol=1e-15)
+        got = self.run_2x2("radam_gc", seed_buffer_aliasing=True)
+        np.testing.assert_allclose(got[0], w1, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(got[1], np.array(w1) - 0.4 / 3 * np.array([0.124, 0.32, 0.348, 0.836]),
+                                   rtol=0, atol=1e-15)
+
+    def test_radam_gc2_by_hand(self):
+        # GC on the update. m1 = 0.5*g1 = [[0.1, 0.2], [-0.1, 0.3]];
+        #      u1 = m1 + 0.1*w0 = [[0.2, 0.4], [0.2, 0.8]]; C(u1) = [[-0.1, 0.1], [-0.3, 0.3]];
+        #      w1 = w0 - 0.2*C(u1) = [[1.02, 1.98], [3.06, 4.94]].
+        # t=2: m2 = 0.5*m1 = [[0.05, 0.1], [-0.05, 0.15]];
+        #      u2 = m2 + 0.1*w1 = [[0.152, 0.298], [0.256, 0.644]] (row means 0.225, 0.45);
+        #      C(u2) = [[-0.073, 0.073], [-0.194, 0.194]]; w2 = w1 - (0.4/3)*C(u2).
+        # seed_buffer_aliasing: m1 = C(u1); m2 = [[-0.05, 0.05], [-0.15, 0.15]];
+        #      u2 = [[0.052, 0.248], [0.156, 0.644]]; C(u2) = [[-0.098, 0.098], [-0.244, 0.244]].
+        # Ranger_GC2 with k = 2, alpha 0.5: step 1 as RAdam; after step 2 the weights are (w0 + w2)/2.
+        w1 = np.array([1.02, 1.98, 3.06, 4.94])
+        w2 = w1 - 0.4 / 3 * np.array([-0.073, 0.073, -0.194, 0.194])
+        w2_aliased = w1 - 0.4 / 3 * np.array([-0.098, 0.098, -0.244, 0.244])
+        got = self.run_2x2("radam_gc2")
+        np.testing.assert_allclose(got[0], w1, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(got[1], w2, rtol=0, atol=1e-15)
+        got = self.run_2x2("radam_gc2", seed_buffer_aliasing=True)
+        np.testing.assert_allclose(got[0], w1, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(got[1], w2_aliased, rtol=0, atol=1e-15)
+        for aliasing, want in ((False, w2), (True, w2_aliased)):
+            got = self.run_2x2("ranger_gc2", k=2, alpha=0.5, eps=1e-8, seed_buffer_aliasing=aliasing)
+            np.testing.assert_allclose(got[0], w1, rtol=0, atol=1e-15)
+            np.testing.assert_allclose(got[1], (np.array(self.W0) + want) / 2, rtol=0, atol=1e-15)
+        # radam (no GC) and radam_gcc (linear not centralized under the layer rule) are the same here.
+        self.assertEqual(self.run_2x2("radam"), self.run_2x2("radam_gcc"))
+
+    def radam_loop(self, family, grads, w0, lr, b1, b2, eps, wd, aliasing, k=None, alpha=None):
+        """RAdam / Ranger over one scalar per element (a bias: never centralized)."""
+        w = list(w0)
+        m = [0.0] * len(w)
+        v = [0.0] * len(w)
+        slow = list(w)
+        out = []
+        for t, g in enumerate(grads, 1):
+            a = lr_at(lr, t)
+            m = [b1 * mi + (1 - b1) * gi for mi, gi in zip(m, g)]
+            v = [b2 * vi + (1 - b2) * gi * gi for vi, gi in zip(v, g)]
+            rho_inf = 2 / (1 - b2) - 1
+            rho = rho_inf - 2 * t * b2 ** t / (1 - b2 ** t)
+            if (rho > 5) if family == "ranger" else (rho >= 5):
+                r = math.sqrt((1 - b2 ** t) * (rho - 4) / (rho_inf - 4) * (rho - 2) / rho * rho_inf
+                              / (rho_inf - 2)) / (1 - b1 ** t)
+                u = [mi / (math.sqrt(vi) + eps) + wd * wi for mi, vi, wi in zip(m, v, w)]
+            else:
+                r = 1 / (1 - b1 ** t)
+                u = [mi + wd * wi for mi, wi in zip(m, w)]
+                if aliasing:
+                    m = list(u)
+            w = [wi - r * a * ui for wi, ui in zip(w, u)]
+            if family == "ranger" and t % k == 0:
+                slow = [si + alpha * (wi - si) for si, wi in zip(slow, w)]
+                w = list(slow)
+            out.append(w)
+        return out
+
+    def test_against_a_plain_loop(self):
+        p = long_params()[3]  # fc.bias, 8 steps
+        self.assertEqual(p["kind"], "bias")
+        sched = gen.RADAM_LR_SCHEDULE
+        cases = (("radam", {}), ("ranger", dict(k=3, alpha=0.6)), ("ranger", dict(k=1, alpha=0.3)))
+        for family, extra in cases:
+            for lr in (0.01, sched):
+                for wd in (0.0, 0.05):
+                    for aliasing in (False, True):
+                        for b1, b2 in ((0.9, 0.9), (0.95, 0.999), (0.8, 0.7)):
+                            hyper = dict(lr=lr, betas=[b1, b2], eps=1e-8, weight_decay=wd,
+                                         seed_buffer_aliasing=aliasing, **extra)
+                            with self.subTest(family=family, hyper=hyper):
+                                want = self.radam_loop(family, p["grads"], p["value"], lr, b1, b2, 1e-8, wd,
+                                                       aliasing, **extra)
+                                out = ref.run_trace(doc(family, [p], **hyper))["steps"]
+                                got = [s[p["name"]] for s in out]
+                                for a, b in zip(got, want):
+                                    np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-16)
+
+    def test_aliasing_changes_only_what_the_seed_writes_into_m(self):
+        params = long_params()
+        for family in ("radam", "ranger"):
+            base = dict(gen.ALL_FAMILY_HYPER[family])
+            # No decay, no GC on the update: u is m itself, so the seed's writes change nothing.
+            for name in (family, f"{family}_gc", f"{family}_gcc"):
+                for rule in ref.RULES:
+                    h = dict(base, weight_decay=0.0)
+                    on = dict(h, seed_buffer_aliasing=True)
+                    with self.subTest(optimizer=name, rule=rule):
+                        self.assertEqual(ref.run_trace(doc(name, params, rule, **h)),
+                                         ref.run_trace(doc(name, params, rule, **on)))
+            # No decay, GC on the update: the seed writes C(m) into m. GC is a linear projection, so the
+            # next unrectified update C(b1*C(m) + (1-b1)*g) equals C(b1*m + (1-b1)*g) up to rounding; the
+            # first rectified step, m/(sqrt(v)+eps), tells them apart. Params never centralized: no change.
+            first = gen.RECTIFIED_FROM
+            for name in (f"{family}_gc2", f"{family}_gcc2"):
+                for rule in ref.RULES:
+                    h = dict(base, weight_decay=0.0)
+                    off = ref.run_trace(doc(name, params, rule, **h))["steps"]
+                    on = ref.run_trace(doc(name, params, rule, **dict(h, seed_buffer_aliasing=True)))["steps"]
+                    variant = ref.OPTIMIZERS[name][1]
+                    for p in params:
+                        with self.subTest(optimizer=name, rule=rule, param=p["name"]):
+                            a = np.array([s[p["name"]] for s in off])
+                            b = np.array([s[p["name"]] for s in on])
+                            self.assertEqual(a[0].tolist(), b[0].tolist())
+                            if centralized_units(p, rule, variant):
+                                np.testing.assert_allclose(a[:first - 1], b[:first - 1], rtol=1e-13,
+                                                           atol=1e-15)
+                                for x, y in zip(a[first - 1:], b[first - 1:]):
+                                    self.assertGreater(np.abs(x - y).max(), 1e-6)
+                            else:
+                                self.assertEqual(a.tolist(), b.tolist())
+            # Decay: every param changes from step 2 on.
+            for name in (family, f"{family}_gc", f"{family}_gc2"):
+                off = ref.run_trace(doc(name, params, **base))["steps"]
+                on = ref.run_trace(doc(name, params, **dict(base, seed_buffer_aliasing=True)))["steps"]
+                with self.subTest(optimizer=name, decay=True):
+                    self.assertEqual(off[0], on[0])
+                    for p in params:
+                        self.assertTrue(all(x[p["name"]] != y[p["name"]] for x, y in zip(off[1:], on[1:])))
+
+    def test_ranger_without_a_sync_is_radam_with_the_strict_test(self):
+        # k past the last step: no sync; with no rho_t exactly 5 the two tests agree, so Ranger is RAdam
+        # bit for bit (same lr, betas, eps, decay, aliasing).
+        params = long_params()
+        for variant in ("", "_gc", "_gcc", "_gc2", "_gcc2"):
+            for rule in (ref.RULES if variant else ("layer",)):
+                for aliasing in (False, True):
+                    h = dict(gen.RADAM_HYPER, seed_buffer_aliasing=aliasing)
+                    with self.subTest(variant=variant, rule=rule, aliasing=aliasing):
+                        radam = ref.run_trace(doc("radam" + variant, params, rule, **h))["steps"]
+                        ranger = ref.run_trace(doc("ranger" + variant, params, rule,
+                                                   **dict(h, k=gen.LONG_N_STEPS + 1, alpha=0.5)))["steps"]
+                        self.assertEqual(radam, ranger)
+
+    def test_ranger_syncs(self):
+        params = long_params()
+        for k in (1, 2, 3, 6):
+            # alpha 0: every k-th step resets the weights to the initial ones.
+            out = ref.run_trace(doc("ranger_gc", params, **dict(gen.RANGER_HYPER, k=k, alpha=0.0)))["steps"]
+            for t in range(k, gen.LONG_N_STEPS + 1, k):
+                with self.subTest(k=k, t=t):
+                    for p in params:
+                        self.assertEqual(out[t - 1][p["name"]], p["value"])
+            # alpha 1: the slow weights follow the fast ones; the result is Ranger without a sync, to
+            # rounding (slow + (w - slow) need not be w exactly).
+            out = ref.run_trace(doc("ranger_gc", params, **dict(gen.RANGER_HYPER, k=k, alpha=1.0)))["steps"]
+            plain = ref.run_trace(doc("ranger_gc", params, **dict(gen.RANGER_HYPER, k=99)))["steps"]
+            for a, b in zip(out, plain):
+                for name in a:
+                    np.testing.assert_allclose(a[name], b[name], rtol=1e-13, atol=1e-15)
+
+    def test_defaults(self):
+        self.assertEqual(ref.HYPER_DEFAULTS["radam"], {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8,
+                                                       "weight_decay": 0.0, "seed_buffer_aliasing": False})
+        self.assertEqual(ref.HYPER_DEFAULTS["ranger"], {"lr": 1e-3, "betas": (0.95, 0.999), "eps": 1e-5,
+                                                        "weight_decay": 0.0, "k": 6, "alpha": 0.5,
+                                                        "seed_buffer_aliasing": False})
+        params = long_params()
+        for name, explicit in (("radam_gc2", dict(lr=1e-3, betas=[0.9, 0.999], eps=1e-8, weight_decay=0.0,
+                                                  seed_buffer_aliasing=False)),
+                               ("ranger_gc2", dict(lr=1e-3, betas=[0.95, 0.999], eps=1e-5, weight_decay=0.0,
+                                                   k=6, alpha=0.5, seed_buffer_aliasing=False))):
+            with self.subTest(optimizer=name):
+                implicit = ref.run_trace(doc(name.upper(), params))
+                self.assertEqual(implicit, ref.run_trace(doc(name, params, **explicit)))
+                self.assertEqual(implicit["optimizer"], name)
+
+
+class Lookahead(unittest.TestCase):
+    """The seed's Lookahead.py around any optimizer but Ranger."""
+
+    def test_names(self):
+        base = [n for n, (f, _v, _l) in ref.OPTIMIZERS.items()
+                if not f.startswith(ref.LOOKAHEAD_PREFIX)]
+        wrapped = [n for n in ref.OPTIMIZERS if n.startswith(ref.LOOKAHEAD_PREFIX)]
+        self.assertEqual(sorted(wrapped),
+                         sorted("lookahead_" + n for n in base if not n.startswith("ranger")))
+        self.assertEqual(len(wrapped), 25)
+        for name in wrapped:
+            inner = name[len("lookahead_"):]
+            family, variant, loc = ref.OPTIMIZERS[name]
+            self.assertEqual((ref.inner_family(family), variant, loc), ref.OPTIMIZERS[inner])
+            self.assertEqual(ref.HYPER_DEFAULTS[family],
+                             dict(ref.HYPER_DEFAULTS[ref.OPTIMIZERS[inner][0]], k=5, alpha=0.5))
+
+    def test_sgd_by_hand(self):
+        # SGD, lr 1, no momentum, g = 1 every step, w0 = 0: the inner step is w - 1.
+        # k = 2, alpha 0.5: counter 0 after step 1 -> slow = w1 = -1 (its first use), slow += 0.5*(w1 - slow)
+        # = -1, w1 = -1; step 2: -2 (counter 1 -> 2 -> 0); step 3: -3, sync: slow = -1 + 0.5*(-3 + 1) = -2,
+        # w3 = -2; step 4: -3; step 5: -4, sync: slow = -2 + 0.5*(-4 + 2) = -3, w5 = -3.
+        # k = 1: a sync after every step: -1; -2 -> -1.5; -2.5 -> -2; -3 -> -2.5; -3.5 -> -3.
+        # (The paper's Algorithm 1 with k = 2 would start the slow weights at w0 = 0 and sync after steps 2
+        # and 4: -1, -2 -> -1, -2, -3 -> -2, -3.)
+        p = {"name": "b", "kind": "bias", "shape": [1], "value": [0.0], "grads": [[1.0]] * 5}
+        for k, want in ((2, [-1, -2, -2, -3, -3]), (1, [-1, -1.5, -2, -2.5, -3])):
+            out = ref.run_trace(doc("lookahead_sgd", [p], lr=1.0, k=k, alpha=0.5))["steps"]
+            got = [s["b"][0] for s in out]
+            self.assertEqual(got, want)
+        # k past the last step: the only sync is after step 1, which changes nothing.
+        self.assertEqual(ref.run_trace(doc("lookahead_sgd", [p], lr=1.0, k=6))["steps"],
+                         ref.run_trace(doc("sgd", [p], lr=1.0))["steps"])
+
+    def test_sgd_gc_momentum_by_hand(self):
+        # Linear(2, 1) weight [1, 2], w0 = [0, 0], g1 = [1, 3], g2 = g3 = [0, 0], momentum 0.5, lr 1, k = 2,
+        # alpha 0.5. C(g1) = [-1, 1]. t=1: buf = [-1, 1], w1 = [1, -1] = slow. t=2: buf = [-0.5, 0.5],
+        # w2 = [1.5, -1.5]. t=3: buf = [-0.25, 0.25], fast [1.75, -1.75]; sync: slow = [1, -1] + 0.5*[0.75,
+        # -0.75] = [1.375, -1.375] = w3. The momentum buffer carries over the sync.
+        p = {"name": "w", "kind": "linear", "shape": [1, 2], "value": [0.0, 0.0],
+             "grads": [[1.0, 3.0], [0.0, 0.0], [0.0, 0.0]]}
+        out = ref.run_trace(doc("lookahead_sgd_gc", [p], lr=1.0, momentum=0.5, k=2))["steps"]
+        got = [s["w"] for s in out]
+        self.assertEqual(got, [[1.0, -1.0], [1.5, -1.5], [1.375, -1.375]])
+
+    def test_syncs_follow_steps_one_plus_multiples_of_k(self):
+        params = long_params()
+        for name in ("lookahead_sgd_gc", "lookahead_adam_gc2", "lookahead_adamw_gcc", "lookahead_adagrad_gc",
+                     "lookahead_radam_gc2", "lookahead_adamw_torch", "lookahead_sgdw"):
+            inner = name[len("lookahead_"):]
+            hyper = gen.ALL_FAMILY_HYPER[ref.OPTIMIZERS[name][0]]
+            inner_hyper = {key: v for key, v in hyper.items() if key not in ("k", "alpha")}
+            plain = ref.run_trace(doc(inner, params, **inner_hyper))["steps"]
+            for k in (1, 2, 3, 5):
+                with self.subTest(optimizer=name, k=k):
+                    out = ref.run_trace(doc(name, params, **dict(hyper, k=k)))["steps"]
+                    self.assertEqual(out[:k], plain[:k])  # the sync after step 1 changes nothing
+                    self.assertNotEqual(out[k], plain[k])  # the sync after step 1 + k does
+                    # alpha 0: each sync resets the weights to those after step 1.
+                    out = ref.run_trace(doc(name, params, **dict(hyper, k=k, alpha=0.0)))["steps"]
+                    for t in range(1, gen.LONG_N_STEPS + 1, k):
+                        self.assertEqual(out[t - 1], plain[0])
+
+    def test_against_a_plain_loop(self):
+        # Lookahead around Adam (one scalar per element), with a schedule: the inner state carries over
+        # every sync, the slow weights start after step 1.
+        p = long_params()[4]  # bn.weight, 8 steps
+        lr, b1, b2, eps, wd, k, alpha = gen.RADAM_LR_SCHEDULE, 0.9, 0.99, 1e-8, 0.01, 3, 0.6
+        w, m, v, slow, counter, want = list(p["value"]), [0.0] * 4, [0.0] * 4, None, 0, []
+        for t, g in enumerate(p["grads"], 1):
+            g = [gi + wd * wi for gi, wi in zip(g, w)]
+            m = [b1 * mi + (1 - b1) * gi for mi, gi in zip(m, g)]
+            v = [b2 * vi + (1 - b2) * gi * gi for vi, gi in zip(v, g)]
+            a = lr_at(lr, t)
+            w = [wi - a / (1 - b1 ** t) * mi / (math.sqrt(vi) / math.sqrt(1 - b2 ** t) + eps)
+                 for wi, mi, vi in zip(w, m, v)]
+            if counter == 0:
+                slow = list(w) if slow is None else slow
+                slow = [si + alpha * (wi - si) for si, wi in zip(slow, w)]
+                w = list(slow)
+            counter = (counter + 1) % k
+            want.append(w)
+        got = ref.run_trace(doc("lookahead_adam", [p], lr=lr, betas=[b1, b2], eps=eps, weight_decay=wd, k=k,
+                                alpha=alpha))["steps"]
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a[p["name"]], b, rtol=1e-14, atol=1e-16)
+
+    def test_defaults(self):
+        params = long_params()
+        self.assertEqual(ref.run_trace(doc("Lookahead_Adam_GC", params)),
+                         ref.run_trace(doc("lookahead_adam_gc", params, k=5, alpha=0.5, lr=1e-3)))
+        self.assertEqual(ref.run_trace(doc("Lookahead_Adam_GC", params))["optimizer"], "lookahead_adam_gc")
+
+
+
 class Errors(unittest.TestCase):
     def setUp(self):
         self.p = param("fc.weight", "linear", (2, 3), np.random.default_rng(6), steps=2)
@@ -525,6 +946,41 @@ class Errors(unittest.TestCase):
         d["extra"] = 1
         self.assertTraceError(d, "$.extra")
 
+    def test_radam_ranger_lookahead_errors(self):
+        p = self.p
+        err = self.assertTraceError
+        err(doc("radam", [p], amsgrad=True), "$.hyper.amsgrad: not a hyperparameter of the radam family")
+        err(doc("radam", [p], k=3), "$.hyper.k: not a hyperparameter of the radam family")
+        err(doc("radam", [p], momentum=0.9), "$.hyper.momentum")
+        err(doc("ranger", [p], nesterov=False), "$.hyper.nesterov")
+        err(doc("adam", [p], seed_buffer_aliasing=True), "$.hyper.seed_buffer_aliasing: not a hyperparameter")
+        err(doc("lookahead_sgd", [p], lr=0.1, seed_buffer_aliasing=True), "$.hyper.seed_buffer_aliasing")
+        err(doc("sgd", [p], lr=0.1, k=5), "$.hyper.k: not a hyperparameter of the sgd family")
+        err(doc("radam", [p], seed_buffer_aliasing=1), "$.hyper.seed_buffer_aliasing: expected true or false")
+        err(doc("ranger", [p], seed_buffer_aliasing="true"), "$.hyper.seed_buffer_aliasing")
+        err(doc("radam", [p], betas=[0.9, 1.0]), "$.hyper.betas[1]")
+        err(doc("ranger", [p], betas=[-0.1, 0.9]), "$.hyper.betas[0]")
+        err(doc("radam", [p], eps=-1e-8), "$.hyper.eps")
+        err(doc("ranger", [p], weight_decay=-0.1), "$.hyper.weight_decay")
+        for name in ("ranger", "lookahead_adam", "lookahead_radam_gc2"):
+            err(doc(name, [p], k=0), "$.hyper.k: must be >= 1")
+            err(doc(name, [p], k=2.5), "$.hyper.k: expected an integer")
+            err(doc(name, [p], k=True), "$.hyper.k: expected an integer")
+            err(doc(name, [p], k="3"), "$.hyper.k")
+            err(doc(name, [p], alpha=1.5), "$.hyper.alpha: must be <= 1.0")
+            err(doc(name, [p], alpha=-0.5), "$.hyper.alpha: must be >= 0.0")
+            err(doc(name, [p], alpha=None), "$.hyper.alpha: expected a number")
+        err(doc("lookahead_sgd", [p], k=2), "$.hyper.lr: required for the lookahead_sgd family")
+        err(doc("lookahead_sgd", [p], lr=0.1, nesterov=True), "$.hyper.nesterov")
+        err(doc("lookahead_ranger", [p]), "$.optimizer")
+        err(doc("lookahead_lookahead_sgd", [p], lr=0.1), "$.optimizer")
+        err(doc("radam_gc3", [p]), "$.optimizer")
+        # Accepted: k as an integral float, alpha at both ends, the switch on a family that has it.
+        for hyper in (dict(k=2.0), dict(alpha=0.0), dict(alpha=1), dict(seed_buffer_aliasing=True)):
+            self.assertEqual(len(ref.run_trace(doc("ranger_gc", [p], **hyper))["steps"]), 2)
+        out = ref.run_trace(doc("lookahead_radam", [p], seed_buffer_aliasing=True, k=1))
+        self.assertEqual(len(out["steps"]), 2)
+
     def test_cli(self):
         script = os.path.join(HERE, "gc_reference.py")
         good = json.dumps(doc("Adam_GC", [self.p]))
@@ -544,7 +1000,7 @@ class Fixtures(unittest.TestCase):
         if not files:
             self.skipTest("no fixtures generated yet")
         names = {os.path.basename(f)[:-5] for f in files}
-        for stem, *_ in gen.fixture_list() + gen.lr_schedule_fixture_list():
+        for stem, *_ in gen.fixture_list() + gen.lr_schedule_fixture_list() + gen.long_fixture_list():
             self.assertIn(stem, names)
         for path in files:
             with open(path, encoding="utf-8") as f:
@@ -560,10 +1016,43 @@ class Fixtures(unittest.TestCase):
         c = gen.make_params(gen.LR_SCHEDULE_PARAM_SET)
         self.assertEqual(c, gen.make_params(gen.LR_SCHEDULE_PARAM_SET))
         self.assertEqual(c[:len(a)], a)  # the schedule set extends the common one
-        for p in c:
+        d = gen.make_params(gen.PARAM_SET, gen.LONG_SEED, gen.LONG_N_STEPS)
+        self.assertEqual(d, gen.make_params(gen.PARAM_SET, gen.LONG_SEED, gen.LONG_N_STEPS))
+        self.assertEqual([(p["name"], p["shape"]) for p in d], [(p["name"], p["shape"]) for p in a])
+        self.assertNotEqual(d[0]["value"], a[0]["value"])  # a draw of its own
+        for p in c + d:
             for arr in [p["value"]] + p["grads"]:
                 x = np.array(arr)
                 np.testing.assert_array_equal(x.astype(np.float32).astype(np.float64), x)
+        self.assertTrue(all(len(p["grads"]) == gen.LONG_N_STEPS for p in d))
+
+    def test_long_fixtures(self):
+        fixtures = gen.long_fixture_list()
+        stems = [stem for stem, *_ in fixtures]
+        self.assertEqual(len(stems), len(set(stems)))
+        self.assertLessEqual(len(stems), 30)
+        for required in ("radam__layer", "radam_gc__layer", "radam_gcc__layer", "radam_gc2__layer",
+                         "radam_gcc2__layer", "radam_gc__rank_rule", "radam_gcc__rank_rule",
+                         "radam_gc2__rank_rule", "radam_gcc2__rank_rule",
+                         "radam_gc2__layer__seed_buffer_aliasing", "ranger__layer", "ranger_gc__layer",
+                         "ranger_gcc__layer", "ranger_gc2__layer", "ranger_gcc2__layer",
+                         "ranger_gc__rank_rule", "ranger_gcc__rank_rule", "ranger_gc2__rank_rule",
+                         "ranger_gcc2__rank_rule", "ranger_gc2__layer__seed_buffer_aliasing",
+                         "ranger_gc2__layer__k6", "lookahead_sgd__layer", "lookahead_sgd_gc__layer",
+                         "lookahead_adam_gc__layer", "radam_gc2__layer__lr_schedule",
+                         "ranger_gc2__layer__lr_schedule"):
+            self.assertIn(required, stems)
+        for stem, name, _rule, hyper in fixtures:
+            with self.subTest(fixture=stem):
+                family = ref.OPTIMIZERS[name][0]
+                h = ref.parse_hyper(family, hyper)  # valid for its family
+                self.assertEqual(set(hyper), set(ref.HYPER_DEFAULTS[family]))  # every key written out
+                if "weight_decay" in h:
+                    self.assertEqual(h["weight_decay"], 1e-2)  # so that the seed's aliasing shows
+                if "seed_buffer_aliasing" in h:
+                    self.assertEqual(h["seed_buffer_aliasing"], stem.endswith("seed_buffer_aliasing"))
+        self.assertEqual(dict(fixtures[[s for s, *_ in fixtures].index("ranger_gc2__layer__k6")][3])["k"],
+                         ref.HYPER_DEFAULTS["ranger"]["k"])
 
     def test_schedule_fixtures(self):
         stems = [stem for stem, *_ in gen.lr_schedule_fixture_list()]

@@ -11,7 +11,8 @@ use crate::centralize::Placement;
 use crate::config::GcConfig;
 use crate::error::GcError;
 use crate::optim::{
-    AdagradConfig, AdamConfig, AdamWConfig, AdamWFormula, GcOptimizer, SgdConfig, WeightDecay,
+    AdagradConfig, AdamConfig, AdamWConfig, AdamWFormula, GcOptimizer, LookaheadConfig,
+    RAdamConfig, SgdConfig, WeightDecay,
 };
 use crate::plan::Scope;
 
@@ -30,13 +31,20 @@ pub enum Family {
     AdamWTorch,
     /// Adagrad with coupled L2 decay (the seed's `Adagrad_GCC`).
     Adagrad,
+    /// RAdam (the seed's `algorithm-GC` RAdam; decay added to the update).
+    RAdam,
+    /// Ranger: RAdam inside Lookahead (the seed's `algorithm-GC` Ranger).
+    Ranger,
 }
 
-/// A named optimizer of the seed (or its plain baseline): family, scope and placement.
+/// A named optimizer of the seed (or its plain baseline): family, scope, placement and whether the
+/// seed's Lookahead wraps it.
 ///
 /// Names are case-insensitive and accept the seed's spellings: `SGD_GC`, `sgd_gcc`, `SGDW_GCC`,
-/// `Adam_GC2`, `AdamW_GCC`, `adamw_torch`, `Adagrad_GCC`, ... (`_gc`: conv and linear, `_gcc`: conv
-/// only, a trailing `2`: GC on the update).
+/// `Adam_GC2`, `AdamW_GCC`, `adamw_torch`, `Adagrad_GCC`, `RAdam_GC2`, `Ranger_GCC`, ... (`_gc`:
+/// conv and linear, `_gcc`: conv only, a trailing `2`: GC on the update, the seed's `gc_loc=False`).
+/// A `lookahead_` prefix wraps any of them but Ranger (which has it built in) in the seed's
+/// Lookahead: `lookahead_sgd_gc`.
 ///
 /// ```
 /// use burn::nn::{Linear, LinearConfig};
@@ -58,6 +66,8 @@ pub struct Preset {
     pub scope: Scope,
     /// Where GC sits.
     pub placement: Placement,
+    /// Inside the seed's Lookahead ([`LookaheadConfig`]; never with Ranger, which has its own).
+    pub lookahead: bool,
 }
 
 macro_rules! presets {
@@ -69,6 +79,7 @@ macro_rules! presets {
                     family: Family::$family,
                     scope: Scope::$scope,
                     placement: Placement::$placement,
+                    lookahead: false,
                 };
             )*
 
@@ -99,6 +110,16 @@ presets! {
     ADAGRAD = Adagrad, None, Gradient;
     ADAGRAD_GC = Adagrad, ConvLinear, Gradient;
     ADAGRAD_GCC = Adagrad, ConvOnly, Gradient;
+    RADAM = RAdam, None, Gradient;
+    RADAM_GC = RAdam, ConvLinear, Gradient;
+    RADAM_GCC = RAdam, ConvOnly, Gradient;
+    RADAM_GC2 = RAdam, ConvLinear, Update;
+    RADAM_GCC2 = RAdam, ConvOnly, Update;
+    RANGER = Ranger, None, Gradient;
+    RANGER_GC = Ranger, ConvLinear, Gradient;
+    RANGER_GCC = Ranger, ConvOnly, Gradient;
+    RANGER_GC2 = Ranger, ConvLinear, Update;
+    RANGER_GCC2 = Ranger, ConvOnly, Update;
 }
 
 impl Preset {
@@ -115,6 +136,8 @@ impl Preset {
             Family::AdamW => "adamw",
             Family::AdamWTorch => "adamw_torch",
             Family::Adagrad => "adagrad",
+            Family::RAdam => "radam",
+            Family::Ranger => "ranger",
         };
         let (scope, suffix) = match self.scope {
             Scope::ConvLinear => ("_gc", String::new()),
@@ -128,7 +151,18 @@ impl Preset {
             (Scope::None, _) | (_, Placement::Gradient) => "",
             (_, Placement::Update) => "2",
         };
-        format!("{family}{scope}{placement}{suffix}")
+        let lookahead = if self.lookahead { "lookahead_" } else { "" };
+        format!("{lookahead}{family}{scope}{placement}{suffix}")
+    }
+
+    /// The same preset inside the seed's Lookahead (k and α from [`Hyperparameters`], by default
+    /// 5 and 0.5). Ranger has Lookahead built in: asking for it again is an error when the
+    /// optimizer is built.
+    pub fn lookahead(self) -> Self {
+        Self {
+            lookahead: true,
+            ..self
+        }
     }
 
     /// The same preset with GC decided by the seed's rank rule (`rank > 1` for `_gc`, `rank > 3` for
@@ -181,6 +215,31 @@ impl Preset {
         with: W,
     ) -> Result<W::Output, GcError> {
         hyper.check_applies(self)?;
+        if self.lookahead {
+            if self.family == Family::Ranger {
+                return Err(GcError::NotApplicable {
+                    name: "lookahead",
+                    optimizer: format!("{} (it has Lookahead built in)", self.name()),
+                });
+            }
+            let lookahead = LookaheadConfig::new()
+                .with_k(hyper.k.unwrap_or(5))
+                .with_alpha(hyper.alpha.unwrap_or(0.5));
+            let inner = Self {
+                lookahead: false,
+                ..*self
+            };
+            return inner.build(hyper, InLookahead(lookahead, with))?;
+        }
+        self.build(hyper, with)
+    }
+
+    /// Build the optimizer of the family (Lookahead aside) and hand it to `with`.
+    fn build<W: WithOptimizer>(
+        &self,
+        hyper: &Hyperparameters,
+        with: W,
+    ) -> Result<W::Output, GcError> {
         let weight_decay = hyper.weight_decay.unwrap_or(0.0);
         let betas = hyper.betas.unwrap_or((0.9, 0.999));
         let amsgrad = hyper.amsgrad.unwrap_or(false);
@@ -231,7 +290,41 @@ impl Preset {
                     .with_eps(hyper.eps.unwrap_or(1e-10))
                     .build()?,
             ),
+            Family::RAdam | Family::Ranger => {
+                let ranger = self.family == Family::Ranger;
+                let radam = if ranger {
+                    RAdamConfig::ranger()
+                } else {
+                    RAdamConfig::new()
+                };
+                let (beta1, beta2) = hyper.betas.unwrap_or(radam.betas());
+                let mut radam = radam
+                    .with_betas(beta1, beta2)
+                    .with_weight_decay(weight_decay)
+                    .with_seed_buffer_aliasing(hyper.seed_buffer_aliasing.unwrap_or(false));
+                if let Some(eps) = hyper.eps {
+                    radam = radam.with_eps(eps);
+                }
+                if ranger {
+                    let lookahead = LookaheadConfig::ranger()
+                        .with_k(hyper.k.unwrap_or(6))
+                        .with_alpha(hyper.alpha.unwrap_or(0.5));
+                    with.call(lookahead.build(radam.build()?)?)
+                } else {
+                    with.call(radam.build()?)
+                }
+            }
         })
+    }
+}
+
+/// Hands `W` the optimizer wrapped in Lookahead.
+struct InLookahead<W>(LookaheadConfig, W);
+
+impl<W: WithOptimizer> WithOptimizer for InLookahead<W> {
+    type Output = Result<W::Output, GcError>;
+    fn call<O: GcOptimizer>(self, optimizer: O) -> Self::Output {
+        Ok(self.1.call(self.0.build(optimizer)?))
     }
 }
 
@@ -264,11 +357,22 @@ impl FromStr for Preset {
             Some((base, suffix)) => (base, Some(suffix)),
             None => (wanted.as_str(), None),
         };
+        let (base, lookahead) = match base.strip_prefix("lookahead_") {
+            Some(inner) => (inner, true),
+            None => (base, false),
+        };
         let preset = Preset::ALL
             .iter()
             .find(|preset| preset.name() == base)
             .copied()
             .ok_or_else(unknown)?;
+        if lookahead && preset.family == Family::Ranger {
+            return Err(unknown());
+        }
+        let preset = Preset {
+            lookahead,
+            ..preset
+        };
         match suffix {
             None => Ok(preset),
             Some("rank_rule") if preset.scope != Scope::None => Ok(preset.rank_rule()),
@@ -316,6 +420,16 @@ pub struct Hyperparameters {
     /// Adagrad's starting accumulator (default 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initial_accumulator_value: Option<f64>,
+    /// Lookahead's fast steps per sync (default 5; Ranger 6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k: Option<usize>,
+    /// Lookahead's step of the slow weights towards the fast ones (default 0.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// RAdam and Ranger: reproduce the seed's in-place edit of the first moment on unrectified
+    /// steps (default false: the formula; see [`RAdamConfig`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed_buffer_aliasing: Option<bool>,
 }
 
 impl Hyperparameters {
@@ -327,18 +441,27 @@ impl Hyperparameters {
             Family::Adam | Family::AdamW | Family::AdamWTorch
         );
         let adagrad = preset.family == Family::Adagrad;
+        let rectified = matches!(preset.family, Family::RAdam | Family::Ranger);
+        let lookahead = preset.lookahead || preset.family == Family::Ranger;
         let given = [
             ("momentum", self.momentum.is_some(), sgd),
             ("dampening", self.dampening.is_some(), sgd),
             ("nesterov", self.nesterov.is_some(), sgd),
-            ("betas", self.betas.is_some(), adam),
-            ("eps", self.eps.is_some(), adam || adagrad),
+            ("betas", self.betas.is_some(), adam || rectified),
+            ("eps", self.eps.is_some(), adam || adagrad || rectified),
             ("amsgrad", self.amsgrad.is_some(), adam),
             ("lr_decay", self.lr_decay.is_some(), adagrad),
             (
                 "initial_accumulator_value",
                 self.initial_accumulator_value.is_some(),
                 adagrad,
+            ),
+            ("k", self.k.is_some(), lookahead),
+            ("alpha", self.alpha.is_some(), lookahead),
+            (
+                "seed_buffer_aliasing",
+                self.seed_buffer_aliasing.is_some(),
+                rectified,
             ),
         ];
         match given.iter().find(|(_, set, applies)| *set && !applies) {
@@ -389,5 +512,15 @@ pub mod paper {
         adagrad = ADAGRAD;
         adagrad_gc = ADAGRAD_GC;
         adagrad_gcc = ADAGRAD_GCC;
+        radam = RADAM;
+        radam_gc = RADAM_GC;
+        radam_gcc = RADAM_GCC;
+        radam_gc2 = RADAM_GC2;
+        radam_gcc2 = RADAM_GCC2;
+        ranger = RANGER;
+        ranger_gc = RANGER_GC;
+        ranger_gcc = RANGER_GCC;
+        ranger_gc2 = RANGER_GC2;
+        ranger_gcc2 = RANGER_GCC2;
     }
 }

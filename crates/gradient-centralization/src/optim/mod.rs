@@ -20,12 +20,16 @@ mod fused;
 #[cfg(not(feature = "fused"))]
 #[path = "unfused.rs"]
 mod fused;
+mod lookahead;
+mod radam;
 mod sgd;
 mod wrap;
 
 pub use adagrad::{Adagrad, AdagradConfig, AdagradState};
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use adamw::{AdamW, AdamWConfig, AdamWFormula};
+pub use lookahead::{Lookahead, LookaheadConfig, LookaheadState, Phase, Ranger, ranger};
+pub use radam::{RAdam, RAdamConfig, Rectify};
 pub use sgd::{Sgd, SgdConfig, SgdState, WeightDecay};
 pub use wrap::Centralized;
 

@@ -287,7 +287,7 @@ enum LrInput {
 }
 
 /// The keys `hyper` may hold (docs/TRACE-FORMAT.md lists each).
-pub const HYPER_KEYS: [&str; 10] = [
+pub const HYPER_KEYS: [&str; 13] = [
     "lr",
     "momentum",
     "dampening",
@@ -298,6 +298,9 @@ pub const HYPER_KEYS: [&str; 10] = [
     "amsgrad",
     "lr_decay",
     "initial_accumulator_value",
+    "k",
+    "alpha",
+    "seed_buffer_aliasing",
 ];
 
 /// Numbers that `dtype` cannot hold (beyond f32's range in an f32 trace) are an error at their

@@ -12,7 +12,7 @@ use gradient_centralization::optim::{
 };
 use gradient_centralization::trace::Trace;
 use gradient_centralization::{
-    GcError, Hyperparameters, PlanConfig, Preset, Rule, Scope, check_gradients, check_lr,
+    Family, GcError, Hyperparameters, PlanConfig, Preset, Rule, Scope, check_gradients, check_lr,
 };
 
 fn hyper_error(result: Result<impl Sized, GcError>) -> &'static str {
@@ -103,16 +103,65 @@ fn names_and_inapplicable_hyperparameters() {
         Preset::SGD_GC.init(&model, &hyper),
         Err(GcError::NotApplicable { name: "betas", .. })
     ));
+    // Lookahead's k and alpha belong to lookahead_* and Ranger; the seed's aliasing to RAdam and
+    // Ranger; Ranger cannot be wrapped in a second Lookahead.
+    let k = Hyperparameters {
+        k: Some(3),
+        ..Hyperparameters::default()
+    };
+    assert!(matches!(
+        Preset::RADAM_GC.init(&model, &k),
+        Err(GcError::NotApplicable { name: "k", .. })
+    ));
+    assert!(Preset::RADAM_GC.lookahead().init(&model, &k).is_ok());
+    assert!(Preset::RANGER_GC.init(&model, &k).is_ok());
+    let aliasing = Hyperparameters {
+        seed_buffer_aliasing: Some(true),
+        ..Hyperparameters::default()
+    };
+    assert!(matches!(
+        Preset::ADAM_GC.init(&model, &aliasing),
+        Err(GcError::NotApplicable {
+            name: "seed_buffer_aliasing",
+            ..
+        })
+    ));
+    assert!(Preset::RANGER_GCC2.init(&model, &aliasing).is_ok());
+    let Err(err) = Preset::RANGER_GC
+        .lookahead()
+        .init(&model, &Hyperparameters::default())
+    else {
+        panic!("Lookahead around Ranger was accepted");
+    };
+    assert!(err.to_string().contains("Lookahead built in"), "{err}");
+    let zero_k = Hyperparameters {
+        k: Some(0),
+        ..Hyperparameters::default()
+    };
+    assert!(matches!(
+        Preset::SGD.lookahead().init(&model, &zero_k),
+        Err(GcError::InvalidHyperparameter { name: "k", .. })
+    ));
 }
 
 #[test]
 fn every_preset_name_parses_back_to_the_preset() {
     for &preset in Preset::ALL {
-        for p in [preset, preset.rank_rule()] {
+        let wrapped = (preset.family != Family::Ranger)
+            .then(|| [preset.lookahead(), preset.rank_rule().lookahead()]);
+        for p in [preset, preset.rank_rule()]
+            .into_iter()
+            .chain(wrapped.into_iter().flatten())
+        {
             let name = p.to_string();
             assert_eq!(name.parse::<Preset>().unwrap(), p, "{name}");
         }
     }
+    assert_eq!(Preset::SGD_GC.lookahead().to_string(), "lookahead_sgd_gc");
+    assert_eq!(
+        "Lookahead_RAdam_GC2".parse::<Preset>().unwrap(),
+        Preset::RADAM_GC2.lookahead()
+    );
     assert_eq!(Preset::SGD_GC.rank_rule().to_string(), "sgd_gc:rank_rule");
     assert_eq!(
         "ADAM_GCC2:rank_rule".parse::<Preset>().unwrap(),
@@ -128,6 +177,8 @@ fn every_preset_name_parses_back_to_the_preset() {
         "sgd_gc:rank_rule>2",
         "sgd_gc:rank",
         "sgd:rank_rule>x",
+        "lookahead_ranger_gc",
+        "lookahead_lookahead_sgd",
     ] {
         assert!(
             matches!(bad.parse::<Preset>(), Err(GcError::UnknownOptimizer { .. })),

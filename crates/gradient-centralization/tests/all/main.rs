@@ -12,6 +12,7 @@ mod module_optimizer;
 mod parity;
 mod plan;
 mod properties;
+mod rectified;
 
 use std::sync::OnceLock;
 

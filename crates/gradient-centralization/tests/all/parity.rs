@@ -89,14 +89,14 @@ fn every_fixture_matches_the_reference_in_f32_and_f64() {
     );
     let mut failures = Vec::new();
     println!(
-        "{:<34} {:>14} {:>16} {:>16}",
+        "{:<40} {:>14} {:>16} {:>16}",
         "fixture", "f32 normwise", "f32 elementwise", "f64 elementwise"
     );
     for (name, fixture) in &fixtures {
         let single = errors(&run(&fixture["input"], "f32"), &fixture["expected"]);
         let double = errors(&run(&fixture["input"], "f64"), &fixture["expected"]);
         println!(
-            "{name:<34} {:>14.2e} {:>16.2e} {:>16.2e}",
+            "{name:<40} {:>14.2e} {:>16.2e} {:>16.2e}",
             single.normwise, single.elementwise, double.elementwise
         );
         if single.normwise > 1e-6 || double.elementwise > 1e-12 {

@@ -105,7 +105,7 @@ proptest! {
 }
 
 /// Random gradients from a 64-bit LCG (deterministic per seed).
-fn gradient(seed: u64, shape: [usize; 4], scale: f32) -> Tensor<4> {
+pub(crate) fn gradient(seed: u64, shape: [usize; 4], scale: f32) -> Tensor<4> {
     let n: usize = shape.iter().product();
     let mut state = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
     let values: Vec<f32> = (0..n)
@@ -119,10 +119,10 @@ fn gradient(seed: u64, shape: [usize; 4], scale: f32) -> Tensor<4> {
     Tensor::from_data(TensorData::new(values, shape), &device())
 }
 
-const SHAPE: [usize; 4] = [6, 3, 3, 3];
+pub(crate) const SHAPE: [usize; 4] = [6, 3, 3, 3];
 
 /// The largest change of any output unit's weight mean over 200 random steps.
-fn mean_drift<O: Optimizer>(optimizer: O, lr: f64) -> f32 {
+pub(crate) fn mean_drift<O: Optimizer>(optimizer: O, lr: f64) -> f32 {
     let mut w = gradient(999, SHAPE, 0.5);
     let before = w.clone().reshape([6, 27]).mean_dim(1);
     let mut state = None;
