@@ -20,9 +20,11 @@ def linear(cin, cout):
     return cin * cout + cout
 
 
-def resnet(blocks, bottleneck, stem, classes):
-    """stem: 'cifar' (3x3 conv) or 'imagenet' (7x7 conv); projection where the shape changes."""
-    total = conv(3, 64, 3 if stem == "cifar" else 7) + norm(64)
+def resnet(blocks, bottleneck, stem, classes, bias=False):
+    """stem: 'cifar' (3x3 conv) or 'imagenet' (7x7 conv); projection where the shape changes;
+    `bias`: a bias on every convolution (the seed's ImageNet myresnet.py / myresnetgn.py)."""
+    cb = bias
+    total = conv(3, 64, 3 if stem == "cifar" else 7, bias=cb) + norm(64)
     expansion = 4 if bottleneck else 1
     cin = 64
     for stage, (width, n) in enumerate(zip([64, 128, 256, 512], blocks)):
@@ -30,12 +32,14 @@ def resnet(blocks, bottleneck, stem, classes):
             stride = 2 if stage > 0 and b == 0 else 1
             cout = width * expansion
             if bottleneck:
-                total += conv(cin, width, 1) + norm(width) + conv(width, width, 3) + norm(width)
-                total += conv(width, cout, 1) + norm(cout)
+                total += conv(cin, width, 1, bias=cb) + norm(width)
+                total += conv(width, width, 3, bias=cb) + norm(width)
+                total += conv(width, cout, 1, bias=cb) + norm(cout)
             else:
-                total += conv(cin, width, 3) + norm(width) + conv(width, width, 3) + norm(width)
+                total += conv(cin, width, 3, bias=cb) + norm(width)
+                total += conv(width, width, 3, bias=cb) + norm(width)
             if stride != 1 or cin != cout:
-                total += conv(cin, cout, 1) + norm(cout)
+                total += conv(cin, cout, 1, bias=cb) + norm(cout)
             cin = cout
     return total + linear(cin, classes)
 
@@ -107,6 +111,14 @@ OURS = {
     "resnext29-4x64d (100 classes)": resnext29(4, 64, 100),
     "densenet121 (CIFAR, 100 classes)": densenet121("cifar", 100),
     "imagenet-r50-ws (100 classes)": resnet(R50, True, "imagenet", 100),
+    "r50bn / r50gn (conv biases, 1000 classes)": resnet(R50, True, "imagenet", 1000, bias=True),
+    "r101bn / r101gn (conv biases, 1000 classes)": resnet(R101, True, "imagenet", 1000, bias=True),
+}
+
+# The seed's ImageNet ResNets with conv biases, as counted by instantiating its classes in PyTorch.
+SEED_COUNTS = {
+    "r50bn / r50gn (conv biases, 1000 classes)": 25_583_592,
+    "r101bn / r101gn (conv biases, 1000 classes)": 44_601_832,
 }
 
 if __name__ == "__main__":
@@ -115,5 +127,8 @@ if __name__ == "__main__":
         ok &= got == published
         print(f"{name:34s} {got:>12,}  published {published:>12,}  {'ok' if got == published else 'MISMATCH'}")
     for name, count in OURS.items():
-        print(f"{name:34s} {count:>12,}")
+        seed = SEED_COUNTS.get(name)
+        ok &= seed is None or seed == count
+        check = "" if seed is None else ("  the seed's" if seed == count else "  MISMATCH with the seed's")
+        print(f"{name:34s} {count:>12,}{check}")
     raise SystemExit(0 if ok else 1)

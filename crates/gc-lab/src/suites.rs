@@ -121,6 +121,7 @@ impl Suite {
                         depth: 50,
                         norm: Default::default(),
                         ws: false,
+                        conv_bias: self == Suite::Imagenet,
                     },
                     sgd_lr: 0.1,
                     momentum: 0.9,
@@ -227,11 +228,14 @@ impl Suite {
 }
 
 /// The seed's learning-rate convention: SGD's rate for SGD/SGDW, ×0.01 for Adam/AdamW, ×0.1 for
-/// Adagrad (its CIFAR-100 commands).
+/// Adagrad (its CIFAR-100 commands), ×0.01 for RAdam and Ranger (`algorithm-GC/cifar/main.py`,
+/// lines 162 and 205). Lookahead keeps its inner optimizer's rate.
 pub fn lr_for(preset: &Preset, sgd_lr: f64) -> f64 {
     match preset.family {
         Family::Sgd | Family::Sgdw => sgd_lr,
-        Family::Adam | Family::AdamW | Family::AdamWTorch => sgd_lr * 0.01,
+        Family::Adam | Family::AdamW | Family::AdamWTorch | Family::RAdam | Family::Ranger => {
+            sgd_lr * 0.01
+        }
         Family::Adagrad => sgd_lr * 0.1,
     }
 }

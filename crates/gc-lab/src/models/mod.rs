@@ -29,7 +29,8 @@ pub enum ModelName {
     /// The seed's CIFAR ResNet-18/34/50/101 (3x3 stem, no max-pool).
     Cifar(usize),
     /// torchvision's ImageNet ResNet-18/34/50/101 (7x7 stem and max-pool), with BatchNorm or
-    /// GroupNorm(32), and optionally Weight Standardization on every convolution.
+    /// GroupNorm(32), and optionally Weight Standardization on every convolution; with a bias on
+    /// every convolution, the seed's ImageNet ResNets (`r50bn`, `r50gn`, `r101bn`, `r101gn`).
     ImageNet {
         /// 18, 34, 50 or 101.
         depth: usize,
@@ -37,6 +38,8 @@ pub enum ModelName {
         norm: NormKind,
         /// Weight Standardization.
         ws: bool,
+        /// A bias on every convolution.
+        conv_bias: bool,
     },
     /// The seed's CIFAR VGG-11 with BatchNorm (32x32 inputs).
     Vgg11Bn,
@@ -68,6 +71,10 @@ impl ModelName {
         "imagenet-r101-gn",
         "imagenet-r101-ws",
         "imagenet-r101-gn-ws",
+        "r50bn",
+        "r50gn",
+        "r101bn",
+        "r101gn",
     ];
 
     /// The side of the square images the model is built for by default.
@@ -86,13 +93,31 @@ impl fmt::Display for ModelName {
             ModelName::SmallCnn => write!(f, "small-cnn"),
             ModelName::ResNet20 => write!(f, "resnet20"),
             ModelName::Cifar(depth) => write!(f, "r{depth}"),
-            ModelName::ImageNet { depth, norm, ws } => {
+            // The seed's names for its ImageNet ResNets, which have a bias on every convolution.
+            ModelName::ImageNet {
+                depth,
+                norm,
+                ws: false,
+                conv_bias: true,
+            } => match norm {
+                NormKind::Batch => write!(f, "r{depth}bn"),
+                NormKind::Group => write!(f, "r{depth}gn"),
+            },
+            ModelName::ImageNet {
+                depth,
+                norm,
+                ws,
+                conv_bias,
+            } => {
                 write!(f, "imagenet-r{depth}")?;
                 if norm == &NormKind::Group {
                     write!(f, "-gn")?;
                 }
                 if *ws {
                     write!(f, "-ws")?;
+                }
+                if *conv_bias {
+                    write!(f, "-bias")?;
                 }
                 Ok(())
             }
@@ -114,6 +139,10 @@ impl FromStr for ModelName {
                 .filter(|d| [18, 34, 50, 101].contains(d))
         };
         let imagenet = |rest: &str| {
+            let (rest, conv_bias) = match rest.strip_suffix("-bias") {
+                Some(r) => (r, true),
+                None => (rest, false),
+            };
             let (rest, ws) = match rest.strip_suffix("-ws") {
                 Some(r) => (r, true),
                 None => (rest, false),
@@ -122,7 +151,12 @@ impl FromStr for ModelName {
                 Some(r) => (r, NormKind::Group),
                 None => (rest, NormKind::Batch),
             };
-            depth(rest).map(|depth| ModelName::ImageNet { depth, norm, ws })
+            depth(rest).map(|depth| ModelName::ImageNet {
+                depth,
+                norm,
+                ws,
+                conv_bias,
+            })
         };
         let parsed = match lower.as_str() {
             "small-cnn" | "small_cnn" | "cnn" => Some(ModelName::SmallCnn),
@@ -133,8 +167,13 @@ impl FromStr for ModelName {
                 Some(ModelName::ResNeXt29)
             }
             "densenet121" | "densenet-121" | "d121" => Some(ModelName::DenseNet121),
-            "r50bn" => imagenet("50"),
-            "r50gn" => imagenet("50-gn"),
+            // The seed's ImageNet ResNets have a bias on every convolution (`myresnet.py`).
+            "r50bn" => imagenet("50-bias"),
+            "r50gn" => imagenet("50-gn-bias"),
+            "r101bn" => imagenet("101-bias"),
+            "r101gn" => imagenet("101-gn-bias"),
+            // The seed's Mini-ImageNet Weight Standardization model (`resnet_ws.py`).
+            "r50ws" => imagenet("50-ws"),
             other => {
                 if let Some(rest) = other.strip_prefix("imagenet-r") {
                     imagenet(rest)
@@ -238,10 +277,16 @@ impl Net {
                 let spec = ResNetSpec::standard(depth, Stem::Cifar).expect("depth checked");
                 Net::ResNet(ResNet::new(&spec, channels, classes, device))
             }
-            ModelName::ImageNet { depth, norm, ws } => {
+            ModelName::ImageNet {
+                depth,
+                norm,
+                ws,
+                conv_bias,
+            } => {
                 let mut spec = ResNetSpec::standard(depth, Stem::ImageNet).expect("depth checked");
                 spec.norm = norm;
                 spec.weight_standardization = ws;
+                spec.conv_bias = conv_bias;
                 Net::ResNet(ResNet::new(&spec, channels, classes, device))
             }
             ModelName::Vgg11Bn => Net::Vgg(Vgg::vgg11_bn(channels, classes, device)),

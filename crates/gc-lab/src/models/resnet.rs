@@ -14,11 +14,23 @@ use burn::tensor::{Device, Tensor};
 use flex_kernels::{batch_norm, conv};
 
 pub(crate) fn conv(i: usize, o: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
+    conv_with_bias(i, o, k, stride, false, device)
+}
+
+/// A `k`x`k` convolution padded to keep the size (at stride 1), with or without a bias.
+pub(crate) fn conv_with_bias(
+    i: usize,
+    o: usize,
+    k: usize,
+    stride: usize,
+    bias: bool,
+    device: &Device,
+) -> Conv2d {
     let p = k / 2;
     Conv2dConfig::new([i, o], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-        .with_bias(false)
+        .with_bias(bias)
         .init(device)
 }
 
@@ -101,10 +113,10 @@ pub struct Downsample {
 }
 
 impl Downsample {
-    fn new(i: usize, o: usize, stride: usize, norm: NormKind, device: &Device) -> Option<Self> {
+    fn new(spec: &ResNetSpec, i: usize, o: usize, stride: usize, device: &Device) -> Option<Self> {
         (stride != 1 || i != o).then(|| Downsample {
-            conv: conv(i, o, 1, stride, device),
-            bn: Norm::new(norm, o, device),
+            conv: conv_with_bias(i, o, 1, stride, spec.conv_bias, device),
+            bn: Norm::new(spec.norm, o, device),
         })
     }
 
@@ -156,24 +168,25 @@ pub enum Block {
 impl Block {
     fn new(spec: &ResNetSpec, i: usize, width: usize, stride: usize, device: &Device) -> Self {
         let norm = |c| Norm::new(spec.norm, c, device);
+        let conv = |i, o, k, stride| conv_with_bias(i, o, k, stride, spec.conv_bias, device);
         match spec.block {
             BlockKind::Basic => Block::Basic(BasicBlock {
-                conv1: conv(i, width, 3, stride, device),
+                conv1: conv(i, width, 3, stride),
                 bn1: norm(width),
-                conv2: conv(width, width, 3, 1, device),
+                conv2: conv(width, width, 3, 1),
                 bn2: norm(width),
-                downsample: Downsample::new(i, width, stride, spec.norm, device),
+                downsample: Downsample::new(spec, i, width, stride, device),
                 act: Relu::new(),
                 ws: spec.weight_standardization,
             }),
             BlockKind::Bottleneck => Block::Bottleneck(Bottleneck {
-                conv1: conv(i, width, 1, 1, device),
+                conv1: conv(i, width, 1, 1),
                 bn1: norm(width),
-                conv2: conv(width, width, 3, stride, device),
+                conv2: conv(width, width, 3, stride),
                 bn2: norm(width),
-                conv3: conv(width, width * 4, 1, 1, device),
+                conv3: conv(width, width * 4, 1, 1),
                 bn3: norm(width * 4),
-                downsample: Downsample::new(i, width * 4, stride, spec.norm, device),
+                downsample: Downsample::new(spec, i, width * 4, stride, device),
                 act: Relu::new(),
                 ws: spec.weight_standardization,
             }),
@@ -238,6 +251,8 @@ pub struct ResNetSpec {
     pub norm: NormKind,
     /// Weight Standardization on every convolution.
     pub weight_standardization: bool,
+    /// A bias on every convolution (the seed's ImageNet `myresnet.py` and `myresnetgn.py`).
+    pub conv_bias: bool,
 }
 
 impl ResNetSpec {
@@ -251,6 +266,7 @@ impl ResNetSpec {
             widths: vec![16, 32, 64],
             norm: NormKind::Batch,
             weight_standardization: false,
+            conv_bias: false,
         }
     }
 
@@ -270,6 +286,7 @@ impl ResNetSpec {
             widths: vec![64, 128, 256, 512],
             norm: NormKind::Batch,
             weight_standardization: false,
+            conv_bias: false,
         })
     }
 }
@@ -293,9 +310,12 @@ impl ResNet {
     pub fn new(spec: &ResNetSpec, channels: usize, classes: usize, device: &Device) -> Self {
         let stem_width = spec.widths[0];
         let (conv1, maxpool) = match spec.stem {
-            Stem::Cifar => (conv(channels, stem_width, 3, 1, device), None),
+            Stem::Cifar => (
+                conv_with_bias(channels, stem_width, 3, 1, spec.conv_bias, device),
+                None,
+            ),
             Stem::ImageNet => (
-                conv(channels, stem_width, 7, 2, device),
+                conv_with_bias(channels, stem_width, 7, 2, spec.conv_bias, device),
                 Some(
                     MaxPool2dConfig::new([3, 3])
                         .with_strides([2, 2])

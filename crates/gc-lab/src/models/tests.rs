@@ -29,6 +29,14 @@ fn imagenet_resnets_have_torchvisions_parameter_counts() {
     assert_eq!(count("imagenet-r50-gn", 1000), (161, 25_557_032));
     // Mini-ImageNet's 100 classes: `reference/param_counts.py` (the seed's resnet_ws.py).
     assert_eq!(count("imagenet-r50-ws", 100), (161, 23_712_932));
+    // The seed's ImageNet ResNets (`GC_code/ImageNet/myresnet.py`, `myresnetgn.py`): a bias on
+    // every convolution, 26,560 more weights in ResNet-50, 52,672 in ResNet-101 (the seed's classes
+    // instantiated in PyTorch count 25,583,592 and 44,601,832; `reference/param_counts.py` derives
+    // both).
+    assert_eq!(count("r50bn", 1000), (214, 25_583_592));
+    assert_eq!(count("r50gn", 1000), (214, 25_583_592));
+    assert_eq!(count("r101bn", 1000).1, 44_601_832);
+    assert_eq!(count("r101gn", 1000).1, 44_601_832);
 }
 
 /// The seed's CIFAR-100 models at 100 classes, counted from their definitions by
@@ -141,8 +149,9 @@ fn names_parse_and_print() {
         ("v11", "vgg11-bn"),
         ("rx29", "resnext29-4x64d"),
         ("d121", "densenet121"),
-        ("r50gn", "imagenet-r50-gn"),
-        ("r50bn", "imagenet-r50"),
+        ("r50ws", "imagenet-r50-ws"),
+        ("imagenet-r50-bias", "r50bn"),
+        ("IMAGENET-R101-GN-BIAS", "r101gn"),
     ] {
         assert_eq!(seed.parse::<ModelName>().unwrap().to_string(), ours);
     }
