@@ -26,7 +26,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use flex_kernels::conv::dispatch::{Method, with_method};
-use gc_lab::models::{ModelName, Net};
+use gc_lab::models::{Init, ModelName, Net};
 use gradient_centralization::{Hyperparameters, Preset, check_gradients};
 
 struct Phases {
@@ -60,7 +60,7 @@ fn measure(
     steps: usize,
 ) -> Phases {
     let device = device.clone().autodiff();
-    let mut model = Net::seeded(name, 3, size, classes, 0, &device);
+    let mut model = Net::seeded(name, Init::Torch, 3, size, classes, 0, &device);
     let hyper = Hyperparameters {
         momentum: Some(0.9),
         weight_decay: Some(5e-4),

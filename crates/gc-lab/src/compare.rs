@@ -6,11 +6,12 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use gradient_centralization::Preset;
+use gradient_centralization::{Family, Hyperparameters, Preset};
 
-use crate::models::ModelName;
+use crate::models::Init;
 use crate::report::{arms, show_report};
-use crate::suites::{Suite, hyper_for, lr_for};
+use crate::seed_arms;
+use crate::suites::{Suite, SuiteSettings, hyper_for, lr_for};
 use crate::train::files::create_dir;
 use crate::train::{RunConfig, STOP, Summary, progress_bar, run};
 
@@ -20,27 +21,48 @@ pub struct CompareArgs {
     /// The suite: dataset, model and schedule.
     #[arg(long, value_enum, default_value_t = Suite::Fashion)]
     pub suite: Suite,
-    /// Optimizers, comma-separated, by the seed's names (sgd, sgd_gc, SGD_GCC, adam_gc, AdamW_GCC, ...).
-    #[arg(
-        long,
-        alias = "alg",
-        value_delimiter = ',',
-        default_value = "sgd,sgd_gc"
-    )]
-    pub arms: Vec<String>,
+    /// Optimizers, comma-separated, by the library's names (sgd, sgd_gc, SGD_GCC, adam_gc2,
+    /// radam_gc2, lookahead_sgd_gc, ...) or the suite's seed script's (sgdGC, adamWGC, rangerGC,
+    /// ..., translated as that script defines them; docs/RECIPES.md lists them). Default: the
+    /// suite's, which `gclab recipe SUITE` prints.
+    #[arg(long, alias = "alg", value_delimiter = ',')]
+    pub arms: Option<Vec<String>>,
     /// Number of seeds per arm (seeds 0, 1, ...).
     #[arg(long, default_value_t = 2)]
     pub seeds: u64,
-    /// The model (default: the suite's).
+    /// The model (default: the suite's). `r50` is what the suite's seed commands call so: the
+    /// CIFAR ResNet-50 for CIFAR, torchvision's ResNet-50 for Mini-ImageNet and fine-grained.
     #[arg(long)]
-    pub model: Option<ModelName>,
+    pub model: Option<String>,
     /// Epochs (default: the suite's).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Learning rate for every arm (default: the suite's SGD rate, x0.01 for Adam/AdamW, x0.1 for
-    /// Adagrad, as the seed's commands).
-    #[arg(long)]
+    /// Learning rate for every arm as given (default: the suite's SGD rate, x0.01 for the Adam
+    /// family, RAdam and Ranger, x0.1 for Adagrad, as the seed's commands).
+    #[arg(long, conflicts_with = "base_lr")]
     pub lr: Option<f64>,
+    /// The seed's `--lr`: the SGD rate, scaled per arm as the seed does (x0.01 for the Adam
+    /// family, RAdam and Ranger, x0.1 for Adagrad).
+    #[arg(long)]
+    pub base_lr: Option<f64>,
+    /// How the weights start (default: the suite's): torch (burn's defaults, which are
+    /// PyTorch's), he-fan-out (torchvision's ResNet), he-fan-out-uniform-gamma (the seed's
+    /// Mini-ImageNet).
+    #[arg(long, value_enum)]
+    pub init: Option<Init>,
+    /// Keep the last partial batch of each epoch and score every test image (the seed's loaders
+    /// drop it: `drop_last=True`).
+    #[arg(long)]
+    pub keep_last_batch: bool,
+    /// Samples each batch norm normalizes together in training (default: the suite's, what each
+    /// of the seed's 4 GPUs saw: 64 on ImageNet, 32 on Mini-ImageNet and fine-grained; 0: the
+    /// whole batch).
+    #[arg(long)]
+    pub bn_batch: Option<usize>,
+    /// RAdam and Ranger arms reproduce the seed's in-place edit of their first moment on their
+    /// first (unrectified) steps, instead of the formula.
+    #[arg(long)]
+    pub seed_buffer_aliasing: bool,
     /// Batch size (default: the suite's).
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -101,21 +123,36 @@ fn utc_stamp(secs: u64) -> String {
     )
 }
 
-/// Trains every arm on every seed (seed by seed, so that an interruption leaves whole seeds),
-/// writing each run into `<out>/<arm>/seed<k>/`, then `comparison.md` and the plots into `out`;
-/// prints the table. Ctrl-C ([`STOP`]) ends the current batch, keeps what finished and reports it.
-pub fn compare(args: CompareArgs) -> Result<()> {
-    let presets: Vec<Preset> = args
-        .arms
-        .iter()
-        .map(|name| name.parse::<Preset>().map_err(anyhow::Error::from))
-        .collect::<Result<_>>()?;
+/// The suite's settings with the arguments' overrides, and the arms.
+fn resolve(args: &CompareArgs) -> Result<(SuiteSettings, Vec<Preset>)> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
     let mut settings = args.suite.settings();
-    if let Some(model) = args.model {
-        settings.model = model;
+    let presets: Vec<Preset> = args
+        .arms
+        .as_ref()
+        .unwrap_or(&settings.arms)
+        .iter()
+        .map(|name| arm(args.suite, name))
+        .collect::<Result<_>>()?;
+    if let Some(model) = &args.model {
+        settings.model = args.suite.model(model)?;
+    }
+    if let Some(lr) = args.base_lr {
+        settings.sgd_lr = lr;
+    }
+    if let Some(init) = args.init {
+        settings.init = init;
+    }
+    if args.keep_last_batch {
+        settings.drop_last = Default::default();
+    }
+    if let Some(n) = args.bn_batch {
+        settings.bn_batch = (n > 0).then_some(n);
+    }
+    if args.seed_buffer_aliasing && !presets.iter().any(rectified) {
+        bail!("--seed-buffer-aliasing applies to RAdam and Ranger arms, and there is none");
     }
     if let Some(epochs) = args.epochs {
         settings.epochs = epochs;
@@ -135,6 +172,14 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     if settings.batch_size == 0 || settings.epochs == 0 {
         bail!("--batch-size and --epochs must be at least 1");
     }
+    Ok((settings, presets))
+}
+
+/// Trains every arm on every seed (seed by seed, so that an interruption leaves whole seeds),
+/// writing each run into `<out>/<arm>/seed<k>/`, then `comparison.md` and the plots into `out`;
+/// prints the table. Ctrl-C ([`STOP`]) ends the current batch, keeps what finished and reports it.
+pub fn compare(args: CompareArgs) -> Result<()> {
+    let (settings, presets) = resolve(&args)?;
     let splits = args.suite.load(args.data.as_ref(), &settings)?;
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{:?}-{}", args.suite, timestamp()).to_lowercase())
@@ -142,8 +187,9 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     create_dir(&out)?;
     if args.suite == Suite::FineGrained {
         println!(
-            "Note: the paper fine-tunes an ImageNet-pretrained ResNet-50 on fine-grained sets; this \
-             run trains from scratch, so its accuracies are not comparable with the paper's."
+            "Note: the seed fine-tunes an ImageNet-pretrained ResNet-50 on fine-grained sets (its \
+             r50p); this run trains from scratch (torchvision's initialization), so its accuracies \
+             are not comparable with the paper's."
         );
     }
     println!(
@@ -167,7 +213,11 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                 label: preset.name(),
                 model: settings.model,
                 optimizer: preset.name(),
-                hyper: hyper_for(preset, &settings),
+                hyper: Hyperparameters {
+                    seed_buffer_aliasing: (args.seed_buffer_aliasing && rectified(preset))
+                        .then_some(true),
+                    ..hyper_for(preset, &settings)
+                },
                 lr: args.lr.unwrap_or_else(|| lr_for(preset, settings.sgd_lr)),
                 schedule: settings.schedule.clone(),
                 warmup_epochs: 0,
@@ -177,6 +227,9 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                 augment: settings.augment,
                 test_augment: settings.test_augment,
                 workers: args.workers,
+                init: settings.init,
+                drop_last: settings.drop_last,
+                bn_batch: settings.bn_batch,
             };
             let dir = out.join(&config.label).join(format!("seed{seed}"));
             let finished = args.resume.then(|| finished_run(&dir, &config)).flatten();
@@ -206,6 +259,33 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     Ok(())
 }
 
+/// RAdam and Ranger (and Lookahead around RAdam): the arms the seed's buffer aliasing concerns.
+fn rectified(preset: &Preset) -> bool {
+    matches!(preset.family, Family::RAdam | Family::Ranger)
+}
+
+/// The preset `name` names: a library name, or one of the seed's `--alg` names for `suite`,
+/// translated as the seed's script defines it (and said so, since the same name means different
+/// optimizers in different scripts).
+fn arm(suite: Suite, name: &str) -> Result<Preset> {
+    match name.parse::<Preset>() {
+        Ok(preset) => Ok(preset),
+        Err(err) => match seed_arms::translate(suite, name.trim()) {
+            Some(seed) => {
+                println!(
+                    "arm `{}`: the seed runs {} under this name ({}); it is `{}` here",
+                    seed.alg,
+                    seed.preset.to_ascii_uppercase(),
+                    seed.at,
+                    seed.preset
+                );
+                Ok(seed.preset.parse()?)
+            }
+            None => Err(err.into()),
+        },
+    }
+}
+
 /// The summary of a run in `dir` that finished (not interrupted) with `config`.
 fn finished_run(dir: &Path, config: &RunConfig) -> Option<Summary> {
     let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
@@ -222,11 +302,16 @@ mod tests {
         let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
         CompareArgs {
             suite: Suite::Fashion,
-            arms: vec!["sgd".into(), "SGD_GC".into()],
+            arms: Some(vec!["sgd".into(), "SGD_GC".into()]),
             seeds: 2,
             model: None,
             epochs: Some(1),
             lr: None,
+            base_lr: None,
+            init: None,
+            keep_last_batch: false,
+            bn_batch: None,
+            seed_buffer_aliasing: false,
             batch_size: Some(10),
             weight_decay: None,
             train_per_class: Some(3),
@@ -279,9 +364,38 @@ mod tests {
         let err = compare(args).unwrap_err().to_string();
         assert!(err.contains("--seeds must be at least 1"), "{err}");
         let mut args = tiny(&out, false);
-        args.arms = vec!["sgd_gx".into()];
+        args.arms = Some(vec!["sgd_gx".into()]);
         assert!(compare(args).is_err());
+        // A seed name of another suite is not taken either.
+        assert!(arm(Suite::Fashion, "sgdGC").is_err());
+        assert_eq!(arm(Suite::Cifar100, "adamWGC").unwrap(), Preset::ADAM_GC);
+        assert_eq!(arm(Suite::Imagenet, "sgdGC").unwrap(), Preset::SGD_GCC);
         std::fs::remove_dir_all(out).unwrap();
+    }
+
+    /// Without `--arms` a suite runs its own (the seed's) arms; the overrides reach the settings;
+    /// the seed's aliasing is refused where no arm has it.
+    #[test]
+    fn overrides_and_default_arms_resolve() {
+        let out = Path::new("unused");
+        let mut args = tiny(out, false);
+        args.suite = Suite::Imagenet;
+        args.arms = None;
+        args.model = Some("r101gn".into());
+        args.bn_batch = Some(0);
+        args.keep_last_batch = true;
+        args.base_lr = Some(0.2);
+        let (settings, presets) = resolve(&args).unwrap();
+        assert_eq!(presets, [Preset::SGD, Preset::SGD_GCC]);
+        assert_eq!(settings.model.to_string(), "r101gn");
+        assert_eq!(settings.bn_batch, None);
+        assert!(!settings.drop_last.train && !settings.drop_last.test);
+        assert_eq!(settings.sgd_lr, 0.2);
+        args.seed_buffer_aliasing = true;
+        let err = resolve(&args).unwrap_err().to_string();
+        assert!(err.contains("--seed-buffer-aliasing"), "{err}");
+        args.arms = Some(vec!["ranger_gc2".into()]);
+        assert!(resolve(&args).is_ok());
     }
 
     /// Dates from the civil calendar: the epoch, a leap day, the turn of a century that is not a

@@ -7,13 +7,16 @@
 //! - [`compare`]: arms x seeds on one suite, then the table and plots (`gclab compare`).
 //! - [`report`]: tables and plots from run folders.
 //! - [`plan`]: the GC plan of a lab model (`gclab plan`).
-//! - [`suites`]: the experiment presets.
+//! - [`recipe`]: a suite's resolved recipe (`gclab recipe`), held in a golden file.
+//! - [`suites`]: the experiment presets; [`seed_arms`]: the seed's optimizer names per suite.
 
 pub mod compare;
 pub mod data;
 pub mod models;
 pub mod plan;
+pub mod recipe;
 pub mod report;
+pub mod seed_arms;
 pub mod suites;
 pub mod train;
 

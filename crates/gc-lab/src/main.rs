@@ -37,6 +37,13 @@ enum Command {
         #[arg(long)]
         target_loss: Option<f64>,
     },
+    /// Print a suite's recipe as `gclab compare --suite SUITE` runs it (docs/RECIPES.md sets each
+    /// value beside the seed's).
+    Recipe {
+        /// The suite.
+        #[arg(value_enum)]
+        suite: gc_lab::suites::Suite,
+    },
     /// Print which parameters of a model GC centralizes, along which axis, and why not.
     Plan {
         /// The model (one of: small-cnn, resnet20, r18, r34, r50, r101, imagenet-r18, ...).
@@ -72,6 +79,9 @@ fn main() -> ExitCode {
             out,
             target_loss,
         }) => gc_lab::report::redraw(&runs, out, target_loss),
+        Some(Command::Recipe { suite }) => {
+            gc_lab::recipe::describe(suite).map(|recipe| print!("{recipe}"))
+        }
         Some(Command::Plan {
             model,
             scope,

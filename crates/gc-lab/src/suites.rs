@@ -7,8 +7,9 @@ use gradient_centralization::{Family, Hyperparameters, Preset};
 
 use crate::data::augment::Augment;
 use crate::data::cifar::{self, Cifar};
+use crate::data::loader::DropLast;
 use crate::data::{Splits, fashion, folder};
-use crate::models::ModelName;
+use crate::models::{Init, ModelName};
 use crate::train::schedule::Schedule;
 
 /// A named suite.
@@ -18,26 +19,27 @@ pub enum Suite {
     Fashion,
     /// Fashion-MNIST, full training and test sets (the set Debian's dataset-fashion-mnist installs).
     FashionFull,
-    /// The seed's CIFAR-100 runs (`--data cifar-100-python/` or `cifar-100-binary/`): ResNet-18 by default
-    /// (`--model r50` etc.), 200 epochs, batch 128, lr 0.1, momentum 0.9, wd 5e-4, x0.1 every 60
-    /// epochs, random crop (pad 4) and flip.
+    /// The seed's CIFAR-100 runs (`--data cifar-100-python/` or `cifar-100-binary/`): its CIFAR
+    /// ResNet-50 by default (`--model r18` etc.), 200 epochs, batch 128, lr 0.1, momentum 0.9, wd
+    /// 5e-4, x0.1 every 60 epochs, random crop (pad 4) and flip, the last partial batch dropped.
     Cifar100,
     /// The same recipe on CIFAR-10 (`--data cifar-10-batches-py/` or `cifar-10-batches-bin/`).
     Cifar10,
     /// The seed's Mini-ImageNet runs (`--data` an ImageFolder tree with train/ and val/):
-    /// ImageNet ResNet-50 (`--model imagenet-r50-ws` for Weight Standardization), 100 epochs,
-    /// batch 128, lr 0.1, wd 1e-4, x0.1 every 30; RandomResizedCrop 224 + flip, test resize 256 +
-    /// centre crop 224.
+    /// torchvision's ResNet-50 (`--model r50ws` for Weight Standardization), He-normal convs and
+    /// BatchNorm γ ~ U(0, 1), 100 epochs, batch 128, lr 0.1, wd 1e-4, x0.1 every 30;
+    /// RandomResizedCrop 224 + flip, test resize 256 + centre crop 224.
     MiniImagenet,
-    /// The seed's ImageNet runs (ImageFolder train/ and val/): ResNet-50 (`--model
-    /// imagenet-r101`, `imagenet-r50-gn` ...), 100 epochs, batch 256, lr 0.1, wd 1e-4, x0.1 every
-    /// 30; the same transforms as Mini-ImageNet.
+    /// The seed's ImageNet runs (ImageFolder train/ and val/): its ResNet-50 with conv biases
+    /// (`--model r101bn`, `r50gn`, `r101gn`), He-normal convs, 100 epochs, batch 256, lr 0.1, wd
+    /// 1e-4, x0.1 every 30, arms SGD and SGD_GCC; the same transforms as Mini-ImageNet.
     Imagenet,
     /// The seed's fine-grained runs (CUB-200, Stanford Cars and Dogs, FGVC Aircraft as ImageFolder
-    /// trees): ResNet-50, 100 epochs, batch 128, lr 0.1, wd 1e-4, x0.1 at epochs 50 and 80;
-    /// resize 512 + random crop 448 + flip, test resize 512 + centre crop 448. Caveat: the paper
-    /// fine-tunes an ImageNet-pretrained ResNet-50; gclab trains from scratch, so its accuracies
-    /// are not comparable with the paper's.
+    /// trees): torchvision's ResNet-50, 100 epochs, batch 128, lr 0.1, wd 1e-4, x0.1 at epochs 50
+    /// and 80; resize 512 + flip + centre crop 448 (no random crop), test resize 512 + centre crop
+    /// 448. Caveat: the seed fine-tunes an ImageNet-pretrained ResNet-50; gclab trains from
+    /// scratch (torchvision's initialization), so its accuracies are not comparable with the
+    /// paper's.
     FineGrained,
 }
 
@@ -66,40 +68,45 @@ pub struct SuiteSettings {
     pub augment: Augment,
     /// How test images are prepared.
     pub test_augment: Augment,
+    /// The arms a comparison runs by default (the seed's commands).
+    pub arms: Vec<String>,
+    /// How the weights start.
+    pub init: Init,
+    /// Which passes drop their last partial batch.
+    pub drop_last: DropLast,
+    /// Samples each batch norm normalizes together in training (`None`: the whole batch).
+    pub bn_batch: Option<usize>,
 }
 
 impl Suite {
-    /// The suite's settings.
+    /// The suite's settings: for the seed's suites, its recipe as its code runs it
+    /// (docs/RECIPES.md cites the file and line of each value).
     pub fn settings(self) -> SuiteSettings {
+        let arms = |names: &[&str]| names.iter().map(|name| name.to_string()).collect();
+        let seed_drop = DropLast {
+            train: true,
+            test: false,
+        };
         match self {
-            Suite::Fashion => SuiteSettings {
+            Suite::Fashion | Suite::FashionFull => SuiteSettings {
                 model: ModelName::SmallCnn,
                 sgd_lr: 0.05,
                 momentum: 0.9,
                 weight_decay: 5e-4,
-                epochs: 3,
+                epochs: if self == Suite::Fashion { 3 } else { 10 },
                 batch_size: 128,
                 schedule: Schedule::Cosine,
-                train_per_class: Some(1000),
-                test_per_class: Some(200),
+                train_per_class: (self == Suite::Fashion).then_some(1000),
+                test_per_class: (self == Suite::Fashion).then_some(200),
                 augment: Augment::None,
                 test_augment: Augment::None,
-            },
-            Suite::FashionFull => SuiteSettings {
-                model: ModelName::SmallCnn,
-                sgd_lr: 0.05,
-                momentum: 0.9,
-                weight_decay: 5e-4,
-                epochs: 10,
-                batch_size: 128,
-                schedule: Schedule::Cosine,
-                train_per_class: None,
-                test_per_class: None,
-                augment: Augment::None,
-                test_augment: Augment::None,
+                arms: arms(&["sgd", "sgd_gc"]),
+                init: Init::Torch,
+                drop_last: DropLast::default(),
+                bn_batch: None,
             },
             Suite::Cifar100 | Suite::Cifar10 => SuiteSettings {
-                model: ModelName::Cifar(18),
+                model: ModelName::Cifar(50),
                 sgd_lr: 0.1,
                 momentum: 0.9,
                 weight_decay: 5e-4,
@@ -113,6 +120,11 @@ impl Suite {
                 test_per_class: None,
                 augment: Augment::CropFlip { pad: 4 },
                 test_augment: Augment::None,
+                arms: arms(&["sgd", "sgd_gc"]),
+                init: Init::Torch,
+                drop_last: seed_drop,
+                // One GPU (`GC_code/CIFAR100/main.py`, line 42): BatchNorm saw the whole batch.
+                bn_batch: None,
             },
             Suite::MiniImagenet | Suite::Imagenet | Suite::FineGrained => {
                 let fine = self == Suite::FineGrained;
@@ -142,7 +154,7 @@ impl Suite {
                     train_per_class: None,
                     test_per_class: None,
                     augment: if fine {
-                        Augment::ResizeRandomCrop {
+                        Augment::ResizeFlipCenterCrop {
                             resize: 512,
                             crop: 448,
                         }
@@ -160,8 +172,39 @@ impl Suite {
                             crop: 224,
                         }
                     },
+                    arms: if self == Suite::Imagenet {
+                        arms(&["sgd", "sgd_gcc"])
+                    } else {
+                        arms(&["sgd", "sgd_gc"])
+                    },
+                    init: if self == Suite::MiniImagenet {
+                        Init::HeFanOutUniformGamma
+                    } else {
+                        Init::HeFanOut
+                    },
+                    drop_last: DropLast {
+                        train: true,
+                        test: self != Suite::MiniImagenet,
+                    },
+                    // DataParallel over 4 GPUs: each BatchNorm saw a quarter of the batch.
+                    bn_batch: Some(if self == Suite::Imagenet { 64 } else { 32 }),
                 }
             }
+        }
+    }
+
+    /// The model `name` means in this suite's seed commands: its scripts call different networks
+    /// `r50` (the CIFAR ResNet-50 for CIFAR; torchvision's ImageNet ResNet-50 for Mini-ImageNet
+    /// and the fine-grained sets). Other names mean what [`ModelName`] parses them as.
+    pub fn model(self, name: &str) -> Result<ModelName> {
+        let imagenet_r50 = matches!(self, Suite::MiniImagenet | Suite::FineGrained);
+        match name.trim().to_ascii_lowercase().as_str() {
+            "r50" if imagenet_r50 => Ok("imagenet-r50".parse().map_err(anyhow::Error::msg)?),
+            "r50p" if self == Suite::FineGrained => bail!(
+                "`r50p` is the seed's ImageNet-pretrained ResNet-50; gclab has no pretrained \
+                 weights and trains from scratch: use `r50` (torchvision's ResNet-50)"
+            ),
+            _ => name.parse().map_err(anyhow::Error::msg),
         }
     }
 
@@ -247,5 +290,43 @@ pub fn hyper_for(preset: &Preset, settings: &SuiteSettings) -> Hyperparameters {
         momentum: sgd.then_some(settings.momentum),
         weight_decay: Some(settings.weight_decay),
         ..Hyperparameters::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `r50` is what each suite's seed commands call so (`GC_code/CIFAR100/main.py`, line 81: the
+    /// CIFAR ResNet-50; `GC_code/Mini_ImageNet/main.py`, line 155, and
+    /// `Fine-grained_classification/main.py`, line 160: torchvision's); `r50p` (pretrained) is
+    /// refused with the reason.
+    #[test]
+    fn model_names_mean_what_the_suites_seed_commands_mean() {
+        let imagenet_r50: ModelName = "imagenet-r50".parse().unwrap();
+        assert_eq!(Suite::Cifar100.model("r50").unwrap(), ModelName::Cifar(50));
+        assert_eq!(Suite::MiniImagenet.model("R50").unwrap(), imagenet_r50);
+        assert_eq!(Suite::FineGrained.model("r50").unwrap(), imagenet_r50);
+        assert_eq!(
+            Suite::MiniImagenet.model("r50ws").unwrap().to_string(),
+            "imagenet-r50-ws"
+        );
+        assert_eq!(
+            Suite::Imagenet.model("r101gn").unwrap().to_string(),
+            "r101gn"
+        );
+        let err = Suite::FineGrained.model("r50p").unwrap_err().to_string();
+        assert!(err.contains("pretrained"), "{err}");
+        assert!(Suite::Imagenet.model("r51").is_err());
+    }
+
+    /// Every suite's default arms are presets the library knows.
+    #[test]
+    fn every_suites_arms_parse() {
+        for suite in <Suite as clap::ValueEnum>::value_variants() {
+            for arm in suite.settings().arms {
+                assert!(arm.parse::<Preset>().is_ok(), "{suite:?}: {arm}");
+            }
+        }
     }
 }

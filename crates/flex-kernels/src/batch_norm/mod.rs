@@ -24,6 +24,7 @@ use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, ba
 use burn::nn::BatchNorm;
 use burn::tensor::{Shape, Tensor};
 
+pub mod ghost;
 mod kernels;
 #[cfg(test)]
 mod tests;
@@ -295,8 +296,23 @@ pub fn forward_relu<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
 }
 
 fn norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
-    if crate::uses_burn_ops() || !(x.device().is_autodiff() && bn.training.is_enabled()) {
-        let y = bn.forward(x);
+    let training = x.device().is_autodiff() && bn.training.is_enabled();
+    match ghost::group(x.dims()[0]) {
+        Some(group) if training => ghost::forward(bn, x, relu, group),
+        _ => whole(bn, x, relu, true),
+    }
+}
+
+/// The batch norm of `x` as one batch; in training, the running statistics are updated when
+/// `update` is set.
+fn whole<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool, update: bool) -> Tensor<D> {
+    let training = x.device().is_autodiff() && bn.training.is_enabled();
+    if crate::uses_burn_ops() || !training {
+        let y = if training && !update {
+            ghost::burns_without_running(bn, x)
+        } else {
+            bn.forward(x)
+        };
         return if relu {
             burn::tensor::activation::relu(y)
         } else {
@@ -318,17 +334,19 @@ fn norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
         bn.epsilon,
         relu,
     );
-    let (mean, variance): (Tensor<1>, Tensor<1>) =
-        (Tensor::from_dispatch(mean), Tensor::from_dispatch(variance));
-    let momentum = bn.momentum;
-    let running = |state: &burn::module::RunningState<Tensor<1>>, batch: Tensor<1>| {
-        let old = state.value_sync().to_device(&device);
-        let new = old
-            .mul_scalar(1.0 - momentum)
-            .add(batch.detach().mul_scalar(momentum));
-        state.update(new.detach());
-    };
-    running(&bn.running_mean, mean);
-    running(&bn.running_var, variance);
+    if update {
+        let (mean, variance): (Tensor<1>, Tensor<1>) =
+            (Tensor::from_dispatch(mean), Tensor::from_dispatch(variance));
+        let momentum = bn.momentum;
+        let running = |state: &burn::module::RunningState<Tensor<1>>, batch: Tensor<1>| {
+            let old = state.value_sync().to_device(&device);
+            let new = old
+                .mul_scalar(1.0 - momentum)
+                .add(batch.detach().mul_scalar(momentum));
+            state.update(new.detach());
+        };
+        running(&bn.running_mean, mean);
+        running(&bn.running_var, variance);
+    }
     Tensor::from_dispatch(y)
 }

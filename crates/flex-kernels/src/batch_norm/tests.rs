@@ -94,3 +94,96 @@ fn inference_is_burns() {
     let relu = burn::tensor::activation::relu(bn.forward(x.clone()));
     assert_eq!(to_vec(forward_relu(&bn, x)), to_vec(relu));
 }
+
+/// Ghost batch norm over groups of 4 in a batch of 6 (groups of 4 and 2): outputs and gradients
+/// are burn's batch norm applied to each group on its own, the running statistics those of the
+/// first group alone; on the kernels and on burn's operations.
+#[test]
+fn ghost_groups_normalize_apart_and_the_first_keeps_the_running_statistics() {
+    let _turn = crate::testing::TURN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex().autodiff();
+    let shape = [6, 3, 4, 4];
+    for burns in [false, true] {
+        crate::use_burn_ops(burns);
+        for relu in [false, true] {
+            let (ours, groups, first) =
+                (module(3, &device), module(3, &device), module(3, &device));
+            let x = tensor(shape, 30, &device).mul_scalar(2.0).add_scalar(1.0);
+            let r = tensor(shape, 31, &device);
+            let apply = |bn: &BatchNorm, x: Tensor<4>| {
+                let y = bn.forward(x);
+                if relu {
+                    burn::tensor::activation::relu(y)
+                } else {
+                    y
+                }
+            };
+            let run = |ghost: bool| {
+                let x = x.clone().require_grad();
+                let y = if ghost {
+                    let norm = |x| {
+                        if relu {
+                            forward_relu(&ours, x)
+                        } else {
+                            forward(&ours, x)
+                        }
+                    };
+                    ghost::with_group(Some(4), || norm(x.clone()))
+                } else {
+                    let parts = x.clone().split(4, 0);
+                    let parts = parts.into_iter().map(|p| apply(&groups, p)).collect();
+                    Tensor::cat(parts, 0)
+                };
+                let grads = (y.clone() * r.clone()).sum().backward();
+                let bn = if ghost { &ours } else { &groups };
+                [
+                    to_vec(y),
+                    to_vec(x.grad(&grads).unwrap()),
+                    to_vec(bn.gamma.grad(&grads).unwrap()),
+                    to_vec(bn.beta.grad(&grads).unwrap()),
+                ]
+            };
+            let (a, b) = (run(true), run(false));
+            for (k, name) in ["output", "dx", "dgamma", "dbeta"].iter().enumerate() {
+                assert_close(
+                    &a[k],
+                    &b[k],
+                    &format!("burn ops {burns}, relu {relu}: {name}"),
+                );
+            }
+            apply(&first, x.clone().narrow(0, 0, 4));
+            for (got, expected, name) in [
+                (&ours.running_mean, &first.running_mean, "running mean"),
+                (&ours.running_var, &first.running_var, "running var"),
+            ] {
+                let what = format!("burn ops {burns}, relu {relu}: {name}");
+                assert_close(
+                    &to_vec(got.value_sync()),
+                    &to_vec(expected.value_sync()),
+                    &what,
+                );
+            }
+        }
+    }
+    crate::use_burn_ops(false);
+}
+
+/// Without a size, and with a size at least the batch, the batch is one group.
+#[test]
+fn ghost_groups_of_the_whole_batch_change_nothing() {
+    let _turn = crate::testing::TURN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex().autodiff();
+    let (a, b) = (module(3, &device), module(3, &device));
+    let x = tensor([4, 3, 2, 2], 40, &device);
+    let whole = to_vec(forward(&a, x.clone()));
+    let grouped = ghost::with_group(Some(4), || to_vec(forward(&b, x.clone())));
+    assert_eq!(whole, grouped);
+    assert_eq!(
+        to_vec(a.running_var.value_sync()),
+        to_vec(b.running_var.value_sync())
+    );
+}

@@ -67,8 +67,18 @@ pub enum Augment {
         size: usize,
     },
     /// For image files: the shorter side resized to `resize`, a random `crop`x`crop` square, and
-    /// a horizontal flip with probability 1/2 (the seed's fine-grained training: 512, 448).
+    /// a horizontal flip with probability 1/2 (the usual fine-grained training; not the seed's,
+    /// which is [`Augment::ResizeFlipCenterCrop`]).
     ResizeRandomCrop {
+        /// Shorter side after resizing.
+        resize: usize,
+        /// Side of the square crop.
+        crop: usize,
+    },
+    /// For image files: the shorter side resized to `resize`, a horizontal flip with probability
+    /// 1/2, then the centred `crop`x`crop` square (the seed's fine-grained training, 512 and 448:
+    /// `Resize`, `RandomHorizontalFlip`, `CenterCrop`, in that order).
+    ResizeFlipCenterCrop {
         /// Shorter side after resizing.
         resize: usize,
         /// Side of the square crop.
@@ -96,9 +106,9 @@ impl Augment {
         match self {
             Augment::None | Augment::CropFlip { .. } => None,
             Augment::RandomResizedCrop { size } => Some(size),
-            Augment::ResizeRandomCrop { crop, .. } | Augment::ResizeCenterCrop { crop, .. } => {
-                Some(crop)
-            }
+            Augment::ResizeRandomCrop { crop, .. }
+            | Augment::ResizeFlipCenterCrop { crop, .. }
+            | Augment::ResizeCenterCrop { crop, .. } => Some(crop),
         }
     }
 }

@@ -6,9 +6,28 @@ use std::thread::JoinHandle;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use serde::{Deserialize, Serialize};
+
 use super::augment::{Augment, Rng, write_image};
 use super::folder::write_file_image;
 use super::{DataError, Images, Normalize};
+
+/// Which passes drop the last, partial batch of an epoch (PyTorch's `DataLoader(drop_last=True)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DropLast {
+    /// Training: `n mod batch` images sit out each epoch (which ones changes with the shuffle).
+    pub train: bool,
+    /// Testing: the last `n mod batch` test images, in their fixed order, are never scored.
+    pub test: bool,
+}
+
+impl DropLast {
+    /// The images of a pass over `n` images in batches of `batch`: all of them, or the whole
+    /// batches' worth when `drop` is set.
+    pub fn kept(drop: bool, n: usize, batch: usize) -> usize {
+        if drop { n - n % batch.max(1) } else { n }
+    }
+}
 
 /// One batch: inputs `[n, c, h, w]` normalized, and labels.
 #[derive(Debug, Clone)]

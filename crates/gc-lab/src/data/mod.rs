@@ -206,11 +206,12 @@ impl Images {
             )),
             (Images::Files(set), None) => Err(format!(
                 "the images under {} are files of any size: they need a resizing transform \
-                 (random_resized_crop, resize_random_crop or resize_center_crop), not {augment:?}",
+                 (random_resized_crop, resize_random_crop, resize_flip_center_crop or resize_center_crop), not {augment:?}",
                 set.root.display()
             )),
             (Images::Files(_), Some(size)) => match augment {
                 Augment::ResizeRandomCrop { resize, crop }
+                | Augment::ResizeFlipCenterCrop { resize, crop }
                 | Augment::ResizeCenterCrop { resize, crop }
                     if crop > resize =>
                 {

@@ -1,6 +1,7 @@
 //! The models the lab trains, by name.
 
 pub mod densenet;
+pub mod init;
 pub mod resnet;
 pub mod resnext;
 pub mod small;
@@ -13,6 +14,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use densenet::DenseNet;
+pub use init::Init;
 use resnet::{NormKind, ResNet, ResNetSpec, Stem};
 use resnext::ResNeXt;
 use small::SmallCnn;
@@ -231,10 +233,12 @@ pub enum Net {
 static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Net {
-    /// [`Net::new`] with the backend's generator seeded with `seed` first, so the initial weights
-    /// depend on `seed` alone, even with other models being built on other threads.
+    /// [`Net::new`] with the backend's generator seeded with `seed` first and `init` drawn over
+    /// burn's defaults, so the initial weights depend on `seed` alone, even with other models being
+    /// built on other threads.
     pub fn seeded(
         name: ModelName,
+        init: Init,
         channels: usize,
         size: usize,
         classes: usize,
@@ -243,7 +247,7 @@ impl Net {
     ) -> Self {
         let _turn = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         device.seed(seed);
-        Self::build(name, channels, size, classes, device)
+        init.apply(Self::build(name, channels, size, classes, device))
     }
 
     /// Build `name` for `channels`×`size`×`size` inputs and `classes` classes.

@@ -13,9 +13,10 @@ use indicatif::ProgressBar;
 
 use super::{RunConfig, STOP, top_k_correct};
 use crate::data::augment::Rng;
-use crate::data::loader::{Batches, EpochPlan};
+use crate::data::loader::{Batches, DropLast, EpochPlan};
 use crate::data::{Images, Normalize};
 use crate::models::Net;
+use flex_kernels::batch_norm::ghost;
 
 /// One epoch of a run.
 pub(super) struct Epoch<'a> {
@@ -63,9 +64,14 @@ impl Epoch<'_> {
             device,
             bar,
         } = *self;
-        let steps_per_epoch = train.len().div_ceil(config.batch_size);
         let mut order: Vec<usize> = (0..train.len()).collect();
         Rng::new(&[config.seed, epoch as u64, 0x5EED]).shuffle(&mut order);
+        order.truncate(DropLast::kept(
+            config.drop_last.train,
+            order.len(),
+            config.batch_size,
+        ));
+        let steps_per_epoch = order.len().div_ceil(config.batch_size);
         let batches = Batches::start(
             train.clone(),
             normalize.clone(),
@@ -101,7 +107,7 @@ impl Epoch<'_> {
             );
             check_lr(lr)?;
             let n = labels.len();
-            let logits = model.forward(x);
+            let logits = ghost::with_group(config.bn_batch, || model.forward(x));
             let loss = loss_fn.forward(logits.clone(), y);
             let loss_value = loss.clone().into_scalar::<f32>() as f64;
             let at = StepAt {

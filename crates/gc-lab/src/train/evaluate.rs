@@ -8,26 +8,30 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, TensorData};
 
 use super::RunConfig;
-use crate::data::loader::{Batches, EpochPlan};
+use crate::data::loader::{Batches, DropLast, EpochPlan};
 use crate::data::{Images, Normalize};
 use crate::models::Net;
 
-/// Test loss, top-1 and top-5 (%), without autodiff and with BatchNorm's running statistics.
+/// Test loss, top-1 and top-5 (%) and the number of images scored, without autodiff and with
+/// BatchNorm's running statistics.
 pub fn evaluate(
     model: &Net,
     test: &Arc<Images>,
     normalize: &Arc<Normalize>,
     config: &RunConfig,
     device: &Device,
-) -> Result<(f64, f64, f64)> {
+) -> Result<(f64, f64, f64, usize)> {
     let shape = test
         .shape(config.test_augment)
         .map_err(|e| anyhow!("test images: {e}"))?;
     let model = model.valid();
     let device = device.clone().inner();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    // The seed's test loaders batch by the training batch; with drop_last the images after the
+    // last whole batch of that size are never scored.
+    let scored = DropLast::kept(config.drop_last.test, test.len(), config.batch_size);
     let plan = EpochPlan {
-        order: (0..test.len()).collect(),
+        order: (0..scored).collect(),
         batch_size: config.batch_size.max(256),
         augment: config.test_augment,
         keys: [0, 0],
@@ -42,11 +46,12 @@ pub fn evaluate(
         top1 += top_k_correct(data.clone(), &labels, 1);
         top5 += top_k_correct(data, &labels, 5);
     }
-    let n = test.len().max(1) as f64;
+    let n = scored.max(1) as f64;
     Ok((
         loss_sum / n,
         100.0 * top1 as f64 / n,
         100.0 * top5 as f64 / n,
+        scored,
     ))
 }
 

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Splits;
 use crate::data::augment::Augment;
-use crate::models::{ModelName, Net};
+use crate::data::loader::DropLast;
+use crate::models::{Init, ModelName, Net};
 use epoch::{Epoch, EpochEnd};
 use files::write_atomic;
 use schedule::Schedule;
@@ -60,6 +61,16 @@ pub struct RunConfig {
     pub test_augment: Augment,
     /// Threads preparing batches.
     pub workers: usize,
+    /// How the weights start (absent in runs from before it existed: burn's defaults).
+    #[serde(default)]
+    pub init: Init,
+    /// Which passes drop their last, partial batch (absent in older runs: neither).
+    #[serde(default)]
+    pub drop_last: DropLast,
+    /// Samples each batch norm normalizes together in training ("ghost" batch norm, as on several
+    /// devices each with its share of the batch); `None`: the whole batch.
+    #[serde(default)]
+    pub bn_batch: Option<usize>,
 }
 
 impl RunConfig {
@@ -120,6 +131,14 @@ pub fn run(
     let test_shape = test
         .shape(config.test_augment)
         .map_err(|e| anyhow!("test images: {e}"))?;
+    if config.drop_last.train && train.len() < config.batch_size {
+        bail!(
+            "the {} training images make no whole batch of {}, and this recipe drops the last \
+             partial batch as the seed does; lower --batch-size or pass --keep-last-batch",
+            train.len(),
+            config.batch_size
+        );
+    }
     if shape != test_shape {
         bail!(
             "training inputs would be {shape:?} but test inputs {test_shape:?}; make the test \
@@ -129,6 +148,7 @@ pub fn run(
     let [channels, size, _] = shape;
     let mut model = Net::seeded(
         config.model,
+        config.init,
         channels,
         size,
         train.classes(),
@@ -159,6 +179,7 @@ pub fn run(
     };
 
     let mut interrupted = false;
+    let (mut trained_per_epoch, mut scored) = (0, 0);
     for index in first_epoch..config.epochs {
         let epoch = Epoch {
             config,
@@ -181,8 +202,9 @@ pub fn run(
             interrupted = true;
             break;
         };
-        let (test_loss, test_top1, test_top5) =
+        let (test_loss, test_top1, test_top5, test_scored) =
             evaluate::evaluate(&model, &test, &normalize, config, &device)?;
+        (trained_per_epoch, scored) = (seen, test_scored);
         let metrics = EpochMetrics {
             epoch: index + 1,
             lr,
@@ -217,6 +239,8 @@ pub fn run(
         source: splits.source.clone(),
         train_images: train.len(),
         test_images: test.len(),
+        trained_per_epoch,
+        scored,
     };
     let seconds = started.elapsed().as_secs_f64();
     let summary = Summary::new(config, data, epochs, seconds, interrupted);

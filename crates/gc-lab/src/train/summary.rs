@@ -83,6 +83,14 @@ pub struct DataInfo {
     pub train_images: usize,
     /// Test images.
     pub test_images: usize,
+    /// Images each epoch trained on: all of them, or the whole batches' worth when the recipe
+    /// drops the last partial batch (0 in runs from before this was recorded, or without an
+    /// epoch).
+    #[serde(default)]
+    pub trained_per_epoch: usize,
+    /// Test images each evaluation scored (0 as above).
+    #[serde(default)]
+    pub scored: usize,
 }
 
 impl Summary {

@@ -66,6 +66,9 @@ fn config(lr: f64) -> RunConfig {
         augment: Augment::None,
         test_augment: Augment::None,
         workers: 2,
+        init: Init::Torch,
+        drop_last: DropLast::default(),
+        bn_batch: None,
     }
 }
 
@@ -265,7 +268,7 @@ fn a_diverging_loss_stops_the_run_naming_epoch_and_step() {
 #[test]
 fn a_non_finite_gradient_stops_the_step_naming_parameter_epoch_and_step() {
     let device = Device::flex().autodiff();
-    let model = Net::seeded(ModelName::SmallCnn, 1, 28, 10, 7, &device);
+    let model = Net::seeded(ModelName::SmallCnn, Init::Torch, 1, 28, 10, 7, &device);
     let x = Tensor::<4>::ones([2, 1, 28, 28], &device);
     let mut grads = GradientsParams::from_grads(model.forward(x).sum().backward(), &model);
     let at = StepAt {
@@ -310,4 +313,53 @@ fn top_k_counts_ties_for_the_label() {
     assert_eq!(top_k_correct(logits.clone(), &[1, 0], 1), 2);
     assert_eq!(top_k_correct(logits.clone(), &[0, 2], 1), 0);
     assert_eq!(top_k_correct(logits, &[2, 2], 2), 2);
+}
+
+/// With the seed's `drop_last`, 64 training images in batches of 12 train 60 a epoch (5 whole
+/// batches) and 16 test images score 12; without it all of them; fewer training images than a
+/// batch is an error that names the way out.
+#[test]
+fn dropping_the_last_batch_trains_and_scores_whole_batches() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = crate::test_dir("run-drop-last");
+    let mut cfg = config(0.05);
+    cfg.epochs = 1;
+    cfg.batch_size = 12;
+    let keep = run(&cfg, &splits(), &dir, &ProgressBar::hidden(), false).unwrap();
+    assert_eq!((keep.data.trained_per_epoch, keep.data.scored), (64, 16));
+    cfg.drop_last = DropLast {
+        train: true,
+        test: true,
+    };
+    let dropped = run(&cfg, &splits(), &dir, &ProgressBar::hidden(), false).unwrap();
+    assert_eq!(
+        (dropped.data.trained_per_epoch, dropped.data.scored),
+        (60, 12)
+    );
+    cfg.batch_size = 65;
+    let err = run(&cfg, &splits(), &dir, &ProgressBar::hidden(), false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--keep-last-batch"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Ghost batch norm in a ResNet-20: groups as large as the batch give the numbers of no groups,
+/// bit for bit; groups of 4 in batches of 16 train differently.
+#[test]
+fn bn_batch_splits_the_batch_norm_statistics() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = crate::test_dir("run-bn-batch");
+    let mut cfg = config(0.05);
+    cfg.model = ModelName::ResNet20;
+    cfg.epochs = 1;
+    let mut losses = Vec::new();
+    for bn_batch in [None, Some(16), Some(4)] {
+        cfg.bn_batch = bn_batch;
+        let summary = run(&cfg, &splits(), &dir, &ProgressBar::hidden(), false).unwrap();
+        losses.push(summary.epochs[0].train_loss);
+    }
+    assert_eq!(losses[0], losses[1]);
+    assert_ne!(losses[0], losses[2]);
+    std::fs::remove_dir_all(dir).unwrap();
 }

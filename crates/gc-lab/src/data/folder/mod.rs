@@ -221,6 +221,12 @@ pub fn resize_shorter(image: &RgbImage, size: u32) -> RgbImage {
     imageops::resize(image, nw, nh, FilterType::Triangle)
 }
 
+/// Where torchvision's `CenterCrop` starts a `crop` inside `size`: `int(round((size - crop) / 2))`,
+/// Python's `round`, which takes a half to the even neighbour.
+pub fn centre_offset(size: u32, crop: u32) -> u32 {
+    (f64::from(size - crop) / 2.0).round_ties_even() as u32
+}
+
 /// Decode `path`, transform it with `augment` and write it normalized into `out` (`3·s·s`).
 pub fn write_file_image(
     path: &Path,
@@ -248,13 +254,25 @@ pub fn write_file_image(
             let cropped = imageops::crop_imm(&resized, x, y, crop, crop).to_image();
             (cropped, rng.next_u64() & 1 == 1)
         }
+        Augment::ResizeFlipCenterCrop { resize, crop } => {
+            let resized = resize_shorter(&image, resize as u32);
+            let (rw, rh) = resized.dimensions();
+            let crop = crop as u32;
+            let (x, y) = (centre_offset(rw, crop), centre_offset(rh, crop));
+            // The centre crop of the flipped image is the flip of the crop mirrored about the
+            // middle: the same columns only when the margin is even.
+            let flip = rng.next_u64() & 1 == 1;
+            let x = if flip { rw - crop - x } else { x };
+            (
+                imageops::crop_imm(&resized, x, y, crop, crop).to_image(),
+                flip,
+            )
+        }
         Augment::ResizeCenterCrop { resize, crop } => {
             let resized = resize_shorter(&image, resize as u32);
             let (rw, rh) = resized.dimensions();
             let crop = crop as u32;
-            // torchvision: round((size - crop) / 2).
-            let x = ((f64::from(rw - crop)) / 2.0).round() as u32;
-            let y = ((f64::from(rh - crop)) / 2.0).round() as u32;
+            let (x, y) = (centre_offset(rw, crop), centre_offset(rh, crop));
             (
                 imageops::crop_imm(&resized, x, y, crop, crop).to_image(),
                 false,

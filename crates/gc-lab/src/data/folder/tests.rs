@@ -110,6 +110,10 @@ fn transforms_give_the_crop_size_and_keep_a_plain_colour() {
             resize: 12,
             crop: 8,
         },
+        Augment::ResizeFlipCenterCrop {
+            resize: 12,
+            crop: 8,
+        },
         Augment::ResizeCenterCrop {
             resize: 10,
             crop: 8,
@@ -155,6 +159,46 @@ fn center_crop_takes_the_middle_as_torchvision() {
     let augment = Augment::ResizeCenterCrop { resize: 4, crop: 4 };
     write_file_image(&path, augment, &unit, &mut Rng::new(&[0]), &mut out).unwrap();
     assert_eq!(&out[..4], &[1.0, 2.0, 3.0, 4.0]);
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+/// torchvision's `CenterCrop` offset is `int(round((size - crop) / 2))` with Python's `round`:
+/// round(1.5) = 2, round(2.5) = 2, round(3.5) = 4 (halves to even).
+#[test]
+fn centre_offsets_round_halves_to_even_as_python() {
+    assert_eq!(centre_offset(6, 4), 1);
+    assert_eq!(centre_offset(7, 4), 2);
+    assert_eq!(centre_offset(9, 4), 2);
+    assert_eq!(centre_offset(11, 4), 4);
+}
+
+/// The seed's fine-grained training flips the resized image, then takes its centre: with an odd
+/// margin that is not the flipped centre crop. A 7x4 image whose red channel is its column index:
+/// the centre crop starts at column round(3 / 2) = 2, so unflipped it holds columns 2..5 and
+/// flipped the columns 4, 3, 2, 1 of the original (flipping the crop would give 5, 4, 3, 2).
+#[test]
+fn the_seeds_fine_grained_crop_flips_before_it_crops() {
+    let root = test_dir("folder-flip-centre");
+    let mut image = RgbImage::new(7, 4);
+    for (x, _, p) in image.enumerate_pixels_mut() {
+        *p = Rgb([x as u8, 0, 0]);
+    }
+    let path = root.join("g.png");
+    image.save(&path).unwrap();
+    let unit = Normalize {
+        mean: vec![0.0; 3],
+        std: vec![1.0 / 255.0; 3],
+    };
+    let augment = Augment::ResizeFlipCenterCrop { resize: 4, crop: 4 };
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..16 {
+        let mut out = vec![0.0; 3 * 16];
+        write_file_image(&path, augment, &unit, &mut Rng::new(&[seed]), &mut out).unwrap();
+        seen.insert(out[..4].iter().map(|&v| v as u8).collect::<Vec<_>>());
+    }
+    let expected: std::collections::BTreeSet<Vec<u8>> =
+        [vec![2, 3, 4, 5], vec![4, 3, 2, 1]].into_iter().collect();
+    assert_eq!(seen, expected);
     std::fs::remove_dir_all(root).unwrap();
 }
 
