@@ -1,7 +1,8 @@
 //! The seed's `--alg` names, translated per suite into the library's presets as the seed's
-//! scripts define them (`GC_code/*/main.py`; on CIFAR, `algorithm-GC/cifar/main.py` for the names
-//! only it has). The same name can mean two optimizers: GC_code's CIFAR-100 `adamWGC` is Adam_GC
-//! (coupled L2), and its ImageNet `sgdGC` is SGD_GCC; the translation is printed when used.
+//! scripts define them (`GC_code/*/main.py`, and on CIFAR `algorithm-GC/cifar/main.py`). A name
+//! means what its suite's script makes of it: GC_code's CIFAR-100 `adamWGCC2` is Adam_GCC2
+//! (coupled L2), its ImageNet `sgdGC` is SGD_GCC; the translation is printed when used. The names
+//! the two CIFAR scripts define differently are refused, with both meanings.
 
 use crate::suites::Suite;
 
@@ -26,8 +27,6 @@ const CIFAR: &[SeedArm] = &[
     arm("sgdGC", "sgd_gc", "GC_code/CIFAR100/main.py:114"),
     arm("sgdGCC", "sgd_gcc", "GC_code/CIFAR100/main.py:116"),
     arm("adam", "adam", "GC_code/CIFAR100/main.py:119"),
-    arm("adamGC", "adam_gc", "GC_code/CIFAR100/main.py:121"),
-    arm("adamGCC", "adam_gcc", "GC_code/CIFAR100/main.py:123"),
     arm("adamGC2", "adam_gc2", "GC_code/CIFAR100/main.py:125"),
     arm("adamGCC2", "adam_gcc2", "GC_code/CIFAR100/main.py:127"),
     arm("adagrad", "adagrad", "GC_code/CIFAR100/main.py:131"),
@@ -36,10 +35,7 @@ const CIFAR: &[SeedArm] = &[
     arm("sgdW", "sgdw", "GC_code/CIFAR100/main.py:143"),
     arm("sgdWGC", "sgdw_gc", "GC_code/CIFAR100/main.py:145"),
     arm("sgdWGCC", "sgdw_gcc", "GC_code/CIFAR100/main.py:147"),
-    arm("adamW", "adamw", "GC_code/CIFAR100/main.py:150"),
-    // Adam_GC* (coupled L2) under AdamW's names.
-    arm("adamWGC", "adam_gc", "GC_code/CIFAR100/main.py:152"),
-    arm("adamWGCC", "adam_gcc", "GC_code/CIFAR100/main.py:154"),
+    // Adam_GC*2 (coupled L2) under AdamW's names.
     arm("adamWGC2", "adam_gc2", "GC_code/CIFAR100/main.py:156"),
     arm("adamWGCC2", "adam_gcc2", "GC_code/CIFAR100/main.py:158"),
     // Only in algorithm-GC, whose default gc_loc=False puts GC on the update: our `_gc2`.
@@ -112,6 +108,47 @@ const FINE_GRAINED: &[SeedArm] = &[
     ),
 ];
 
+/// The names GC_code's and algorithm-GC's CIFAR scripts define differently, with both meanings.
+const CIFAR_AMBIGUOUS: &[(&str, &str)] = &[
+    (
+        "adamGC",
+        "Adam_GC, GC on the gradient (`adam_gc`), in GC_code/CIFAR100/main.py:121, but Adam with \
+         GC on the update (`adam_gc2`) in algorithm-GC/cifar/main.py:147",
+    ),
+    (
+        "adamGCC",
+        "Adam_GCC (`adam_gcc`) in GC_code/CIFAR100/main.py:123, but Adam with GC on the update of \
+         conv layers (`adam_gcc2`) in algorithm-GC/cifar/main.py:149",
+    ),
+    (
+        "adamW",
+        "the seed's AdamW (`adamw`) in GC_code/CIFAR100/main.py:150, but another AdamW formula \
+         (nearest: `adamw_torch`) in algorithm-GC/cifar/main.py:153",
+    ),
+    (
+        "adamWGC",
+        "Adam_GC with coupled L2 (`adam_gc`) in GC_code/CIFAR100/main.py:152, but a decoupled \
+         AdamW with GC on the gradient (nearest: `adamw_gc`) in algorithm-GC/cifar/main.py:155",
+    ),
+    (
+        "adamWGCC",
+        "Adam_GCC with coupled L2 (`adam_gcc`) in GC_code/CIFAR100/main.py:154, but a decoupled \
+         AdamW with GC on conv gradients (nearest: `adamw_gcc`) in algorithm-GC/cifar/main.py:157",
+    ),
+];
+
+/// Why the seed's `alg` names no one optimizer in `suite`, when it does not.
+pub fn ambiguity(suite: Suite, alg: &str) -> Option<&'static str> {
+    let names: &[(&str, &str)] = match suite {
+        Suite::Cifar100 | Suite::Cifar10 => CIFAR_AMBIGUOUS,
+        _ => &[],
+    };
+    names
+        .iter()
+        .find(|(name, _)| *name == alg)
+        .map(|(_, why)| *why)
+}
+
 /// The seed's names for `suite` (none for the lab's own suites).
 pub fn seed_arms(suite: Suite) -> &'static [SeedArm] {
     match suite {
@@ -142,8 +179,20 @@ mod tests {
             }
         }
         let preset = |suite, alg| translate(suite, alg).map(|arm| arm.preset);
-        assert_eq!(preset(Suite::Cifar100, "adamWGC"), Some("adam_gc"));
-        assert_eq!(preset(Suite::Cifar100, "adamW"), Some("adamw"));
+        assert_eq!(preset(Suite::Cifar100, "adamWGCC2"), Some("adam_gcc2"));
+        assert_eq!(
+            preset(Suite::Cifar100, "LadamGC"),
+            Some("lookahead_adam_gc2")
+        );
+        for alg in ["adamGC", "adamGCC", "adamW", "adamWGC", "adamWGCC"] {
+            assert_eq!(preset(Suite::Cifar100, alg), None, "{alg}");
+            let why = ambiguity(Suite::Cifar100, alg).unwrap();
+            assert!(
+                why.contains("GC_code") && why.contains("algorithm-GC"),
+                "{why}"
+            );
+        }
+        assert_eq!(ambiguity(Suite::Imagenet, "adamGC"), None);
         assert_eq!(preset(Suite::Cifar100, "rangerGC"), Some("ranger_gc2"));
         assert_eq!(preset(Suite::Imagenet, "sgdGC"), Some("sgd_gcc"));
         assert_eq!(preset(Suite::MiniImagenet, "sgdGC"), Some("sgd_gc"));

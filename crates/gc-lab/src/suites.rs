@@ -193,13 +193,21 @@ impl Suite {
         }
     }
 
-    /// The model `name` means in this suite's seed commands: its scripts call different networks
-    /// `r50` (the CIFAR ResNet-50 for CIFAR; torchvision's ImageNet ResNet-50 for Mini-ImageNet
-    /// and the fine-grained sets). Other names mean what [`ModelName`] parses them as.
+    /// The model `name` means in this suite: the seed's scripts call different networks `r50`
+    /// (the CIFAR ResNet-50 for CIFAR; torchvision's ImageNet ResNet-50 for Mini-ImageNet and the
+    /// fine-grained sets), so on the suites of image files `r18` ... `r101` are torchvision's
+    /// ImageNet ResNets, never the CIFAR ones (a 3x3 stem without pooling at 224 pixels). Other
+    /// names mean what [`ModelName`] parses them as.
     pub fn model(self, name: &str) -> Result<ModelName> {
-        let imagenet_r50 = matches!(self, Suite::MiniImagenet | Suite::FineGrained);
-        match name.trim().to_ascii_lowercase().as_str() {
-            "r50" if imagenet_r50 => Ok("imagenet-r50".parse().map_err(anyhow::Error::msg)?),
+        let files = matches!(
+            self,
+            Suite::MiniImagenet | Suite::Imagenet | Suite::FineGrained
+        );
+        let lower = name.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "r18" | "r34" | "r50" | "r101" if files => Ok(format!("imagenet-{lower}")
+                .parse()
+                .map_err(anyhow::Error::msg)?),
             "r50p" if self == Suite::FineGrained => bail!(
                 "`r50p` is the seed's ImageNet-pretrained ResNet-50; gclab has no pretrained \
                  weights and trains from scratch: use `r50` (torchvision's ResNet-50)"
@@ -299,8 +307,9 @@ mod tests {
 
     /// `r50` is what each suite's seed commands call so (`GC_code/CIFAR100/main.py`, line 81: the
     /// CIFAR ResNet-50; `GC_code/Mini_ImageNet/main.py`, line 155, and
-    /// `Fine-grained_classification/main.py`, line 160: torchvision's); `r50p` (pretrained) is
-    /// refused with the reason.
+    /// `Fine-grained_classification/main.py`, line 160: torchvision's), and on every suite of
+    /// image files the bare depths are ImageNet ResNets; `r50p` (pretrained) is refused with the
+    /// reason.
     #[test]
     fn model_names_mean_what_the_suites_seed_commands_mean() {
         let imagenet_r50: ModelName = "imagenet-r50".parse().unwrap();
@@ -315,6 +324,11 @@ mod tests {
             Suite::Imagenet.model("r101gn").unwrap().to_string(),
             "r101gn"
         );
+        assert_eq!(
+            Suite::Imagenet.model("r101").unwrap().to_string(),
+            "imagenet-r101"
+        );
+        assert_eq!(Suite::Cifar10.model("r18").unwrap(), ModelName::Cifar(18));
         let err = Suite::FineGrained.model("r50p").unwrap_err().to_string();
         assert!(err.contains("pretrained"), "{err}");
         assert!(Suite::Imagenet.model("r51").is_err());

@@ -257,7 +257,8 @@ def _bool(x, path):
 
 
 def _int(x, path, minimum):
-    if isinstance(x, bool) or not (isinstance(x, int) or (isinstance(x, float) and x.is_integer())):
+    # An integer as JSON writes one (3, not 3.0), as the Rust replay reads it.
+    if isinstance(x, bool) or not isinstance(x, int):
         raise TraceError(path, f"expected an integer, got {json.dumps(x)}")
     x = int(x)
     if x < minimum:

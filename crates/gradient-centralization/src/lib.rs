@@ -61,6 +61,7 @@ mod centralize;
 mod config;
 mod error;
 mod finite;
+mod hyperparameters;
 pub mod optim;
 mod plan;
 mod presets;
@@ -70,10 +71,11 @@ pub use centralize::{Centralize, Placement};
 pub use config::GcConfig;
 pub use error::{GcError, check_lr};
 pub use finite::check_gradients;
+pub use hyperparameters::Hyperparameters;
 pub use plan::{
     ConvTransposeRule, Decision, GcPlan, LayerKind, PlanConfig, PlanEntry, Rule, Scope, SkipReason,
 };
-pub use presets::{Family, Hyperparameters, Preset, paper};
+pub use presets::{Family, Preset, paper};
 
 // `#[derive(RecordState)]` on our optimizer states expands to paths at the crate root.
 #[doc(hidden)]

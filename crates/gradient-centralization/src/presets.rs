@@ -3,18 +3,17 @@
 use std::fmt;
 use std::str::FromStr;
 
-use burn::module::Module;
-use burn::optim::ModuleOptimizer;
-use serde::{Deserialize, Serialize};
-
 use crate::centralize::Placement;
 use crate::config::GcConfig;
 use crate::error::GcError;
+use crate::hyperparameters::Hyperparameters;
 use crate::optim::{
-    AdagradConfig, AdamConfig, AdamWConfig, AdamWFormula, GcOptimizer, LookaheadConfig,
-    RAdamConfig, SgdConfig, WeightDecay,
+    AdagradConfig, AdamConfig, AdamWConfig, AdamWFormula, FirstMoment, GcOptimizer,
+    LookaheadConfig, RAdamConfig, SgdConfig, WeightDecay,
 };
 use crate::plan::Scope;
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 
 /// The optimizer under a preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,8 +125,10 @@ impl Preset {
     /// The canonical (lower-case) name. For every named preset (`Preset::ALL`) and its
     /// [`rank_rule`](Self::rank_rule) it parses back to the same preset: those under the seed's rank
     /// rule carry a suffix, `sgd_gc:rank_rule` being `SGD_GC.rank_rule()`; a plain preset with a
-    /// threshold of your own reads `sgd:rank_rule>2`. A hand-made combination no name describes
-    /// (GC2 placement without a scope, say) prints the nearest name.
+    /// threshold of your own reads `sgd:rank_rule>2`; in the seed's Lookahead, `lookahead_sgd_gc`.
+    /// A hand-made combination no name describes (GC2 placement without a scope, say) prints the
+    /// nearest name; `lookahead_ranger*` prints but is an error to parse and to build (Ranger has
+    /// its Lookahead built in).
     pub fn name(&self) -> String {
         let family = match self.family {
             Family::Sgd => "sgd",
@@ -301,7 +302,10 @@ impl Preset {
                 let mut radam = radam
                     .with_betas(beta1, beta2)
                     .with_weight_decay(weight_decay)
-                    .with_seed_buffer_aliasing(hyper.seed_buffer_aliasing.unwrap_or(false));
+                    .with_first_moment(match hyper.seed_buffer_aliasing {
+                        Some(true) => FirstMoment::SeedOverwritten,
+                        _ => FirstMoment::Average,
+                    });
                 if let Some(eps) = hyper.eps {
                     radam = radam.with_eps(eps);
                 }
@@ -351,7 +355,8 @@ impl FromStr for Preset {
                 .iter()
                 .map(Preset::name)
                 .collect::<Vec<_>>()
-                .join(", "),
+                .join(", ")
+                + ", and any of them but ranger* after `lookahead_`",
         };
         let (base, suffix) = match wanted.split_once(':') {
             Some((base, suffix)) => (base, Some(suffix)),
@@ -367,7 +372,10 @@ impl FromStr for Preset {
             .copied()
             .ok_or_else(unknown)?;
         if lookahead && preset.family == Family::Ranger {
-            return Err(unknown());
+            return Err(GcError::NotApplicable {
+                name: "lookahead",
+                optimizer: format!("{} (it has Lookahead built in)", preset.name()),
+            });
         }
         let preset = Preset {
             lookahead,
@@ -383,93 +391,6 @@ impl FromStr for Preset {
                 }),
                 _ => Err(unknown()),
             },
-        }
-    }
-}
-
-/// Hyperparameters by their PyTorch names; `None` takes the seed's/PyTorch's default for the
-/// optimizer (never burn's). The learning rate is not here: burn passes it to every step.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Hyperparameters {
-    /// SGD momentum (default 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub momentum: Option<f64>,
-    /// SGD dampening (default 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dampening: Option<f64>,
-    /// SGD Nesterov momentum (default false).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nesterov: Option<bool>,
-    /// Weight decay (default 0; 1e-2 for `adamw_torch`). Coupled L2 for SGD, Adam, Adagrad;
-    /// decoupled for SGDW and AdamW.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight_decay: Option<f64>,
-    /// Adam betas (default (0.9, 0.999)).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub betas: Option<(f64, f64)>,
-    /// Denominator ε (default 1e-8; 1e-10 for Adagrad).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub eps: Option<f64>,
-    /// AMSGrad (default false).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub amsgrad: Option<bool>,
-    /// Adagrad learning-rate decay (default 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lr_decay: Option<f64>,
-    /// Adagrad's starting accumulator (default 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub initial_accumulator_value: Option<f64>,
-    /// Lookahead's fast steps per sync (default 5; Ranger 6).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub k: Option<usize>,
-    /// Lookahead's step of the slow weights towards the fast ones (default 0.5).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alpha: Option<f64>,
-    /// RAdam and Ranger: reproduce the seed's in-place edit of the first moment on unrectified
-    /// steps (default false: the formula; see [`RAdamConfig`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed_buffer_aliasing: Option<bool>,
-}
-
-impl Hyperparameters {
-    /// A hyperparameter that the preset's optimizer does not have is an error, not ignored.
-    fn check_applies(&self, preset: &Preset) -> Result<(), GcError> {
-        let sgd = matches!(preset.family, Family::Sgd | Family::Sgdw);
-        let adam = matches!(
-            preset.family,
-            Family::Adam | Family::AdamW | Family::AdamWTorch
-        );
-        let adagrad = preset.family == Family::Adagrad;
-        let rectified = matches!(preset.family, Family::RAdam | Family::Ranger);
-        let lookahead = preset.lookahead || preset.family == Family::Ranger;
-        let given = [
-            ("momentum", self.momentum.is_some(), sgd),
-            ("dampening", self.dampening.is_some(), sgd),
-            ("nesterov", self.nesterov.is_some(), sgd),
-            ("betas", self.betas.is_some(), adam || rectified),
-            ("eps", self.eps.is_some(), adam || adagrad || rectified),
-            ("amsgrad", self.amsgrad.is_some(), adam),
-            ("lr_decay", self.lr_decay.is_some(), adagrad),
-            (
-                "initial_accumulator_value",
-                self.initial_accumulator_value.is_some(),
-                adagrad,
-            ),
-            ("k", self.k.is_some(), lookahead),
-            ("alpha", self.alpha.is_some(), lookahead),
-            (
-                "seed_buffer_aliasing",
-                self.seed_buffer_aliasing.is_some(),
-                rectified,
-            ),
-        ];
-        match given.iter().find(|(_, set, applies)| *set && !applies) {
-            Some((name, _, _)) => Err(GcError::NotApplicable {
-                name,
-                optimizer: preset.name(),
-            }),
-            None => Ok(()),
         }
     }
 }

@@ -105,6 +105,14 @@ fn ghost_groups_normalize_apart_and_the_first_keeps_the_running_statistics() {
         .unwrap_or_else(|e| e.into_inner());
     let device = Device::flex().autodiff();
     let shape = [6, 3, 4, 4];
+    /// Puts the kernels back whatever happens.
+    struct Kernels;
+    impl Drop for Kernels {
+        fn drop(&mut self) {
+            crate::use_burn_ops(false);
+        }
+    }
+    let _kernels = Kernels;
     for burns in [false, true] {
         crate::use_burn_ops(burns);
         for relu in [false, true] {
@@ -167,23 +175,34 @@ fn ghost_groups_normalize_apart_and_the_first_keeps_the_running_statistics() {
             }
         }
     }
-    crate::use_burn_ops(false);
 }
 
-/// Without a size, and with a size at least the batch, the batch is one group.
+/// Without a size, with 0, and with a size at least the batch, the batch is one group; the size
+/// holds inside `with_group` only.
 #[test]
 fn ghost_groups_of_the_whole_batch_change_nothing() {
     let _turn = crate::testing::TURN
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let device = Device::flex().autodiff();
-    let (a, b) = (module(3, &device), module(3, &device));
     let x = tensor([4, 3, 2, 2], 40, &device);
+    let a = module(3, &device);
     let whole = to_vec(forward(&a, x.clone()));
-    let grouped = ghost::with_group(Some(4), || to_vec(forward(&b, x.clone())));
-    assert_eq!(whole, grouped);
+    for group in [None, Some(0), Some(4), Some(9)] {
+        let b = module(3, &device);
+        let grouped = ghost::with_group(group, || to_vec(forward(&b, x.clone())));
+        assert_eq!(whole, grouped, "{group:?}");
+        assert_eq!(
+            to_vec(a.running_var.value_sync()),
+            to_vec(b.running_var.value_sync()),
+            "{group:?}"
+        );
+    }
+    let c = module(3, &device);
+    ghost::with_group(Some(2), || ());
     assert_eq!(
-        to_vec(a.running_var.value_sync()),
-        to_vec(b.running_var.value_sync())
+        whole,
+        to_vec(forward(&c, x)),
+        "the size leaked out of with_group"
     );
 }

@@ -167,6 +167,41 @@ mod tests {
             .unwrap()
     }
 
+    /// Every value of every parameter, in the walk's order.
+    fn weights(net: &Net) -> Vec<f32> {
+        struct Collect(Vec<f32>);
+        impl burn::module::ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let data = param.val().into_data().convert::<f32>();
+                self.0.extend(data.try_to_vec::<f32>().unwrap());
+            }
+        }
+        let mut collect = Collect(Vec::new());
+        net.visit(&mut collect);
+        collect.0
+    }
+
+    /// The initial weights depend on the seed alone, GroupNorm's γ included (U(0, 1) on the seed's
+    /// Mini-ImageNet, `main.py` line 165, which names GroupNorm with BatchNorm).
+    #[test]
+    fn the_same_seed_draws_the_same_weights() {
+        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        let name: ModelName = "imagenet-r18-gn".parse().unwrap();
+        let net = |seed| Net::seeded(name, Init::HeFanOutUniformGamma, 3, 32, 10, seed, &device);
+        let (a, b, c) = (net(5), net(5), net(6));
+        assert_eq!(weights(&a), weights(&b));
+        assert_ne!(weights(&a), weights(&c));
+        let gammas = moments(&a, ".gamma");
+        assert_eq!(gammas.len(), 20);
+        for (path, _, mean, std) in gammas {
+            assert!(
+                mean > 0.2 && mean < 0.8 && std > 0.15,
+                "{path}: {mean} {std}"
+            );
+        }
+    }
+
     /// The redrawn weights are still trained: they keep their ids and their gradients.
     #[test]
     fn redrawn_weights_keep_their_gradients() {

@@ -169,15 +169,22 @@ impl FromStr for ModelName {
                 Some(ModelName::ResNeXt29)
             }
             "densenet121" | "densenet-121" | "d121" => Some(ModelName::DenseNet121),
-            // The seed's ImageNet ResNets have a bias on every convolution (`myresnet.py`).
-            "r50bn" => imagenet("50-bias"),
-            "r50gn" => imagenet("50-gn-bias"),
-            "r101bn" => imagenet("101-bias"),
-            "r101gn" => imagenet("101-gn-bias"),
             // The seed's Mini-ImageNet Weight Standardization model (`resnet_ws.py`).
             "r50ws" => imagenet("50-ws"),
             other => {
-                if let Some(rest) = other.strip_prefix("imagenet-r") {
+                // The seed's ImageNet ResNets (`r50bn`, `r101gn`, ...) have a bias on every
+                // convolution (`myresnet.py`); the names extend to every depth.
+                let seed = other
+                    .strip_prefix('r')
+                    .and_then(|rest| {
+                        rest.strip_suffix("bn")
+                            .map(|d| (d, ""))
+                            .or_else(|| rest.strip_suffix("gn").map(|d| (d, "-gn")))
+                    })
+                    .and_then(|(d, gn)| imagenet(&format!("{d}{gn}-bias")));
+                if seed.is_some() {
+                    seed
+                } else if let Some(rest) = other.strip_prefix("imagenet-r") {
                     imagenet(rest)
                 } else if let Some(rest) = other.strip_prefix("resnet") {
                     depth(rest).map(ModelName::Cifar)
@@ -247,7 +254,17 @@ impl Net {
     ) -> Self {
         let _turn = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         device.seed(seed);
-        init.apply(Self::build(name, channels, size, classes, device))
+        let net = init.apply(Self::build(name, channels, size, classes, device));
+        // burn draws a parameter's default value when it is first read: read every one now,
+        // under the lock, in the order of the module walk (the order a GC plan reads them in).
+        struct Draw;
+        impl burn::module::ModuleVisitor for Draw {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                let _ = param.val();
+            }
+        }
+        net.visit(&mut Draw);
+        net
     }
 
     /// Build `name` for `channels`×`size`×`size` inputs and `classes` classes.

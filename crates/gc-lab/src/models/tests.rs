@@ -159,6 +159,22 @@ fn names_parse_and_print() {
         "ResNet50".parse::<ModelName>().unwrap(),
         ModelName::Cifar(50)
     );
+    // Every ImageNet ResNet prints a name that parses back to it.
+    for depth in [18, 34, 50, 101] {
+        for norm in [NormKind::Batch, NormKind::Group] {
+            for ws in [false, true] {
+                for conv_bias in [false, true] {
+                    let name = ModelName::ImageNet {
+                        depth,
+                        norm,
+                        ws,
+                        conv_bias,
+                    };
+                    assert_eq!(name.to_string().parse::<ModelName>(), Ok(name), "{name}");
+                }
+            }
+        }
+    }
     assert!(
         "r19"
             .parse::<ModelName>()

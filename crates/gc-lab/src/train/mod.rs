@@ -61,10 +61,10 @@ pub struct RunConfig {
     pub test_augment: Augment,
     /// Threads preparing batches.
     pub workers: usize,
-    /// How the weights start (absent in runs from before it existed: burn's defaults).
+    /// How the weights start (burn's defaults when a saved config does not say).
     #[serde(default)]
     pub init: Init,
-    /// Which passes drop their last, partial batch (absent in older runs: neither).
+    /// Which passes drop their last, partial batch (neither when a saved config does not say).
     #[serde(default)]
     pub drop_last: DropLast,
     /// Samples each batch norm normalizes together in training ("ghost" batch norm, as on several
@@ -136,6 +136,14 @@ pub fn run(
             "the {} training images make no whole batch of {}, and this recipe drops the last \
              partial batch as the seed does; lower --batch-size or pass --keep-last-batch",
             train.len(),
+            config.batch_size
+        );
+    }
+    if config.drop_last.test && test.len() < config.batch_size {
+        bail!(
+            "the {} test images make no whole batch of {}, and this recipe scores whole batches \
+             only, as the seed does; lower --batch-size or pass --keep-last-batch",
+            test.len(),
             config.batch_size
         );
     }

@@ -84,8 +84,7 @@ pub struct DataInfo {
     /// Test images.
     pub test_images: usize,
     /// Images each epoch trained on: all of them, or the whole batches' worth when the recipe
-    /// drops the last partial batch (0 in runs from before this was recorded, or without an
-    /// epoch).
+    /// drops the last partial batch (0 when a saved summary does not say, or without an epoch).
     #[serde(default)]
     pub trained_per_epoch: usize,
     /// Test images each evaluation scored (0 as above).

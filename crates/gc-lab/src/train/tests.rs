@@ -316,8 +316,8 @@ fn top_k_counts_ties_for_the_label() {
 }
 
 /// With the seed's `drop_last`, 64 training images in batches of 12 train 60 a epoch (5 whole
-/// batches) and 16 test images score 12; without it all of them; fewer training images than a
-/// batch is an error that names the way out.
+/// batches) and 16 test images score 12; without it all of them; fewer training or test images
+/// than a batch is an error that names the way out.
 #[test]
 fn dropping_the_last_batch_trains_and_scores_whole_batches() {
     let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
@@ -336,11 +336,16 @@ fn dropping_the_last_batch_trains_and_scores_whole_batches() {
         (dropped.data.trained_per_epoch, dropped.data.scored),
         (60, 12)
     );
-    cfg.batch_size = 65;
-    let err = run(&cfg, &splits(), &dir, &ProgressBar::hidden(), false)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("--keep-last-batch"), "{err}");
+    for (batch, what) in [(65, "training"), (20, "test")] {
+        cfg.batch_size = batch;
+        let err = run(&cfg, &splits(), &dir, &ProgressBar::hidden(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(what) && err.contains("--keep-last-batch"),
+            "{err}"
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 

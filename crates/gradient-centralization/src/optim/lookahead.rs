@@ -109,6 +109,10 @@ pub fn ranger(radam: RAdamConfig, lookahead: LookaheadConfig) -> Result<Ranger, 
 
 /// Lookahead around the optimizer `O` (see [`LookaheadConfig`]). GC belongs to the inner
 /// optimizer: the slow weights are a running mix of weights, never centralized themselves.
+///
+/// Each parameter counts its own steps, as burn steps one tensor at a time; the seed's wrapper
+/// keeps one counter per parameter group and syncs every parameter of the group. They agree when
+/// every parameter has a gradient at every step; a parameter that misses steps syncs later here.
 #[derive(Debug, Clone)]
 pub struct Lookahead<O> {
     inner: O,

@@ -29,7 +29,7 @@ pub use adagrad::{Adagrad, AdagradConfig, AdagradState};
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use adamw::{AdamW, AdamWConfig, AdamWFormula};
 pub use lookahead::{Lookahead, LookaheadConfig, LookaheadState, Phase, Ranger, ranger};
-pub use radam::{RAdam, RAdamConfig, Rectify};
+pub use radam::{FirstMoment, RAdam, RAdamConfig, Rectify};
 pub use sgd::{Sgd, SgdConfig, SgdState, WeightDecay};
 pub use wrap::Centralized;
 

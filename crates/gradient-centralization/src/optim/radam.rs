@@ -33,9 +33,22 @@ impl Rectify {
     }
 }
 
+/// What RAdam stores as its first moment after an unrectified step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FirstMoment {
+    /// The running average of the gradients, as the formula has it.
+    #[default]
+    Average,
+    /// The step's update direction `u` (decay and GC on the update included), as the seed's code
+    /// leaves it: there `G_grad = exp_avg` is the stored moment itself, which the in-place
+    /// `add_` of the decay and the in-place GC then change (`algorithm-GC/algorithm/RAdam.py`,
+    /// lines 97-103; `Ranger.py`, lines 152-158).
+    SeedOverwritten,
+}
+
 /// Configuration of [`RAdam`] (Liu et al., "On the Variance of the Adaptive Learning Rate and
 /// Beyond", 2019). Defaults are the seed's: betas (0.9, 0.999), eps 1e-8, no decay, rectified from
-/// `ρₜ ≥ 5`, the correct arithmetic (no buffer aliasing).
+/// `ρₜ ≥ 5`; the first moment as the formula has it ([`FirstMoment::Average`]).
 ///
 /// Per step `t` (from 1), with `ρ∞ = 2/(1 − β₂) − 1` and `ρₜ = ρ∞ − 2t·β₂ᵗ/(1 − β₂ᵗ)`:
 ///
@@ -52,7 +65,7 @@ impl Rectify {
 /// The seed's code writes the unrectified `u` into its stored first moment (`G_grad = exp_avg`
 /// aliases it, then the decay and GC are added in place), so from the first step the moment it
 /// carries on differs from the formula above whenever there is decay or GC on the update.
-/// [`with_seed_buffer_aliasing`](Self::with_seed_buffer_aliasing) reproduces that.
+/// [`FirstMoment::SeedOverwritten`] reproduces that.
 ///
 /// ```
 /// use gradient_centralization::optim::RAdamConfig;
@@ -66,7 +79,7 @@ pub struct RAdamConfig {
     eps: f64,
     weight_decay: f64,
     rectify: Rectify,
-    seed_buffer_aliasing: bool,
+    first_moment: FirstMoment,
 }
 
 impl Default for RAdamConfig {
@@ -76,7 +89,7 @@ impl Default for RAdamConfig {
             eps: 1e-8,
             weight_decay: 0.0,
             rectify: Rectify::AtLeast(5.0),
-            seed_buffer_aliasing: false,
+            first_moment: FirstMoment::Average,
         }
     }
 }
@@ -123,9 +136,9 @@ impl RAdamConfig {
         self
     }
 
-    /// Reproduce the seed's in-place edit of the stored first moment on unrectified steps.
-    pub fn with_seed_buffer_aliasing(mut self, aliasing: bool) -> Self {
-        self.seed_buffer_aliasing = aliasing;
+    /// What the first moment holds after an unrectified step.
+    pub fn with_first_moment(mut self, first_moment: FirstMoment) -> Self {
+        self.first_moment = first_moment;
         self
     }
 
@@ -197,7 +210,7 @@ impl Optimizer for RAdam {
             eps,
             weight_decay,
             rectify,
-            seed_buffer_aliasing,
+            first_moment,
         } = self.config;
         let grad = self.gc.on_gradient(grad);
         let (mut state, second) = AdamState::advance(state, grad, betas, false);
@@ -211,7 +224,7 @@ impl Optimizer for RAdam {
             direction = direction + tensor.clone().mul_scalar(weight_decay);
         }
         let direction = self.gc.on_update(direction);
-        if seed_buffer_aliasing && !rectified {
+        if first_moment == FirstMoment::SeedOverwritten && !rectified {
             state.moment1 = direction.clone();
         }
         (tensor - direction.mul_scalar(r * lr), Some(state))

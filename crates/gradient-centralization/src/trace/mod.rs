@@ -8,8 +8,9 @@ mod replay;
 use serde_json::{Map, Value};
 
 use crate::error::{GcError, check_lr};
+use crate::hyperparameters::Hyperparameters;
 use crate::plan::LayerKind;
-use crate::presets::{Family, Hyperparameters, Preset};
+use crate::presets::{Family, Preset};
 
 /// Floating-point type a trace runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -103,45 +103,6 @@ fn names_and_inapplicable_hyperparameters() {
         Preset::SGD_GC.init(&model, &hyper),
         Err(GcError::NotApplicable { name: "betas", .. })
     ));
-    // Lookahead's k and alpha belong to lookahead_* and Ranger; the seed's aliasing to RAdam and
-    // Ranger; Ranger cannot be wrapped in a second Lookahead.
-    let k = Hyperparameters {
-        k: Some(3),
-        ..Hyperparameters::default()
-    };
-    assert!(matches!(
-        Preset::RADAM_GC.init(&model, &k),
-        Err(GcError::NotApplicable { name: "k", .. })
-    ));
-    assert!(Preset::RADAM_GC.lookahead().init(&model, &k).is_ok());
-    assert!(Preset::RANGER_GC.init(&model, &k).is_ok());
-    let aliasing = Hyperparameters {
-        seed_buffer_aliasing: Some(true),
-        ..Hyperparameters::default()
-    };
-    assert!(matches!(
-        Preset::ADAM_GC.init(&model, &aliasing),
-        Err(GcError::NotApplicable {
-            name: "seed_buffer_aliasing",
-            ..
-        })
-    ));
-    assert!(Preset::RANGER_GCC2.init(&model, &aliasing).is_ok());
-    let Err(err) = Preset::RANGER_GC
-        .lookahead()
-        .init(&model, &Hyperparameters::default())
-    else {
-        panic!("Lookahead around Ranger was accepted");
-    };
-    assert!(err.to_string().contains("Lookahead built in"), "{err}");
-    let zero_k = Hyperparameters {
-        k: Some(0),
-        ..Hyperparameters::default()
-    };
-    assert!(matches!(
-        Preset::SGD.lookahead().init(&model, &zero_k),
-        Err(GcError::InvalidHyperparameter { name: "k", .. })
-    ));
 }
 
 #[test]
@@ -177,7 +138,6 @@ fn every_preset_name_parses_back_to_the_preset() {
         "sgd_gc:rank_rule>2",
         "sgd_gc:rank",
         "sgd:rank_rule>x",
-        "lookahead_ranger_gc",
         "lookahead_lookahead_sgd",
     ] {
         assert!(

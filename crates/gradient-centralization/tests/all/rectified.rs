@@ -1,11 +1,14 @@
 //! RAdam, Ranger and Lookahead beyond the fixtures: the seed's buffer aliasing and where it shows,
 //! the two Lookahead phases, and which of them keep GC's weight-mean invariant.
 
+use burn::nn::{Linear, LinearConfig};
 use burn::optim::Optimizer;
 use gradient_centralization::optim::{
-    Gc, GcOptimizer, LookaheadConfig, Phase, RAdamConfig, SgdConfig, WeightDecay, ranger,
+    FirstMoment, Gc, GcOptimizer, LookaheadConfig, Phase, RAdamConfig, SgdConfig, WeightDecay,
+    ranger,
 };
-use gradient_centralization::{Centralize, Placement};
+use gradient_centralization::trace::Trace;
+use gradient_centralization::{Centralize, GcError, Hyperparameters, Placement, Preset};
 
 use crate::properties::{SHAPE, gradient, mean_drift};
 
@@ -48,10 +51,10 @@ fn the_seeds_buffer_aliasing_changes_radam_where_its_moment_is_written_and_read(
     ] {
         let config = RAdamConfig::new().with_weight_decay(decay);
         let run = |aliasing| {
-            let radam = config.with_seed_buffer_aliasing(aliasing).build().unwrap();
+            let radam = config.with_first_moment(aliasing).build().unwrap();
             trajectory(radam.with_gc(gc(placement)), 0.1, 7)
         };
-        let (formula, seed) = (run(false), run(true));
+        let (formula, seed) = (run(FirstMoment::Average), run(FirstMoment::SeedOverwritten));
         let case = format!("decay {decay}, {placement:?}");
         assert_eq!(formula[0], seed[0], "{case}: step 1");
         for step in 2..first_apart {
@@ -68,12 +71,12 @@ fn the_seeds_buffer_aliasing_changes_radam_where_its_moment_is_written_and_read(
     // numbers, bit for bit.
     let run = |aliasing| {
         let radam = RAdamConfig::new()
-            .with_seed_buffer_aliasing(aliasing)
+            .with_first_moment(aliasing)
             .build()
             .unwrap();
         trajectory(radam.with_gc(gc(Placement::Gradient)), 0.1, 7)
     };
-    assert_eq!(run(false), run(true));
+    assert_eq!(run(FirstMoment::Average), run(FirstMoment::SeedOverwritten));
 }
 
 /// Lookahead with α = 1 moves the slow weights all the way to the fast ones: the inner optimizer's
@@ -180,7 +183,7 @@ fn weight_means_under_radam_ranger_and_lookahead() {
             "radam_gc2, the seed's aliasing",
             mean_drift(
                 radam
-                    .with_seed_buffer_aliasing(true)
+                    .with_first_moment(FirstMoment::SeedOverwritten)
                     .build()
                     .unwrap()
                     .with_gc(gc(Placement::Update)),
@@ -218,4 +221,112 @@ fn weight_means_under_radam_ranger_and_lookahead() {
         drift > 1e-3,
         "radam_gc: weight mean drifted by only {drift}"
     );
+}
+
+/// Lookahead's k and α belong to `lookahead_*` and Ranger, the seed's aliasing to RAdam and
+/// Ranger; Ranger cannot be wrapped in a second Lookahead, by name or by value.
+#[test]
+fn hyperparameters_belong_to_their_optimizers() {
+    let model: Linear = LinearConfig::new(3, 2).init(&crate::device());
+    // Lookahead's k and alpha belong to lookahead_* and Ranger; the seed's aliasing to RAdam and
+    // Ranger; Ranger cannot be wrapped in a second Lookahead.
+    let k = Hyperparameters {
+        k: Some(3),
+        ..Hyperparameters::default()
+    };
+    assert!(matches!(
+        Preset::RADAM_GC.init(&model, &k),
+        Err(GcError::NotApplicable { name: "k", .. })
+    ));
+    assert!(Preset::RADAM_GC.lookahead().init(&model, &k).is_ok());
+    assert!(Preset::RANGER_GC.init(&model, &k).is_ok());
+    let aliasing = Hyperparameters {
+        seed_buffer_aliasing: Some(true),
+        ..Hyperparameters::default()
+    };
+    assert!(matches!(
+        Preset::ADAM_GC.init(&model, &aliasing),
+        Err(GcError::NotApplicable {
+            name: "seed_buffer_aliasing",
+            ..
+        })
+    ));
+    assert!(Preset::RANGER_GCC2.init(&model, &aliasing).is_ok());
+    let Err(err) = Preset::RANGER_GC
+        .lookahead()
+        .init(&model, &Hyperparameters::default())
+    else {
+        panic!("Lookahead around Ranger was accepted");
+    };
+    assert!(err.to_string().contains("Lookahead built in"), "{err}");
+    let zero_k = Hyperparameters {
+        k: Some(0),
+        ..Hyperparameters::default()
+    };
+    assert!(matches!(
+        Preset::SGD.lookahead().init(&model, &zero_k),
+        Err(GcError::InvalidHyperparameter { name: "k", .. })
+    ));
+    let Err(err) = "lookahead_ranger_gc".parse::<Preset>() else {
+        panic!("lookahead_ranger_gc parsed");
+    };
+    assert!(err.to_string().contains("Lookahead built in"), "{err}");
+}
+
+/// The defaults are the seed's: a trace with only a learning rate gives, bit for bit, the numbers
+/// of the same trace with the seed's values written out (RAdam betas (0.9, 0.999), eps 1e-8,
+/// `RAdam.py` line 9; Ranger betas (0.95, 0.999), eps 1e-5, k 6, α 0.5, `Ranger.py` lines 9-11;
+/// the Lookahead wrapper k 5, α 0.5, `algorithm-GC/README.md`'s example), and different numbers
+/// with any one of them changed. Eight steps: rectified from step 6, Ranger syncs after step 6,
+/// the wrapper after steps 1 and 6.
+#[test]
+fn the_defaults_are_the_seeds() {
+    let values = |seed: u64, n: usize| -> Vec<f64> {
+        (0..n)
+            .map(|i| ((seed * 31 + i as u64 * 17) % 23) as f64 / 23.0 - 0.45)
+            .collect()
+    };
+    let doc = |optimizer: &str, hyper: &str| {
+        let grads: Vec<Vec<f64>> = (0..8).map(|s| values(s + 1, 12)).collect();
+        format!(
+            r#"{{"optimizer": "{optimizer}", "dtype": "f64", "hyper": {{"lr": 0.01{hyper}}},
+                "params": [{{"name": "conv.weight", "kind": "conv2d", "shape": [2, 3, 2, 1],
+                             "value": {:?}, "grads": {:?}}}]}}"#,
+            values(0, 12),
+            grads
+        )
+    };
+    let run = |optimizer: &str, hyper: &str| {
+        Trace::parse(&doc(optimizer, hyper))
+            .unwrap()
+            .run(&crate::device())
+            .unwrap()
+            .to_string()
+    };
+    for (optimizer, explicit, changed) in [
+        (
+            "radam_gc2",
+            r#", "betas": [0.9, 0.999], "eps": 1e-8"#,
+            r#", "betas": [0.9, 0.99]"#,
+        ),
+        (
+            "ranger_gc2",
+            r#", "betas": [0.95, 0.999], "eps": 1e-5, "k": 6, "alpha": 0.5"#,
+            r#", "k": 5"#,
+        ),
+        (
+            "ranger_gc2",
+            r#", "betas": [0.95, 0.999], "eps": 1e-5, "k": 6, "alpha": 0.5"#,
+            r#", "betas": [0.9, 0.999]"#,
+        ),
+        (
+            "lookahead_sgd_gc",
+            r#", "k": 5, "alpha": 0.5"#,
+            r#", "alpha": 0.6"#,
+        ),
+    ] {
+        let default = run(optimizer, "");
+        assert_eq!(default, run(optimizer, explicit), "{optimizer}");
+        assert_ne!(default, run(optimizer, changed), "{optimizer} {changed}");
+    }
 }

@@ -30,8 +30,9 @@ pub struct CompareArgs {
     /// Number of seeds per arm (seeds 0, 1, ...).
     #[arg(long, default_value_t = 2)]
     pub seeds: u64,
-    /// The model (default: the suite's). `r50` is what the suite's seed commands call so: the
-    /// CIFAR ResNet-50 for CIFAR, torchvision's ResNet-50 for Mini-ImageNet and fine-grained.
+    /// The model (default: the suite's). `r18` ... `r101` are the CIFAR ResNets on the CIFAR
+    /// suites and torchvision's ImageNet ResNets on the suites of image files, as the seed's
+    /// scripts call them; the seed's ImageNet models are r50bn, r50gn, r101bn, r101gn.
     #[arg(long)]
     pub model: Option<String>,
     /// Epochs (default: the suite's).
@@ -54,9 +55,9 @@ pub struct CompareArgs {
     /// drop it: `drop_last=True`).
     #[arg(long)]
     pub keep_last_batch: bool,
-    /// Samples each batch norm normalizes together in training (default: the suite's, what each
-    /// of the seed's 4 GPUs saw: 64 on ImageNet, 32 on Mini-ImageNet and fine-grained; 0: the
-    /// whole batch).
+    /// Samples each batch norm normalizes together in training (default: what each of the seed's
+    /// 4 GPUs sees: 64 on ImageNet, 32 on Mini-ImageNet and fine-grained, a quarter of
+    /// --batch-size when that is given; 0: the whole batch).
     #[arg(long)]
     pub bn_batch: Option<usize>,
     /// RAdam and Ranger arms reproduce the seed's in-place edit of their first moment on their
@@ -148,9 +149,6 @@ fn resolve(args: &CompareArgs) -> Result<(SuiteSettings, Vec<Preset>)> {
     if args.keep_last_batch {
         settings.drop_last = Default::default();
     }
-    if let Some(n) = args.bn_batch {
-        settings.bn_batch = (n > 0).then_some(n);
-    }
     if args.seed_buffer_aliasing && !presets.iter().any(rectified) {
         bail!("--seed-buffer-aliasing applies to RAdam and Ranger arms, and there is none");
     }
@@ -158,7 +156,16 @@ fn resolve(args: &CompareArgs) -> Result<(SuiteSettings, Vec<Preset>)> {
         settings.epochs = epochs;
     }
     if let Some(batch) = args.batch_size {
+        // The suite's batch norm groups stand for devices: a batch of another size is shared
+        // among as many.
+        if let Some(group) = settings.bn_batch {
+            let devices = settings.batch_size / group;
+            settings.bn_batch = Some(batch.div_ceil(devices.max(1)));
+        }
         settings.batch_size = batch;
+    }
+    if let Some(n) = args.bn_batch {
+        settings.bn_batch = (n > 0).then_some(n);
     }
     if let Some(wd) = args.weight_decay {
         settings.weight_decay = wd;
@@ -268,6 +275,9 @@ fn rectified(preset: &Preset) -> bool {
 /// translated as the seed's script defines it (and said so, since the same name means different
 /// optimizers in different scripts).
 fn arm(suite: Suite, name: &str) -> Result<Preset> {
+    if let Some(why) = seed_arms::ambiguity(suite, name.trim()) {
+        bail!("the seed's `{name}` means {why}; give the preset you mean");
+    }
     match name.parse::<Preset>() {
         Ok(preset) => Ok(preset),
         Err(err) => match seed_arms::translate(suite, name.trim()) {
@@ -294,118 +304,4 @@ fn finished_run(dir: &Path, config: &RunConfig) -> Option<Summary> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Two arms x two seeds of one short epoch on 30 images of the shipped Fashion-MNIST subset.
-    fn tiny(out: &Path, resume: bool) -> CompareArgs {
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
-        CompareArgs {
-            suite: Suite::Fashion,
-            arms: Some(vec!["sgd".into(), "SGD_GC".into()]),
-            seeds: 2,
-            model: None,
-            epochs: Some(1),
-            lr: None,
-            base_lr: None,
-            init: None,
-            keep_last_batch: false,
-            bn_batch: None,
-            seed_buffer_aliasing: false,
-            batch_size: Some(10),
-            weight_decay: None,
-            train_per_class: Some(3),
-            test_per_class: Some(2),
-            data: Some(data),
-            out: Some(out.to_path_buf()),
-            workers: 1,
-            target_loss: None,
-            resume,
-        }
-    }
-
-    /// Every arm and seed gets its run folder and the table names every arm; resuming keeps the
-    /// finished runs as they are (the same summaries, not trained again).
-    #[test]
-    fn compares_arms_over_seeds_and_resumes_without_training_again() {
-        let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
-        let out = crate::test_dir("compare");
-        compare(tiny(&out, false)).unwrap();
-        let summary = |arm: &str, seed: u64| {
-            let path = out
-                .join(arm)
-                .join(format!("seed{seed}"))
-                .join("summary.json");
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        };
-        let every_summary = || -> Vec<String> {
-            ["sgd", "sgd_gc"]
-                .iter()
-                .flat_map(|arm| [0, 1].map(|seed| summary(arm, seed)))
-                .collect()
-        };
-        let before = every_summary();
-        let table = std::fs::read_to_string(out.join("comparison.md")).unwrap();
-        assert!(
-            table.contains("| sgd |") && table.contains("| sgd_gc |"),
-            "{table}"
-        );
-        compare(tiny(&out, true)).unwrap();
-        let after = every_summary();
-        assert_eq!(before, after, "finished runs are kept, not trained again");
-        std::fs::remove_dir_all(out).unwrap();
-    }
-
-    #[test]
-    fn refuses_zero_seeds_and_unknown_arms() {
-        let out = crate::test_dir("compare-refused");
-        let mut args = tiny(&out, false);
-        args.seeds = 0;
-        let err = compare(args).unwrap_err().to_string();
-        assert!(err.contains("--seeds must be at least 1"), "{err}");
-        let mut args = tiny(&out, false);
-        args.arms = Some(vec!["sgd_gx".into()]);
-        assert!(compare(args).is_err());
-        // A seed name of another suite is not taken either.
-        assert!(arm(Suite::Fashion, "sgdGC").is_err());
-        assert_eq!(arm(Suite::Cifar100, "adamWGC").unwrap(), Preset::ADAM_GC);
-        assert_eq!(arm(Suite::Imagenet, "sgdGC").unwrap(), Preset::SGD_GCC);
-        std::fs::remove_dir_all(out).unwrap();
-    }
-
-    /// Without `--arms` a suite runs its own (the seed's) arms; the overrides reach the settings;
-    /// the seed's aliasing is refused where no arm has it.
-    #[test]
-    fn overrides_and_default_arms_resolve() {
-        let out = Path::new("unused");
-        let mut args = tiny(out, false);
-        args.suite = Suite::Imagenet;
-        args.arms = None;
-        args.model = Some("r101gn".into());
-        args.bn_batch = Some(0);
-        args.keep_last_batch = true;
-        args.base_lr = Some(0.2);
-        let (settings, presets) = resolve(&args).unwrap();
-        assert_eq!(presets, [Preset::SGD, Preset::SGD_GCC]);
-        assert_eq!(settings.model.to_string(), "r101gn");
-        assert_eq!(settings.bn_batch, None);
-        assert!(!settings.drop_last.train && !settings.drop_last.test);
-        assert_eq!(settings.sgd_lr, 0.2);
-        args.seed_buffer_aliasing = true;
-        let err = resolve(&args).unwrap_err().to_string();
-        assert!(err.contains("--seed-buffer-aliasing"), "{err}");
-        args.arms = Some(vec!["ranger_gc2".into()]);
-        assert!(resolve(&args).is_ok());
-    }
-
-    /// Dates from the civil calendar: the epoch, a leap day, the turn of a century that is not a
-    /// leap year, and a time of day (values from `date -u -d @SECS +%Y%m%d-%H%M%S`).
-    #[test]
-    fn stamps_are_utc_calendar_dates() {
-        assert_eq!(utc_stamp(0), "19700101-000000");
-        assert_eq!(utc_stamp(951_782_400), "20000229-000000");
-        assert_eq!(utc_stamp(4_107_542_399), "21000228-235959");
-        assert_eq!(utc_stamp(4_107_542_400), "21000301-000000");
-        assert_eq!(utc_stamp(1_796_169_600 + 3_723), "20261202-010203");
-    }
-}
+mod tests;
