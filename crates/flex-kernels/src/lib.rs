@@ -33,6 +33,12 @@ pub fn uses_burn_ops() -> bool {
     BURNS.load(Ordering::Relaxed)
 }
 
+/// Whether the kernels here run on `device`: flex's, with or without autodiff. On any other
+/// device the functions take burn's own operations.
+pub fn runs_on(device: &burn::tensor::Device) -> bool {
+    device.clone().inner() == burn::tensor::Device::flex()
+}
+
 /// `ft` itself when its values lie contiguously in logical order, else a contiguous copy.
 fn contiguous(ft: FlexTensor) -> FlexTensor {
     if ft.as_slice::<f32>().is_some() {

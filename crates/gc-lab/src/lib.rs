@@ -12,6 +12,7 @@
 
 pub mod compare;
 pub mod data;
+pub mod device;
 pub mod models;
 pub mod plan;
 pub mod recipe;

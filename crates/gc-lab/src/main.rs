@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train several optimizers over several seeds on one suite; write a table and plots.
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
     /// Redraw the table and plots from finished runs (folders holding summary.json files).
     Report {
         /// Run folders (searched recursively for summary.json).
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => run_compare(DefaultJob::parse_from(["gclab"]).args),
-        Some(Command::Compare(args)) => run_compare(args),
+        Some(Command::Compare(args)) => run_compare(*args),
         Some(Command::Report {
             runs,
             out,

@@ -283,7 +283,8 @@ impl<B: Backend + BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff
 
 /// `bn.forward(x)`: in training (an autodiff device and the module's training flag on) computed
 /// by [`BatchNormOps`] (the kernels here on flex) with the running statistics updated as burn
-/// updates them; in inference, and when [`crate::use_burn_ops`] said so, burn's own.
+/// updates them; in inference, on other devices than flex, and when [`crate::use_burn_ops`] said
+/// so, burn's own.
 pub fn forward<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     norm(bn, x, false)
 }
@@ -307,7 +308,7 @@ fn norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
 /// `update` is set.
 fn whole<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool, update: bool) -> Tensor<D> {
     let training = x.device().is_autodiff() && bn.training.is_enabled();
-    if crate::uses_burn_ops() || !training {
+    if crate::uses_burn_ops() || !training || !crate::runs_on(&x.device()) {
         let y = if training && !update {
             ghost::burns_without_running(bn, x)
         } else {

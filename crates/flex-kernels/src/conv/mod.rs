@@ -187,14 +187,15 @@ impl<B: Backend + ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
 }
 
 /// `x` convolved with `weight`, plus `bias` per output channel: burn's `conv2d`, computed by
-/// [`ConvOps`] (the im2col kernels on flex) unless [`crate::use_burn_ops`] said otherwise.
+/// [`ConvOps`] (the im2col kernels) on flex unless [`crate::use_burn_ops`] said otherwise; burn's
+/// own on other devices.
 pub fn conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    if crate::uses_burn_ops() {
+    if crate::uses_burn_ops() || !crate::runs_on(&x.device()) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let y = Tensor::from_dispatch(<Dispatch as ConvOps>::im2col_conv2d(

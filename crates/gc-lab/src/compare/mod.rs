@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use gradient_centralization::{Family, Hyperparameters, Preset};
 
+use crate::device::DeviceName;
 use crate::models::Init;
 use crate::report::{arms, show_report};
 use crate::seed_arms;
@@ -83,6 +84,11 @@ pub struct CompareArgs {
     /// Output folder (default: `runs/<suite>-<time>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Where to train: flex (burn's CPU backend, with the lab's own kernels), wgpu or vulkan
+    /// (burn's wgpu backend; `:cpu` for the CPU's adapter, `:N` for the Nth GPU; needs the `wgpu`
+    /// feature), cuda[:N] (needs the `cuda` feature).
+    #[arg(long, default_value = "flex")]
+    pub device: DeviceName,
     /// Threads preparing batches.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -187,6 +193,8 @@ fn resolve(args: &CompareArgs) -> Result<(SuiteSettings, Vec<Preset>)> {
 /// prints the table. Ctrl-C ([`STOP`]) ends the current batch, keeps what finished and reports it.
 pub fn compare(args: CompareArgs) -> Result<()> {
     let (settings, presets) = resolve(&args)?;
+    // An unavailable device fails here, before the data is read and the folder made.
+    args.device.device()?;
     let splits = args.suite.load(args.data.as_ref(), &settings)?;
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{:?}-{}", args.suite, timestamp()).to_lowercase())
@@ -200,12 +208,13 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         );
     }
     println!(
-        "{} from {}: {} training / {} test images; {} on {} arms x {} seeds, {} epochs -> {}",
+        "{} from {}: {} training / {} test images; {} on {}, {} arms x {} seeds, {} epochs -> {}",
         splits.name,
         splits.source.display(),
         splits.train.len(),
         splits.test.len(),
         settings.model,
+        args.device,
         presets.len(),
         args.seeds,
         settings.epochs,
@@ -237,6 +246,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                 init: settings.init,
                 drop_last: settings.drop_last,
                 bn_batch: settings.bn_batch,
+                device: args.device,
             };
             let dir = out.join(&config.label).join(format!("seed{seed}"));
             let finished = args.resume.then(|| finished_run(&dir, &config)).flatten();

@@ -276,6 +276,7 @@ pub(crate) mod tests {
                 init: Default::default(),
                 drop_last: Default::default(),
                 bn_batch: None,
+                device: Default::default(),
             },
             data: DataInfo {
                 name: "tiny".into(),

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Result, anyhow, bail};
-use burn::tensor::Device;
 use gradient_centralization::{Hyperparameters, Preset};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -25,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Splits;
 use crate::data::augment::Augment;
 use crate::data::loader::DropLast;
+use crate::device::DeviceName;
 use crate::models::{Init, ModelName, Net};
 use epoch::{Epoch, EpochEnd};
 use files::write_atomic;
@@ -71,6 +71,10 @@ pub struct RunConfig {
     /// devices each with its share of the batch); `None`: the whole batch.
     #[serde(default)]
     pub bn_batch: Option<usize>,
+    /// Where it trains (flex when a saved config does not say). A checkpoint resumes on the
+    /// device kind that wrote it.
+    #[serde(default)]
+    pub device: DeviceName,
 }
 
 impl RunConfig {
@@ -121,7 +125,7 @@ pub fn run(
     let started = Instant::now();
     let resumed = folder::prepare(config, out_dir, resume)?;
 
-    let device = Device::flex().autodiff();
+    let device = config.device.device()?.autodiff();
     let train = Arc::new(splits.train.clone());
     let test = Arc::new(splits.test.clone());
     let normalize = Arc::new(splits.normalize.clone());

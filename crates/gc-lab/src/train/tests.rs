@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::epoch::StepAt;
 use super::*;
@@ -69,6 +69,17 @@ fn config(lr: f64) -> RunConfig {
         init: Init::Torch,
         drop_last: DropLast::default(),
         bn_batch: None,
+        device: test_device(),
+    }
+}
+
+/// The device of the tests: flex, or another with `GC_TEST_DEVICE` (`wgpu`: the CPU's Vulkan
+/// adapter, as the library's suite; .ci/run runs the device tests there too).
+fn test_device() -> crate::device::DeviceName {
+    match std::env::var("GC_TEST_DEVICE").as_deref() {
+        Err(_) | Ok("flex") => crate::device::DeviceName::Flex,
+        Ok("wgpu") => "vulkan:cpu".parse().unwrap(),
+        Ok(other) => panic!("GC_TEST_DEVICE={other}: expected flex or wgpu"),
     }
 }
 
