@@ -86,7 +86,7 @@ pub struct CompareArgs {
     pub out: Option<PathBuf>,
     /// Where to train: flex (burn's CPU backend, with the lab's own kernels), wgpu or vulkan
     /// (burn's wgpu backend; `:cpu` for the CPU's adapter, `:N` for the Nth GPU; needs the `wgpu`
-    /// feature), cuda[:N] (needs the `cuda` feature).
+    /// feature), `cuda` or `cuda:N` (needs the `cuda` feature).
     #[arg(long, default_value = "flex")]
     pub device: DeviceName,
     /// Threads preparing batches.
