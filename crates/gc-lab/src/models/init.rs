@@ -81,18 +81,32 @@ mod tests {
     use burn::tensor::Device;
     use gradient_centralization::GcPlan;
 
-    /// Mean and standard deviation of every parameter whose path ends in `suffix`.
-    fn moments(net: &Net, suffix: &str) -> Vec<(String, usize, f64, f64)> {
-        let plan = GcPlan::new(net, gradient_centralization::Scope::None);
-        let mut values = std::collections::HashMap::new();
-        struct Collect<'a>(&'a mut std::collections::HashMap<burn::module::ParamId, Vec<f32>>);
-        impl burn::module::ModuleVisitor for Collect<'_> {
+    /// Every parameter's values (BatchNorm's running statistics included), in the walk's order.
+    fn values(net: &Net) -> Vec<(burn::module::ParamId, Vec<f32>)> {
+        struct Collect(Vec<(burn::module::ParamId, Vec<f32>)>);
+        impl burn::module::ModuleVisitor for Collect {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
                 let data = param.val().into_data().convert::<f32>();
-                self.0.insert(param.id, data.try_to_vec().unwrap());
+                self.0.push((param.id, data.try_to_vec().unwrap()));
             }
         }
-        net.visit(&mut Collect(&mut values));
+        let mut collect = Collect(Vec::new());
+        net.visit(&mut collect);
+        collect.0
+    }
+
+    /// One trained parameter's shape and the mean and standard deviation of its values.
+    struct Moments {
+        path: String,
+        shape: Vec<usize>,
+        mean: f64,
+        std: f64,
+    }
+
+    /// The moments of every trained parameter whose path ends in `suffix`.
+    fn moments(net: &Net, suffix: &str) -> Vec<Moments> {
+        let plan = GcPlan::new(net, gradient_centralization::Scope::None);
+        let values: std::collections::HashMap<_, _> = values(net).into_iter().collect();
         plan.entries()
             .iter()
             .filter(|e| e.path.ends_with(suffix))
@@ -101,7 +115,12 @@ mod tests {
                 let n = v.len() as f64;
                 let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
                 let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
-                (e.path.clone(), v.len(), mean, var.sqrt())
+                Moments {
+                    path: e.path.clone(),
+                    shape: e.shape.clone(),
+                    mean,
+                    std: var.sqrt(),
+                }
             })
             .collect()
     }
@@ -118,27 +137,36 @@ mod tests {
         let he = Net::seeded(name, Init::HeFanOut, 3, 224, 1000, 1, &device);
         let convs = moments(&he, ".weight")
             .into_iter()
-            .filter(|(path, ..)| !path.contains("fc") && !path.contains("bn"))
+            .filter(|m| !m.path.contains("fc") && !m.path.contains("bn"))
             .collect::<Vec<_>>();
         assert_eq!(convs.len(), 53);
-        for (path, n, mean, std) in &convs {
-            let param = he_shape(&he, path);
-            let fan_out = param[0] * param[2] * param[3];
+        for Moments {
+            path,
+            shape,
+            mean,
+            std,
+        } in &convs
+        {
+            let fan_out = shape[0] * shape[2] * shape[3];
             let expected = (2.0 / fan_out as f64).sqrt();
+            let n: usize = shape.iter().product();
             assert!(
                 (std / expected - 1.0).abs() < 0.05,
                 "{path}: std {std} vs {expected}"
             );
             assert!(
-                mean.abs() < 5.0 * expected / (*n as f64).sqrt(),
+                mean.abs() < 5.0 * expected / (n as f64).sqrt(),
                 "{path}: mean {mean}"
             );
         }
-        for (path, _, mean, std) in moments(&he, ".gamma") {
+        for Moments {
+            path, mean, std, ..
+        } in moments(&he, ".gamma")
+        {
             assert_eq!((mean, std), (1.0, 0.0), "{path}");
         }
         // The fc layer: U(±1/√2048) has standard deviation 1/√(3·2048).
-        let (_, _, _, fc) = moments(&he, "fc.weight")[0].clone();
+        let fc = moments(&he, "fc.weight")[0].std;
         assert!(
             (fc * (3.0f64 * 2048.0).sqrt() - 1.0).abs() < 0.01,
             "fc std {fc}"
@@ -147,10 +175,10 @@ mod tests {
         let uniform = Net::seeded(name, Init::HeFanOutUniformGamma, 3, 224, 1000, 1, &device);
         let gammas = moments(&uniform, ".gamma");
         assert_eq!(gammas.len(), 53);
-        let all: Vec<f32> = gammas.iter().map(|(_, _, m, _)| *m as f32).collect();
+        let all: Vec<f32> = gammas.iter().map(|m| m.mean as f32).collect();
         let mean = all.iter().sum::<f32>() / all.len() as f32;
         assert!((mean - 0.5).abs() < 0.05, "mean of the gamma means {mean}");
-        for (path, _, _, std) in &gammas {
+        for Moments { path, std, .. } in &gammas {
             assert!(
                 *std > 0.2 && *std < 0.4,
                 "{path}: std {std} (U(0,1): 0.289)"
@@ -158,27 +186,9 @@ mod tests {
         }
     }
 
-    fn he_shape(net: &Net, path: &str) -> Vec<usize> {
-        let plan = GcPlan::new(net, gradient_centralization::Scope::None);
-        plan.entries()
-            .iter()
-            .find(|e| e.path == path)
-            .map(|e| e.shape.clone())
-            .unwrap()
-    }
-
     /// Every value of every parameter, in the walk's order.
     fn weights(net: &Net) -> Vec<f32> {
-        struct Collect(Vec<f32>);
-        impl burn::module::ModuleVisitor for Collect {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                let data = param.val().into_data().convert::<f32>();
-                self.0.extend(data.try_to_vec::<f32>().unwrap());
-            }
-        }
-        let mut collect = Collect(Vec::new());
-        net.visit(&mut collect);
-        collect.0
+        values(net).into_iter().flat_map(|(_, v)| v).collect()
     }
 
     /// The initial weights depend on the seed alone, GroupNorm's γ included (U(0, 1) on the seed's
@@ -194,7 +204,10 @@ mod tests {
         assert_ne!(weights(&a), weights(&c));
         let gammas = moments(&a, ".gamma");
         assert_eq!(gammas.len(), 20);
-        for (path, _, mean, std) in gammas {
+        for Moments {
+            path, mean, std, ..
+        } in gammas
+        {
             assert!(
                 mean > 0.2 && mean < 0.8 && std > 0.15,
                 "{path}: {mean} {std}"

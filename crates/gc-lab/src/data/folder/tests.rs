@@ -11,6 +11,25 @@ fn save(path: &Path, width: u32, height: u32, color: [u8; 3], format: ImageForma
         .unwrap();
 }
 
+/// The normalization that writes a pixel's byte value as its float.
+fn unit() -> Normalize {
+    Normalize {
+        mean: vec![0.0; 3],
+        std: vec![1.0 / 255.0; 3],
+    }
+}
+
+/// A `width`x4 PNG in `root` whose red channel is its column index.
+fn columns(root: &Path, width: u32) -> PathBuf {
+    let mut image = RgbImage::new(width, 4);
+    for (x, _, p) in image.enumerate_pixels_mut() {
+        *p = Rgb([x as u8, 0, 0]);
+    }
+    let path = root.join("g.png");
+    image.save(&path).unwrap();
+    path
+}
+
 fn tree(name: &str) -> PathBuf {
     let root = test_dir(name);
     save(
@@ -99,10 +118,7 @@ fn bad_trees_are_clear_errors() {
 #[test]
 fn transforms_give_the_crop_size_and_keep_a_plain_colour() {
     let root = tree("folder-transforms");
-    let unit = Normalize {
-        mean: vec![0.0; 3],
-        std: vec![1.0 / 255.0; 3],
-    };
+    let unit = unit();
     let mut rng = Rng::new(&[5]);
     for augment in [
         Augment::RandomResizedCrop { size: 8 },
@@ -145,16 +161,8 @@ fn center_crop_takes_the_middle_as_torchvision() {
     let root = test_dir("folder-center");
     // A 6x4 image whose red channel is its column index: resizing the shorter side to 4 keeps
     // it as it is, and a centred 4x4 crop starts at column round((6 - 4) / 2) = 1.
-    let mut image = RgbImage::new(6, 4);
-    for (x, _, p) in image.enumerate_pixels_mut() {
-        *p = Rgb([x as u8, 0, 0]);
-    }
-    let path = root.join("g.png");
-    image.save(&path).unwrap();
-    let unit = Normalize {
-        mean: vec![0.0; 3],
-        std: vec![1.0 / 255.0; 3],
-    };
+    let path = columns(&root, 6);
+    let unit = unit();
     let mut out = vec![0.0; 3 * 16];
     let augment = Augment::ResizeCenterCrop { resize: 4, crop: 4 };
     write_file_image(&path, augment, &unit, &mut Rng::new(&[0]), &mut out).unwrap();
@@ -179,16 +187,8 @@ fn centre_offsets_round_halves_to_even_as_python() {
 #[test]
 fn the_seeds_fine_grained_crop_flips_before_it_crops() {
     let root = test_dir("folder-flip-centre");
-    let mut image = RgbImage::new(7, 4);
-    for (x, _, p) in image.enumerate_pixels_mut() {
-        *p = Rgb([x as u8, 0, 0]);
-    }
-    let path = root.join("g.png");
-    image.save(&path).unwrap();
-    let unit = Normalize {
-        mean: vec![0.0; 3],
-        std: vec![1.0 / 255.0; 3],
-    };
+    let path = columns(&root, 7);
+    let unit = unit();
     let augment = Augment::ResizeFlipCenterCrop { resize: 4, crop: 4 };
     let mut seen = std::collections::BTreeSet::new();
     for seed in 0..16 {
