@@ -50,8 +50,9 @@
 //! The optimizer routes parameters by id and, where loading replaced the id, by their path in the
 //! module, so loading weights (`load_record`, `load_file`, a checkpoint) before or after building
 //! it keeps GC. Features: `fused` and `flex`
-//! (default) add burn's CPU backend and one-pass kernels for it; without them the crate runs on any
-//! burn backend, every step being the tensor definition.
+//! (default) add burn's CPU backend and one-pass kernels for it; `wgpu` and `cuda` add those GPU
+//! backends and one GPU kernel per step there; without them the crate runs on any burn backend,
+//! every step being the tensor definition.
 //!
 //! Defaults are PyTorch's and the seed's (SGD dampening 0, Adam eps 1e-8, Adagrad eps 1e-10), not
 //! burn's.

@@ -3,6 +3,7 @@
 use burn::optim::{LearningRate, Optimizer, RecordState};
 use burn::tensor::{Device, Tensor};
 
+use super::rule::Rule;
 use super::{Gc, GcOptimizer};
 use crate::error::{GcError, check};
 
@@ -163,6 +164,13 @@ impl Optimizer for Adagrad {
                 },
             )
         };
+        let rule = Rule::Adagrad {
+            init,
+            eps: eps32,
+            lr: clr,
+        };
+        let fused = fused
+            .or_else(|(w, g, s)| super::cube::step(w, g, s, self.gc, weight_decay as f32, rule));
         let (tensor, grad, state) = match fused {
             Ok((w, [sum])) => {
                 return (

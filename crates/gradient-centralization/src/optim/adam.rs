@@ -3,6 +3,7 @@
 use burn::optim::{LearningRate, Optimizer, RecordState};
 use burn::tensor::{Device, Tensor};
 
+use super::rule::{Moments, Rule};
 use super::{Gc, GcOptimizer};
 use crate::error::{GcError, check};
 
@@ -180,7 +181,8 @@ impl<const D: usize> AdamState<D> {
         move |g, [m, v]| [m * b1 + g * k1, v * b2 + (g * g) * k2]
     }
 
-    /// One fused step (see `fused`): `update(w, d, [m, v])` gives the new weight and moments.
+    /// One fused step: on flex `update(w, d, [m, v])` gives the new weight and moments (see
+    /// `fused`), on a GPU `rule` does (see `cube`).
     #[allow(clippy::type_complexity)]
     pub(super) fn fused(
         tensor: Tensor<D>,
@@ -189,16 +191,19 @@ impl<const D: usize> AdamState<D> {
         gc: super::Gc,
         l2: f64,
         update: impl Fn(f32, f32, [f32; 2]) -> (f32, [f32; 2]) + Sync,
+        rule: Rule,
     ) -> Result<(Tensor<D>, Option<Self>), (Tensor<D>, Tensor<D>, Option<Self>)> {
         let time = state.as_ref().map_or(0, |s| s.time);
+        let l2 = l2 as f32;
         super::fused::step(
             tensor,
             grad,
             state.map(|s| [s.moment1, s.moment2]),
             gc,
-            l2 as f32,
+            l2,
             update,
         )
+        .or_else(|(w, g, s)| super::cube::step(w, g, s, gc, l2, rule))
         .map(|(w, [moment1, moment2])| {
             (
                 w,
@@ -270,6 +275,12 @@ impl Optimizer for Adam {
                     let [m, v] = moments(d, ms);
                     let denom = v.sqrt() / sqrt_c2 + eps32;
                     (w - (m / denom) * step, [m, v])
+                },
+                Rule::Adam {
+                    moments: Moments::of(betas),
+                    root2: sqrt_c2,
+                    eps: eps32,
+                    step,
                 },
             ) {
                 Ok(done) => return done,

@@ -4,6 +4,7 @@ use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use super::adam::{AdamState, validate_moments};
+use super::rule::{Moments, Rule};
 use super::{Gc, GcOptimizer};
 use crate::error::{GcError, check};
 
@@ -162,11 +163,18 @@ impl Optimizer for AdamW {
                 (AdamWFormula::Seed, decays) => {
                     let step = (lr * correction2.sqrt() / correction1) as f32;
                     let wd = if decays { wd } else { 0.0 };
-                    AdamState::fused(tensor, grad, state, self.gc, 0.0, move |w, d, ms| {
+                    let rule = Rule::AdamWSeed {
+                        moments: Moments::of(betas),
+                        eps: eps32,
+                        decay: wd,
+                        step,
+                    };
+                    let update = move |w, d, ms| {
                         let [m, v] = moments(d, ms);
                         let direction = m / (v.sqrt() + eps32) + w * wd;
                         (w - direction * step, [m, v])
-                    })
+                    };
+                    AdamState::fused(tensor, grad, state, self.gc, 0.0, update, rule)
                 }
                 (AdamWFormula::Torch, decays) => {
                     let (sqrt_c2, step) = (correction2.sqrt() as f32, (lr / correction1) as f32);
@@ -175,11 +183,19 @@ impl Optimizer for AdamW {
                     } else {
                         0.0
                     };
-                    AdamState::fused(tensor, grad, state, self.gc, 0.0, move |w, d, ms| {
+                    let rule = Rule::AdamWTorch {
+                        moments: Moments::of(betas),
+                        root2: sqrt_c2,
+                        eps: eps32,
+                        step,
+                        decay: lr_wd,
+                    };
+                    let update = move |w, d, ms| {
                         let [m, v] = moments(d, ms);
                         let delta = (m / (v.sqrt() / sqrt_c2 + eps32)) * step + w * lr_wd;
                         (w - delta, [m, v])
-                    })
+                    };
+                    AdamState::fused(tensor, grad, state, self.gc, 0.0, update, rule)
                 }
             };
             match fused {

@@ -12,6 +12,14 @@
 mod adagrad;
 mod adam;
 mod adamw;
+// A GPU kernel for burn's cubecl backends: the same step as `fused`, one launch per tensor.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod cube;
+#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+#[path = "uncubed.rs"]
+mod cube;
+#[doc(hidden)]
+pub mod diagnostics;
 // The kernels' raw pointers, SIMD and prefetch hints: the crate's only `unsafe`, each block with
 // its SAFETY note.
 #[cfg(feature = "fused")]
@@ -22,7 +30,10 @@ mod fused;
 mod fused;
 mod lookahead;
 mod radam;
+mod rule;
 mod sgd;
+#[cfg(any(feature = "fused", feature = "wgpu", feature = "cuda"))]
+mod units;
 mod wrap;
 
 pub use adagrad::{Adagrad, AdagradConfig, AdagradState};
@@ -85,14 +96,4 @@ impl Gc {
             _ => delta,
         }
     }
-}
-
-/// Switches and counters of the fused kernels, for the lab's benchmarks and tests: not part of the
-/// semver-stable API.
-#[cfg(feature = "fused")]
-#[doc(hidden)]
-pub mod diagnostics {
-    pub use super::fused::{
-        fused_copies, fused_gathers, fused_seconds, fused_steps, without_avx2, without_fused,
-    };
 }

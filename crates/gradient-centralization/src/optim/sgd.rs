@@ -3,6 +3,7 @@
 use burn::optim::{LearningRate, Optimizer, RecordState};
 use burn::tensor::{Device, Tensor};
 
+use super::rule::Rule;
 use super::{Gc, GcOptimizer};
 use crate::error::{GcError, check};
 
@@ -231,7 +232,12 @@ impl Sgd {
                     (k.finish::<false>(w, d), [])
                 })
             };
+            let rule = Rule::Sgd {
+                lr: k.lr,
+                decay: k.wd_lr,
+            };
             return declined
+                .or_else(|(w, g, s)| super::cube::step(w, g, s, self.gc, l2, rule))
                 .map(|(w, [])| (w, None))
                 .map_err(|(w, g, _)| (w, g, state));
         }
@@ -265,7 +271,15 @@ impl Sgd {
                 sgd_kernel::<D, false, true, true>(tensor, grad, states, self.gc, l2, k)
             }
         };
+        let rule = Rule::Momentum {
+            lr: k.lr,
+            decay: k.wd_lr,
+            mu: k.mu,
+            keep: k.keep,
+            nesterov,
+        };
         stepped
+            .or_else(|(w, g, s)| super::cube::step(w, g, s, self.gc, l2, rule))
             .map(|(w, [b])| (w, Some(SgdState { momentum: b })))
             .map_err(|(w, g, s)| (w, g, s.map(|[momentum]| SgdState { momentum })))
     }

@@ -2,10 +2,11 @@
 //!
 //! The suite runs on burn's flex CPU backend, or on any other the test build has: with
 //! `GC_TEST_DEVICE=wgpu`, on burn's wgpu backend over Vulkan's CPU adapter (lavapipe, from
-//! `scripts/install-vulkan.sh`), where every step takes the tensor definition.
+//! `scripts/install-vulkan.sh`), where the seed optimizers' steps take the GPU kernel.
 
 mod centralize;
 mod errors;
+mod kernels;
 mod layouts;
 mod loading;
 mod module_optimizer;

@@ -1,11 +1,10 @@
-//! The kernels' switches and counters, per thread: for benchmarks, which compare the fused and
-//! tensor paths or the two instruction sets, and for tests, which check that a path really ran.
+//! The flex kernels' switches and counters, per thread: for benchmarks, which compare the two
+//! instruction sets, and for tests, which check that a path really ran (the switch between the
+//! fused and tensor paths is `optim::diagnostics::without_fused`, for every backend's kernels).
 
 use std::cell::Cell;
 
 thread_local! {
-    /// Whether steps may take the kernels at all (see [`without_fused`]).
-    pub(super) static ENABLED: Cell<bool> = const { Cell::new(true) };
     /// Whether the kernels may use AVX2 where the CPU has it.
     pub(super) static WIDE: Cell<bool> = const { Cell::new(true) };
     /// Steps this thread took through the kernels (tests check that a path really ran).
@@ -17,15 +16,6 @@ thread_local! {
     pub(super) static GATHERED: Cell<usize> = const { Cell::new(0) };
     /// Seconds this thread spent in the kernels' passes, by GC's layout.
     pub(super) static SPENT: Cell<[f64; 3]> = const { Cell::new([0.0; 3]) };
-}
-
-/// Run `f` with the fused kernels off on this thread (the tensor-op path for every step), to
-/// compare the two paths.
-pub fn without_fused<T>(f: impl FnOnce() -> T) -> T {
-    let before = ENABLED.with(|e| e.replace(false));
-    let out = f();
-    ENABLED.with(|e| e.set(before));
-    out
 }
 
 /// Run `f` with the kernels compiled for the baseline instruction set only (SSE2 on x86-64, not

@@ -5,10 +5,8 @@
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{Bytes, DType};
 
-use super::super::Gc;
 use super::diagnostics::COPIED;
 use super::loops::{Cache, prefetch};
-use crate::centralize::Placement;
 
 /// Padding after each row of a strided gradient's tile, in elements: with rows a multiple of 1 KiB
 /// apart (most convolutions' rows: 64·k² floats or a multiple) a gather's stores to consecutive
@@ -18,39 +16,6 @@ pub(super) const TILE_PAD: usize = 16;
 
 /// How many steps of a strided gradient's outer axis [`Strided::gather`] prefetches ahead.
 const AHEAD: usize = 16;
-
-/// Where GC's units lie in a dense buffer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Units {
-    /// No centralization.
-    None,
-    /// Contiguous rows of `len` elements, one per unit (output axis first: convolutions).
-    Rows { len: usize },
-    /// Element `i` belongs to unit `i % units` (output axis last: burn's `Linear [in, out]`).
-    Cols { units: usize },
-}
-
-impl Units {
-    /// The layout of `gc` on `dims`, or `None` when the kernels do not cover it.
-    pub(super) fn of(gc: Gc, dims: &[usize]) -> Option<Units> {
-        let Some(op) = gc.op else {
-            return Some(Units::None);
-        };
-        if gc.placement == Placement::Update || op.fits(dims).is_err() || op.groups() != 1 {
-            return None;
-        }
-        let lead: usize = dims[..op.axis()].iter().product();
-        let units = dims[op.axis()];
-        let trail: usize = dims[op.axis() + 1..].iter().product();
-        if lead == 1 {
-            Some(Units::Rows { len: trail })
-        } else if trail == 1 {
-            Some(Units::Cols { units })
-        } else {
-            None
-        }
-    }
-}
 
 /// Contiguous from offset 0 and exactly the logical size.
 pub(super) fn is_dense(ft: &FlexTensor) -> bool {

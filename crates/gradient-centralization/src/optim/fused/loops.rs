@@ -7,7 +7,8 @@ use std::cell::Cell;
 use rayon::prelude::*;
 
 use super::diagnostics::WIDE;
-use super::layout::{Strided, TILE_PAD, Units};
+use super::layout::{Strided, TILE_PAD};
+use crate::optim::units::Units;
 
 thread_local! {
     /// The tile a task gathers a strided gradient's rows into, kept for the thread's next task

@@ -22,9 +22,7 @@ mod loops;
 #[cfg(test)]
 mod tests;
 
-pub use diagnostics::{
-    fused_copies, fused_gathers, fused_seconds, fused_steps, without_avx2, without_fused,
-};
+pub use diagnostics::{fused_copies, fused_gathers, fused_seconds, fused_steps, without_avx2};
 
 use std::cell::Cell;
 
@@ -33,8 +31,10 @@ use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, Disp
 use burn::tensor::{DType, Tensor};
 
 use super::Gc;
-use diagnostics::{ENABLED, GATHERED, SPENT, TAKEN};
-use layout::{Strided, Units, is_dense, owned_dense, slice_mut, zeros_like};
+use super::diagnostics::ENABLED;
+use super::units::Units;
+use diagnostics::{GATHERED, SPENT, TAKEN};
+use layout::{Strided, is_dense, owned_dense, slice_mut, zeros_like};
 use loops::{Grad, kernel};
 
 fn into_flex<const D: usize>(t: Tensor<D>) -> Result<FlexTensor, Tensor<D>> {

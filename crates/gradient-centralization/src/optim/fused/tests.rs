@@ -8,6 +8,8 @@ use super::diagnostics::*;
 use super::layout::*;
 use super::*;
 use crate::centralize::{Centralize, Placement};
+use crate::optim::diagnostics::without_fused;
+use crate::optim::units::Units;
 use crate::optim::{
     AdagradConfig, AdamConfig, AdamWConfig, AdamWFormula, GcOptimizer, SgdConfig, WeightDecay,
 };
