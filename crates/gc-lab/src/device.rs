@@ -1,6 +1,7 @@
 //! Where a run trains: `flex` (burn's CPU backend, the default, with the lab's own kernels),
 //! `wgpu` and `vulkan` (burn's wgpu backend: any adapter, or pinned to Vulkan) or `cuda`, each
-//! with an adapter; burn's operations everywhere but on flex.
+//! with an adapter; burn's operations everywhere but on flex. Several, comma-separated, train
+//! data-parallel ([`Devices`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -156,6 +157,76 @@ impl FromStr for DeviceName {
     }
 }
 
+/// The devices a run trains on, the first being the main one (evaluation, checkpoints): one, or
+/// several that train data-parallel, each on its share of every batch (`wgpu:0,wgpu:1`). Written
+/// as the names joined by commas, so that a saved config naming one device reads as before.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Devices(Vec<DeviceName>);
+
+impl Devices {
+    /// The devices in order; never empty.
+    pub fn names(&self) -> &[DeviceName] {
+        &self.0
+    }
+
+    /// Opens every device (see [`DeviceName::device`]).
+    pub fn open(&self) -> Result<Vec<Device>> {
+        self.0.iter().map(|name| name.device()).collect()
+    }
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Devices(vec![DeviceName::Flex])
+    }
+}
+
+impl From<DeviceName> for Devices {
+    fn from(name: DeviceName) -> Self {
+        Devices(vec![name])
+    }
+}
+
+impl fmt::Display for Devices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, name) in self.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, ",")?;
+            }
+            write!(f, "{name}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Devices {
+    type Err = String;
+
+    /// Names joined by commas. A name may repeat: replicas on one device train as several would
+    /// (the tests' way to check data parallelism where there is one device).
+    fn from_str(names: &str) -> Result<Self, String> {
+        let names = names
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<DeviceName>, String>>()?;
+        Ok(Devices(names))
+    }
+}
+
+impl From<Devices> for String {
+    fn from(devices: Devices) -> String {
+        devices.to_string()
+    }
+}
+
+impl TryFrom<String> for Devices {
+    type Error = String;
+    fn try_from(names: String) -> Result<Self, String> {
+        names.parse()
+    }
+}
+
 impl From<DeviceName> for String {
     fn from(name: DeviceName) -> String {
         name.to_string()
@@ -189,6 +260,27 @@ mod tests {
         assert_eq!("CUDA".parse::<DeviceName>(), Ok(DeviceName::Cuda(0)));
         for bad in ["gpu", "flex:1", "wgpu:x", "cuda:cpu", ""] {
             let err = bad.parse::<DeviceName>().unwrap_err();
+            assert!(err.contains("known: flex"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn device_lists_parse_print_and_read_saved_single_names() {
+        let devices: Devices = "flex,vulkan:cpu,cuda:1".parse().unwrap();
+        assert_eq!(
+            devices.names(),
+            [
+                DeviceName::Flex,
+                DeviceName::Vulkan(Adapter::Cpu),
+                DeviceName::Cuda(1)
+            ]
+        );
+        assert_eq!(devices.to_string(), "flex,vulkan:cpu,cuda:1");
+        let saved: Devices = serde_json::from_str("\"flex\"").unwrap();
+        assert_eq!(saved, Devices::default());
+        assert_eq!(serde_json::to_string(&saved).unwrap(), "\"flex\"");
+        for bad in ["flex,", ",flex", "flex,gpu"] {
+            let err = bad.parse::<Devices>().unwrap_err();
             assert!(err.contains("known: flex"), "{bad}: {err}");
         }
     }

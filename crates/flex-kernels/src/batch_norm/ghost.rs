@@ -10,7 +10,8 @@
 //!
 //! The running statistics follow the first group alone: `DataParallel` runs a replica of the
 //! model per device, and only the first device's replica shares its buffers with the model, so
-//! the other devices' updates are dropped.
+//! the other devices' updates are dropped. Replicas that really run on other devices drop theirs
+//! the same way ([`without_running`]).
 
 use std::cell::Cell;
 
@@ -19,6 +20,7 @@ use burn::tensor::Tensor;
 
 thread_local! {
     static GROUP: Cell<Option<usize>> = const { Cell::new(None) };
+    static RUNNING: Cell<bool> = const { Cell::new(true) };
 }
 
 /// Puts the previous size back when dropped (also when `f` panics).
@@ -50,6 +52,41 @@ impl Drop for Restore {
 pub fn with_group<T>(group: Option<usize>, f: impl FnOnce() -> T) -> T {
     let _restore = Restore(GROUP.with(|current| current.replace(group)));
     f()
+}
+
+/// Run `f` with every training-mode batch norm of this thread leaving the running statistics alone:
+/// for the replicas of a data-parallel step but the first device's, whose statistics alone are kept
+/// (see the module's documentation). burn's running statistics average the updates of every
+/// thread that made one, in whatever order the threads come; this keeps them deterministic.
+///
+/// ```
+/// use burn::nn::BatchNormConfig;
+/// use burn::tensor::{Device, Distribution, Tensor};
+/// use flex_kernels::batch_norm::{self, ghost};
+///
+/// let device = Device::flex().autodiff();
+/// let bn = BatchNormConfig::new(3).init(&device);
+/// let x = Tensor::<4>::random([8, 3, 2, 2], Distribution::Default, &device);
+/// let before = bn.running_mean.value_sync().into_data();
+/// ghost::without_running(|| batch_norm::forward(&bn, x.clone()));
+/// assert_eq!(bn.running_mean.value_sync().into_data(), before);
+/// batch_norm::forward(&bn, x);
+/// assert_ne!(bn.running_mean.value_sync().into_data(), before);
+/// ```
+pub fn without_running<T>(f: impl FnOnce() -> T) -> T {
+    struct Put(bool);
+    impl Drop for Put {
+        fn drop(&mut self) {
+            RUNNING.with(|running| running.set(self.0));
+        }
+    }
+    let _restore = Put(RUNNING.with(|running| running.replace(false)));
+    f()
+}
+
+/// Whether training-mode batch norms of this thread update the running statistics.
+pub(super) fn updates_running() -> bool {
+    RUNNING.with(Cell::get)
 }
 
 /// The group size for a batch of `n`, when it splits the batch.

@@ -308,6 +308,7 @@ fn norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
 /// `update` is set.
 fn whole<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool, update: bool) -> Tensor<D> {
     let training = x.device().is_autodiff() && bn.training.is_enabled();
+    let update = update && ghost::updates_running();
     if crate::uses_burn_ops() || !training || !crate::runs_on(&x.device()) {
         let y = if training && !update {
             ghost::burns_without_running(bn, x)

@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use gradient_centralization::{Family, Hyperparameters, Preset};
 
-use crate::device::DeviceName;
+use crate::device::Devices;
 use crate::models::Init;
 use crate::report::{arms, show_report};
 use crate::seed_arms;
@@ -86,9 +86,11 @@ pub struct CompareArgs {
     pub out: Option<PathBuf>,
     /// Where to train: flex (burn's CPU backend, with the lab's own kernels), wgpu or vulkan
     /// (burn's wgpu backend; `:cpu` for the CPU's adapter, `:N` for the Nth GPU; needs the `wgpu`
-    /// feature), `cuda` or `cuda:N` (needs the `cuda` feature).
+    /// feature), `cuda` or `cuda:N` (needs the `cuda` feature). Several, comma-separated
+    /// (`cuda:0,cuda:1`), train data-parallel: each takes its share of every batch and the
+    /// optimizer steps once on the summed gradients.
     #[arg(long, default_value = "flex")]
-    pub device: DeviceName,
+    pub device: Devices,
     /// Threads preparing batches.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -194,7 +196,7 @@ fn resolve(args: &CompareArgs) -> Result<(SuiteSettings, Vec<Preset>)> {
 pub fn compare(args: CompareArgs) -> Result<()> {
     let (settings, presets) = resolve(&args)?;
     // An unavailable device fails here, before the data is read and the folder made.
-    args.device.device()?;
+    args.device.open()?;
     let splits = args.suite.load(args.data.as_ref(), &settings)?;
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{:?}-{}", args.suite, timestamp()).to_lowercase())
@@ -246,7 +248,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                 init: settings.init,
                 drop_last: settings.drop_last,
                 bn_batch: settings.bn_batch,
-                device: args.device,
+                device: args.device.clone(),
             };
             let dir = out.join(&config.label).join(format!("seed{seed}"));
             let finished = args.resume.then(|| finished_run(&dir, &config)).flatten();

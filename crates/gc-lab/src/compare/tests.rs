@@ -17,7 +17,7 @@ fn tiny(out: &Path, resume: bool) -> CompareArgs {
         keep_last_batch: false,
         bn_batch: None,
         seed_buffer_aliasing: false,
-        device: DeviceName::Flex,
+        device: Devices::default(),
         batch_size: Some(10),
         weight_decay: None,
         train_per_class: Some(3),

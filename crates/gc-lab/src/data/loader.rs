@@ -39,6 +39,23 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The batch in `parts` consecutive shares of `ceil(n / parts)` images, the last ones smaller
+    /// (as ghost batch norm groups it) and empty shares left out: one per device of a
+    /// data-parallel step.
+    pub fn split(self, parts: usize) -> Vec<Batch> {
+        let n = self.labels.len();
+        let share = n.div_ceil(parts.max(1)).max(1);
+        let per_image = self.inputs.len().checked_div(n).unwrap_or(0);
+        self.labels
+            .chunks(share)
+            .zip(self.inputs.chunks(share * per_image.max(1)))
+            .map(|(labels, inputs)| Batch {
+                inputs: inputs.to_vec(),
+                labels: labels.to_vec(),
+            })
+            .collect()
+    }
+
     /// The inputs as a `[n, channels, height, width]` tensor (`shape` is one image's) and the
     /// labels as an `[n]` tensor on `device`, with the labels themselves for scoring.
     pub fn into_tensors(
@@ -223,6 +240,36 @@ mod tests {
             .map(|b| b.unwrap())
             .map(|b| (b.inputs, b.labels))
             .collect()
+    }
+
+    /// Shares of ceil(n / parts) images, in order, the empty ones left out; each image's inputs
+    /// stay with its label.
+    #[test]
+    fn a_batch_splits_into_shares_as_ghost_batch_norm_groups_it() {
+        let batch = |n: usize| Batch {
+            inputs: (0..n * 3).map(|i| i as f32).collect(),
+            labels: (0..n as i64).collect(),
+        };
+        let sizes = |n, parts| -> Vec<usize> {
+            batch(n)
+                .split(parts)
+                .iter()
+                .map(|b| b.labels.len())
+                .collect()
+        };
+        assert_eq!(sizes(8, 2), [4, 4]);
+        assert_eq!(sizes(6, 4), [2, 2, 2]);
+        assert_eq!(sizes(5, 4), [2, 2, 1]);
+        assert_eq!(sizes(3, 1), [3]);
+        for share in batch(5).split(2) {
+            for (k, &label) in share.labels.iter().enumerate() {
+                let first = label as f32 * 3.0;
+                assert_eq!(
+                    share.inputs[k * 3..k * 3 + 3],
+                    [first, first + 1.0, first + 2.0]
+                );
+            }
+        }
     }
 
     #[test]

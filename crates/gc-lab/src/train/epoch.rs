@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Result, anyhow, bail};
+use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use gradient_centralization::{check_gradients, check_lr};
 use indicatif::ProgressBar;
 
-use super::{RunConfig, STOP, top_k_correct};
+use super::{RunConfig, STOP, parallel, top_k_correct};
 use crate::data::augment::Rng;
 use crate::data::loader::{Batches, DropLast, EpochPlan};
 use crate::data::{Images, Normalize};
@@ -25,7 +26,8 @@ pub(super) struct Epoch<'a> {
     pub index: usize,
     /// The model's input: `[channels, height, width]`.
     pub shape: [usize; 3],
-    pub device: &'a Device,
+    /// Where it trains: one device, or several data-parallel (the first the main one).
+    pub devices: &'a [Device],
     pub bar: &'a ProgressBar,
 }
 
@@ -61,9 +63,10 @@ impl Epoch<'_> {
             config,
             index: epoch,
             shape,
-            device,
+            devices,
             bar,
         } = *self;
+        let device = &devices[0];
         let mut order: Vec<usize> = (0..train.len()).collect();
         Rng::new(&[config.seed, epoch as u64, 0x5EED]).shuffle(&mut order);
         order.truncate(DropLast::kept(
@@ -95,9 +98,9 @@ impl Epoch<'_> {
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0f64, 0usize, 0usize, config.lr);
         for (step, batch) in batches.enumerate() {
             if STOP.load(Ordering::Relaxed) {
-                return Ok((model, EpochEnd::Interrupted));
+                return Ok((model.fork(device), EpochEnd::Interrupted));
             }
-            let (x, y, labels) = batch?.into_tensors(shape, device);
+            let batch = batch?;
             lr = config.schedule.lr(
                 config.lr,
                 epoch,
@@ -106,10 +109,6 @@ impl Epoch<'_> {
                 config.warmup_epochs,
             );
             check_lr(lr)?;
-            let n = labels.len();
-            let logits = ghost::with_group(config.bn_batch, || model.forward(x));
-            let loss = loss_fn.forward(logits.clone(), y);
-            let loss_value = loss.clone().into_scalar::<f32>() as f64;
             let at = StepAt {
                 label: &config.label,
                 epoch,
@@ -117,18 +116,43 @@ impl Epoch<'_> {
                 steps: steps_per_epoch,
                 lr,
             };
-            if !loss_value.is_finite() {
-                bail!("{at}: the loss became {loss_value}; lower the learning rate or add warmup");
-            }
-            correct += top_k_correct(logits.inner().into_data(), &labels, 1);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            at.check_gradients(&model, &grads)?;
-            model = optimizer.step(lr, model, grads);
+            let n = batch.labels.len();
+            let (loss_value, right) = if devices.len() > 1 {
+                let stepped = parallel::step(
+                    model,
+                    optimizer,
+                    batch,
+                    devices,
+                    shape,
+                    config.bn_batch,
+                    &at,
+                )?;
+                model = stepped.model;
+                (stepped.loss, stepped.correct)
+            } else {
+                let (x, y, labels) = batch.into_tensors(shape, device);
+                let logits = ghost::with_group(config.bn_batch, || model.forward(x));
+                let loss = loss_fn.forward(logits.clone(), y);
+                let loss_value = loss.clone().into_scalar::<f32>() as f64;
+                if !loss_value.is_finite() {
+                    bail!(
+                        "{at}: the loss became {loss_value}; lower the learning rate or add warmup"
+                    );
+                }
+                let right = top_k_correct(logits.inner().into_data(), &labels, 1);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                at.check_gradients(&model, &grads)?;
+                model = optimizer.step(lr, model, grads);
+                (loss_value, right)
+            };
+            correct += right;
             loss_sum += loss_value * n as f64;
             seen += n;
             bar.inc(1);
             bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
         }
+        // Evaluation and checkpoints read the model on the main device.
+        let model = model.fork(device);
         if seen == 0 {
             return Ok((model, EpochEnd::Interrupted));
         }

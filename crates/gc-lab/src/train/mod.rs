@@ -5,6 +5,7 @@ mod epoch;
 mod evaluate;
 pub mod files;
 mod folder;
+mod parallel;
 pub mod schedule;
 mod summary;
 
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Result, anyhow, bail};
+use burn::tensor::Device;
 use gradient_centralization::{Hyperparameters, Preset};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -24,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Splits;
 use crate::data::augment::Augment;
 use crate::data::loader::DropLast;
-use crate::device::DeviceName;
+use crate::device::Devices;
 use crate::models::{Init, ModelName, Net};
 use epoch::{Epoch, EpochEnd};
 use files::write_atomic;
@@ -71,10 +73,10 @@ pub struct RunConfig {
     /// devices each with its share of the batch); `None`: the whole batch.
     #[serde(default)]
     pub bn_batch: Option<usize>,
-    /// Where it trains (flex when a saved config does not say). A checkpoint resumes on the
-    /// device kind that wrote it.
+    /// Where it trains (flex when a saved config does not say): one device, or several that
+    /// train data-parallel. A checkpoint resumes on the devices that wrote it.
     #[serde(default)]
-    pub device: DeviceName,
+    pub device: Devices,
 }
 
 impl RunConfig {
@@ -125,7 +127,13 @@ pub fn run(
     let started = Instant::now();
     let resumed = folder::prepare(config, out_dir, resume)?;
 
-    let device = config.device.device()?.autodiff();
+    let devices: Vec<Device> = config
+        .device
+        .open()?
+        .into_iter()
+        .map(Device::autodiff)
+        .collect();
+    let device = devices[0].clone();
     let train = Arc::new(splits.train.clone());
     let test = Arc::new(splits.test.clone());
     let normalize = Arc::new(splits.normalize.clone());
@@ -197,7 +205,7 @@ pub fn run(
             config,
             index,
             shape,
-            device: &device,
+            devices: &devices,
             bar,
         };
         let epoch_started = Instant::now();
