@@ -10,6 +10,10 @@
 //! `*_sse2` cases run the same steps on kernels limited to the baseline x86-64 instruction set, to
 //! show what AVX2 brings.
 //!
+//! `-- --device NAME` (`wgpu:cpu`, `vulkan`, `cuda:N`, ...; built with the lab's `wgpu` or `cuda`
+//! feature) times the steps on that device instead, the library's GPU kernel against the tensor
+//! definition, and `-- --launches` adds the kernel launches per step (`optim_step/device.rs`).
+//!
 //! A hand-rolled harness rather than criterion or divan: the ratios need every measurement of the
 //! run at once, and the machine-readable lines have a fixed format. (Over 400 lines: the cases,
 //! the interleaved rounds and the report read together; the shared helpers are in
@@ -27,6 +31,20 @@ use burn::tensor::{Device, Distribution, Tensor};
 use gc_lab::models::{ModelName, Net};
 use gradient_centralization::optim::diagnostics::{fused_seconds, without_avx2};
 use gradient_centralization::{Centralize, GcPlan, Hyperparameters, Preset, Scope};
+
+#[path = "optim_step/device.rs"]
+mod device;
+
+/// The torchvision-layout ResNet-50 whose parameters are stepped, on `device`.
+fn resnet50(device: &Device) -> Net {
+    Net::new(
+        "imagenet-r50".parse::<ModelName>().expect("a model name"),
+        3,
+        224,
+        1000,
+        device,
+    )
+}
 
 /// Gradients for every parameter, kept to hand out fresh `GradientsParams` each step.
 struct GradientSet {
@@ -168,15 +186,18 @@ fn main() {
         assert!(n > 0, "--samples takes a positive whole number");
         samples = n;
     }
+    let name = args
+        .value("--device")
+        .map(|name| name.parse::<gc_lab::device::DeviceName>())
+        .transpose()
+        .unwrap_or_else(|err| panic!("--device: {err}"))
+        .unwrap_or_default();
+    if name != gc_lab::device::DeviceName::Flex {
+        return device::main(&args, name, warmup, samples);
+    }
     let device = Device::flex().autodiff();
     device.seed(0);
-    let model = Net::new(
-        "imagenet-r50".parse::<ModelName>().expect("a model name"),
-        3,
-        224,
-        1000,
-        &device,
-    );
+    let model = resnet50(&device);
     let grads = GradientSet::new(&model, &device);
     let n = grads.params();
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());

@@ -6,7 +6,11 @@
 //! [--default-malloc] [--burn-ops] [--im2col] [--backend flex|ndarray]` (ndarray: build with
 //! `--features ndarray`; `--burn-ops`: burn's own convolution and batch norm instead of
 //! `flex_kernels`'; `--im2col`: `flex_kernels`' convolutions all through im2col, none by the
-//! shifted, flipped or direct methods)
+//! shifted, flipped or direct methods) `[--device NAME] [--tensor-path]` (`--device`: one of the
+//! lab's devices, `wgpu:cpu`, `vulkan`, `cuda:N`, ..., built with the lab's `wgpu` or `cuda`
+//! feature, instead of `--backend`; on a GPU the phases overlap, as its work is queued: only the
+//! step's total waits for all of it. `--tensor-path`: the optimizers' tensor definition instead of
+//! the fused kernels, to measure what they bring)
 //! (default: resnet20, sgd_gc). ResNet-20: batch 128 of 3x32x32, 10 classes. ResNet-50: the ImageNet
 //! model (torchvision layout), batch 16 of 3x224x224, 1000 classes. One model per process, so that
 //! the peak memory is that model's.
@@ -86,8 +90,11 @@ fn measure(
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
     let (mut forward, mut backward, mut step, mut check) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    use gradient_centralization::optim::diagnostics::{fused_copies, fused_gathers, fused_steps};
-    let (steps0, copies0, gathers0) = (fused_steps(), fused_copies(), fused_gathers());
+    use gradient_centralization::optim::diagnostics::{
+        cube_steps, fused_copies, fused_gathers, fused_steps,
+    };
+    let (steps0, copies0, gathers0, cube0) =
+        (fused_steps(), fused_copies(), fused_gathers(), cube_steps());
     for i in 0..warmup + steps {
         let t0 = Instant::now();
         let loss = loss_fn.forward(model.forward(x.clone()), y.clone());
@@ -109,11 +116,13 @@ fn measure(
         }
     }
     println!(
-        "  {optimizer}: {} tensor steps through the fused kernels; {} weight/state buffers copied \
-         first (shared), {} gradients laid out densely first (strided views)",
+        "  {optimizer}: {} tensor steps through the fused CPU kernels ({} weight/state buffers \
+         copied first (shared), {} gradients laid out densely first (strided views)), {} through \
+         the GPU kernel",
         fused_steps() - steps0,
         fused_copies() - copies0,
-        fused_gathers() - gathers0
+        fused_gathers() - gathers0,
+        cube_steps() - cube0
     );
     Phases {
         forward: median(forward),
@@ -145,24 +154,42 @@ fn main() {
         "flex_kernels"
     };
     let backend = args.value("--backend").unwrap_or("flex");
-    let device = match backend {
-        "flex" => Device::flex(),
-        #[cfg(feature = "ndarray")]
-        #[allow(deprecated)] // measured against flex, which replaces it
-        "ndarray" => Device::ndarray(),
-        #[cfg(not(feature = "ndarray"))]
-        "ndarray" => {
-            eprintln!(
-                "train_step: the ndarray backend is not built in; run \
+    let device = match args.value("--device") {
+        Some(name) => name
+            .parse::<gc_lab::device::DeviceName>()
+            .and_then(|name| name.device().map_err(|err| err.to_string()))
+            .unwrap_or_else(|err| {
+                eprintln!("train_step: --device {name}: {err}");
+                std::process::exit(2);
+            }),
+        None => match backend {
+            "flex" => Device::flex(),
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)] // measured against flex, which replaces it
+            "ndarray" => Device::ndarray(),
+            #[cfg(not(feature = "ndarray"))]
+            "ndarray" => {
+                eprintln!(
+                    "train_step: the ndarray backend is not built in; run \
                  `cargo bench -p gc-lab --features ndarray --bench train_step -- --backend ndarray`"
-            );
-            std::process::exit(2);
-        }
-        other => {
-            eprintln!("train_step: unknown backend {other} (flex or ndarray)");
-            std::process::exit(2);
-        }
+                );
+                std::process::exit(2);
+            }
+            other => {
+                eprintln!("train_step: unknown backend {other} (flex or ndarray)");
+                std::process::exit(2);
+            }
+        },
     };
+    let backend = args.value("--device").unwrap_or(backend);
+    // The lab's convolution and batch norm run on flex alone.
+    let ops = if device == Device::flex() {
+        ops
+    } else {
+        "burn's"
+    };
+    // The tensor definition of every optimizer step instead of the fused kernels.
+    let tensor_path = args.flag("--tensor-path");
     let model = if args.flag("resnet50") {
         "resnet50"
     } else {
@@ -182,7 +209,12 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "{model}: batch {batch} of 3x{size}x{size}, {classes} classes, {optimizer}; {threads} threads; \
-         backend {backend}; conv and batch norm {ops}; malloc {malloc}"
+         backend {backend}; conv and batch norm {ops}; optimizer steps {}; malloc {malloc}",
+        if tensor_path {
+            "the tensor definition"
+        } else {
+            "fused"
+        }
     );
     // Convolutions run on this thread (burn's autodiff runs the backward pass on the caller's).
     let measure = |optimizer: &str| {
@@ -191,8 +223,15 @@ fn main() {
                 &device, name, batch, size, classes, optimizer, warmup, steps,
             )
         };
-        if im2col {
-            with_method(Method::Im2col, run)
+        let run = || {
+            if im2col {
+                with_method(Method::Im2col, run)
+            } else {
+                run()
+            }
+        };
+        if tensor_path {
+            gradient_centralization::optim::diagnostics::without_fused(run)
         } else {
             run()
         }

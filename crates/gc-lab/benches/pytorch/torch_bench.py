@@ -6,8 +6,12 @@ the seed writes them: one in-place pass of torch ops per parameter tensor, in a 
 models are torchvision's ResNet-50 layout and the CIFAR ResNet-20 of gc-lab (projection
 shortcuts), rebuilt here because torchvision is not installed.
 
-    python torch_bench.py optim [--quick]
-    python torch_bench.py train resnet20|resnet50 [--quick] [--optimizer NAME]  (default sgd_gc)
+    python torch_bench.py optim [--quick] [--device cpu|cuda]
+    python torch_bench.py train resnet20|resnet50 [--quick] [--optimizer NAME] [--device cpu|cuda]
+        (default sgd_gc, cpu)
+
+On cuda every timed region ends with `torch.cuda.synchronize()`, and the peak memory is the
+device's (`torch.cuda.max_memory_allocated`).
 
 Machine-readable lines: `optim_step <name> <ns_per_param> <ms_per_step>` and
 `train_step <model> <optimizer> <step_ms> <forward_ms> <backward_ms> <optimizer_ms> <peak_mib>`.
@@ -183,25 +187,36 @@ def resnet50():
 
 # ---- timing ----
 
+DEVICE = torch.device("cpu")
+
+
+def sync():
+    """Waits for the device's queued work (nothing to wait for on the CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def median_ms(fn, warmup, samples):
     for _ in range(warmup):
         fn()
+        sync()
     times = []
     for _ in range(samples):
         t = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t)
     return statistics.median(times) * 1e3
 
 
 def bench_optim(quick):
     torch.manual_seed(0)
-    params = [p.detach().clone().requires_grad_(True) for p in resnet50().parameters()]
+    params = [p.detach().to(DEVICE).requires_grad_(True) for p in resnet50().parameters()]
     n = sum(p.numel() for p in params)
     grads = [torch.randn_like(p) * 1e-2 for p in params]
     warmup, samples = (1, 3) if quick else (2, 7)
     print(f"ResNet-50 (torchvision layout): {len(params)} parameter tensors, {n} parameters; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {DEVICE}")
     for name in OPTIMIZERS:
         opt = make_optimizer(name, params)
 
@@ -231,10 +246,10 @@ def bench_train(model_name, quick, optimizer):
     else:
         model, batch, size, classes = resnet20(), 128, 32, 10
         warmup, steps = (2, 5) if quick else (3, 15)
-    model.train()
+    model.to(DEVICE).train()
     opt = make_optimizer(optimizer, model.parameters())
-    x = torch.randn(batch, 3, size, size)
-    y = torch.arange(batch) % classes
+    x = torch.randn(batch, 3, size, size, device=DEVICE)
+    y = torch.arange(batch, device=DEVICE) % classes
     fwd, bwd, stp = [], [], []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
@@ -244,17 +259,22 @@ def bench_train(model_name, quick, optimizer):
         for p in model.parameters():
             p.grad = None
         loss.backward()
+        sync()
         t2 = time.perf_counter()
         opt.step()
+        sync()
         t3 = time.perf_counter()
         if i >= warmup:
             fwd.append(t1 - t0)
             bwd.append(t2 - t1)
             stp.append(t3 - t2)
     f, b, s = (statistics.median(v) * 1e3 for v in (fwd, bwd, stp))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if DEVICE.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{model_name}: batch {batch} of 3x{size}x{size}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, {DEVICE}")
     print(f"train_step {model_name} {optimizer} {f + b + s:.3f} {f:.3f} {b:.3f} {s:.3f} {peak:.1f}")
 
 
@@ -262,6 +282,9 @@ def main(argv):
     threads = int(os.environ.get("GC_BENCH_THREADS", os.cpu_count() or 1))
     torch.set_num_threads(threads)
     quick = "--quick" in argv
+    global DEVICE
+    if "--device" in argv:
+        DEVICE = torch.device(argv[argv.index("--device") + 1])
     if argv and argv[0] == "optim":
         bench_optim(quick)
     elif argv and argv[0] == "train":
