@@ -5,7 +5,7 @@
 #                                            feature (add GC_GPU_FEATURES=wgpu,cuda where CubeCL's
 #                                            LLVM bundle can be downloaded) and packs them, with the
 #                                            PyTorch twin and this script, into DIR
-#                                            (default target/gpu-bench)
+#                                            (default target/gpu-bench) and DIR.tar.gz (~30 MB)
 #   DIR/gpu-bench.sh run [--device NAME] [--pairs N] [--launches] [--quick] [--models "resnet20 ..."]
 #                                            there: the GC optimizers' step over ResNet-50's
 #                                            parameters through the library's GPU kernel and
@@ -41,10 +41,13 @@ found = [m["executable"] for m in map(json.loads, sys.stdin)
 if len(found) != 1:
     sys.exit(f"expected one bench named {name}, found {found}")
 print(found[0])' "$bench" <<<"$artifacts")
-        cp "$exe" "$dir/$bench"
+        # Without their debug information: about 60 MB each instead of 500.
+        strip --strip-all -o "$dir/$bench" "$exe"
     done
     cp crates/gc-lab/benches/pytorch/torch_bench.py scripts/gpu-bench.sh "$dir/"
-    echo "packed into $dir: copy it to the GPU machine and run $dir/gpu-bench.sh run"
+    tar -czf "$dir.tar.gz" -C "$(dirname "$dir")" "$(basename "$dir")"
+    echo "packed into $dir and $dir.tar.gz ($(du -h "$dir.tar.gz" | cut -f1)): copy either to the" \
+        "GPU machine and run gpu-bench.sh run in it"
     ;;
 run)
     shift
