@@ -476,3 +476,55 @@ fn n_devices_with_batch_b_train_as_one_with_batch_n_b() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A data-parallel run stopped after its first epoch and resumed ends with the numbers of one
+/// that ran straight through: the optimizer state the devices held is checkpointed and restored.
+#[test]
+fn a_resumed_data_parallel_run_ends_as_an_uninterrupted_one() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = crate::test_dir("run-parallel-resume");
+    let one = test_device();
+    let cfg = RunConfig {
+        device: format!("{one},{one}").parse().unwrap(),
+        epochs: 2,
+        ..config(0.05)
+    };
+    let straight = run(
+        &cfg,
+        &splits(),
+        &dir.join("straight"),
+        &ProgressBar::hidden(),
+        false,
+    )
+    .unwrap();
+    let resumed_dir = dir.join("resumed");
+    let first = RunConfig {
+        epochs: 1,
+        ..cfg.clone()
+    };
+    run(
+        &first,
+        &splits(),
+        &resumed_dir,
+        &ProgressBar::hidden(),
+        false,
+    )
+    .unwrap();
+    write_atomic(
+        &resumed_dir.join("config.json"),
+        serde_json::to_string_pretty(&cfg).unwrap().as_bytes(),
+    )
+    .unwrap();
+    std::fs::remove_file(resumed_dir.join("summary.json")).unwrap();
+    let resumed = run(&cfg, &splits(), &resumed_dir, &ProgressBar::hidden(), true).unwrap();
+    assert_eq!(resumed.epochs.len(), 2);
+    for (a, b) in straight.epochs.iter().zip(&resumed.epochs) {
+        assert_eq!(
+            (a.train_loss, a.test_loss, a.test_top1),
+            (b.train_loss, b.test_loss, b.test_top1),
+            "epoch {}",
+            a.epoch
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
