@@ -18,6 +18,7 @@ mod cube;
 #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
 #[path = "uncubed.rs"]
 mod cube;
+mod declined;
 #[doc(hidden)]
 pub mod diagnostics;
 // The kernels' raw pointers, SIMD and prefetch hints: the crate's only `unsafe`, each block with

@@ -317,7 +317,7 @@ fn sgd_kernel<const D: usize, const FIRST: bool, const NESTEROV: bool, const DEC
     gc: Gc,
     l2: f32,
     k: SgdScalars,
-) -> Result<(Tensor<D>, [Tensor<D>; 1]), super::fused::Declined<D, 1>> {
+) -> Result<(Tensor<D>, [Tensor<D>; 1]), super::declined::Declined<D, 1>> {
     super::fused::step(tensor, grad, states, gc, l2, move |w, d, [b]| {
         // torch: the first buffer is the gradient itself, undamped.
         let b = if FIRST { d } else { b * k.mu + d * k.keep };

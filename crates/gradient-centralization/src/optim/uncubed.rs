@@ -4,7 +4,7 @@
 use burn::tensor::Tensor;
 
 use super::Gc;
-use super::fused::Declined;
+use super::declined::Declined;
 use super::rule::Rule;
 
 /// Always declines.

@@ -4,10 +4,7 @@
 use burn::tensor::Tensor;
 
 use super::Gc;
-
-/// The inputs of a step the kernels did not take, handed back unchanged.
-pub(super) type Declined<const D: usize, const N: usize> =
-    (Tensor<D>, Tensor<D>, Option<[Tensor<D>; N]>);
+use super::declined::Declined;
 
 /// Always declines.
 #[inline(always)]

@@ -25,8 +25,8 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::{CubeCount, CubeDim};
 
 use super::Gc;
+use super::declined::{Declined, take};
 use super::diagnostics::{CUBE_TAKEN, ENABLED};
-use super::fused::Declined;
 use super::rule::{Moments, Rule};
 use super::units::Units;
 use kernel::{Kind, Layout, Plan, ScalarsLaunch};
@@ -72,20 +72,6 @@ fn from_cube<const D: usize>(ct: CubeTensor) -> Tensor<D> {
     })
 }
 
-/// All of `tensors` as cube tensors, or all of them back.
-fn all_into_cube<const D: usize, const N: usize>(
-    tensors: [Tensor<D>; N],
-) -> Result<[CubeTensor; N], [Tensor<D>; N]> {
-    let taken = tensors.map(into_cube);
-    if taken.iter().any(Result::is_err) {
-        return Err(taken.map(|t| match t {
-            Ok(ct) => from_cube(ct),
-            Err(t) => t,
-        }));
-    }
-    Ok(taken.map(|t| t.unwrap_or_else(|_| unreachable!("checked above"))))
-}
-
 /// A buffer the kernel may write: `ct` itself when it is uniquely owned and dense, else a copy.
 fn writable(ct: CubeTensor) -> CubeTensor {
     let ct = into_contiguous(ct);
@@ -121,20 +107,7 @@ pub(super) fn step<const D: usize, const N: usize>(
         Some(units) if ENABLED.with(Cell::get) && grad.dims() == dims && n > 0 => units,
         _ => return Err((tensor, grad, states)),
     };
-    let w = match into_cube(tensor) {
-        Ok(w) => w,
-        Err(tensor) => return Err((tensor, grad, states)),
-    };
-    let g = match into_cube(grad) {
-        Ok(g) => g,
-        Err(grad) => return Err((from_cube(w), grad, states)),
-    };
-    let states = match states.map(all_into_cube) {
-        None => None,
-        Some(Ok(states)) => Some(states),
-        Some(Err(states)) => return Err((from_cube(w), from_cube(g), Some(states))),
-    };
-
+    let (w, g, states) = take(tensor, grad, states, into_cube, from_cube)?;
     let first = states.is_none();
     let w = writable(w);
     let g = into_contiguous(g);

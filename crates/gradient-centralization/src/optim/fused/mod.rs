@@ -31,6 +31,7 @@ use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, Disp
 use burn::tensor::{DType, Tensor};
 
 use super::Gc;
+use super::declined::{Declined, take};
 use super::diagnostics::ENABLED;
 use super::units::Units;
 use diagnostics::{GATHERED, SPENT, TAKEN};
@@ -54,10 +55,6 @@ fn from_flex<const D: usize>(ft: FlexTensor) -> Tensor<D> {
     })
 }
 
-/// What the optimizer gets back when the fused path does not apply: its inputs, untouched.
-pub(super) type Declined<const D: usize, const N: usize> =
-    (Tensor<D>, Tensor<D>, Option<[Tensor<D>; N]>);
-
 /// One fused step: `d = GC(g + l2·w)` per element, then `(w, state) ← update(w, d, state)`.
 ///
 /// `states` are the optimizer's `N` state tensors (zeros on the first step, `None`). Returns the
@@ -75,28 +72,7 @@ pub(super) fn step<const D: usize, const N: usize>(
         Some(units) if ENABLED.with(Cell::get) && grad.dims() == dims => units,
         _ => return Err((tensor, grad, states)),
     };
-    let w = match into_flex(tensor) {
-        Ok(w) => w,
-        Err(tensor) => return Err((tensor, grad, states)),
-    };
-    let g = match into_flex(grad) {
-        Ok(g) => g,
-        Err(grad) => return Err((from_flex(w), grad, states)),
-    };
-    let states = match states {
-        None => None,
-        Some(states) => {
-            let taken = states.map(into_flex);
-            if taken.iter().any(Result::is_err) {
-                let back = taken.map(|s| match s {
-                    Ok(ft) => from_flex(ft),
-                    Err(t) => t,
-                });
-                return Err((from_flex(w), from_flex(g), Some(back)));
-            }
-            Some(taken.map(|s| s.unwrap_or_else(|_| unreachable!("checked above"))))
-        }
-    };
+    let (w, g, states) = take(tensor, grad, states, into_flex, from_flex)?;
     let mut w = owned_dense(w);
     let n = w.layout().num_elements();
     // Rows of the logical layout, for a gradient read through its strides: GC's units for
