@@ -35,6 +35,23 @@ use gradient_centralization::{Centralize, GcPlan, Hyperparameters, Preset, Scope
 #[path = "optim_step/device.rs"]
 mod device;
 
+/// The SGD family's hyperparameters in every case: momentum 0.9, L2 5e-4.
+fn sgd_hyper() -> Hyperparameters {
+    Hyperparameters {
+        momentum: Some(0.9),
+        weight_decay: Some(5e-4),
+        ..Hyperparameters::default()
+    }
+}
+
+/// The Adam family's: L2 5e-4, the seed's defaults otherwise.
+fn adam_hyper() -> Hyperparameters {
+    Hyperparameters {
+        weight_decay: Some(5e-4),
+        ..Hyperparameters::default()
+    }
+}
+
 /// The torchvision-layout ResNet-50 whose parameters are stepped, on `device`.
 fn resnet50(device: &Device) -> Net {
     Net::new(
@@ -203,15 +220,7 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     let bw = bandwidth(n, threads);
 
-    let sgd = Hyperparameters {
-        momentum: Some(0.9),
-        weight_decay: Some(5e-4),
-        ..Hyperparameters::default()
-    };
-    let adam = Hyperparameters {
-        weight_decay: Some(5e-4),
-        ..Hyperparameters::default()
-    };
+    let (sgd, adam) = (sgd_hyper(), adam_hyper());
     let cases = vec![
         preset("sgd", 20.0, sgd),
         Case {

@@ -16,19 +16,11 @@ use gc_lab::models::Net;
 use gradient_centralization::optim::diagnostics::{cube_steps, without_fused};
 use gradient_centralization::{Hyperparameters, Preset};
 
-use super::{GradientSet, resnet50, sync};
+use super::{GradientSet, adam_hyper, resnet50, sgd_hyper, sync};
 
 /// The optimizers timed, with the minimal bytes a fused f32 step moves per parameter.
 fn cases() -> Vec<(&'static str, f64, Hyperparameters)> {
-    let sgd = Hyperparameters {
-        momentum: Some(0.9),
-        weight_decay: Some(5e-4),
-        ..Hyperparameters::default()
-    };
-    let adam = Hyperparameters {
-        weight_decay: Some(5e-4),
-        ..Hyperparameters::default()
-    };
+    let (sgd, adam) = (sgd_hyper(), adam_hyper());
     vec![
         ("sgd", 20.0, sgd),
         ("sgd_gc", 20.0, sgd),
