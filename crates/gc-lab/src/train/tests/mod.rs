@@ -86,6 +86,42 @@ fn test_device() -> crate::device::DeviceName {
     }
 }
 
+/// Runs `cfg` for one epoch into `dir`, then, as if the process had died there (the summary
+/// gone, the checkpoint kept), resumes it to `cfg.epochs`.
+fn resume_after_first_epoch(cfg: &RunConfig, dir: &std::path::Path) -> Summary {
+    let one = RunConfig {
+        epochs: 1,
+        ..cfg.clone()
+    };
+    run(&one, &splits(), dir, &ProgressBar::hidden(), false).unwrap();
+    write_atomic(
+        &dir.join("config.json"),
+        serde_json::to_string_pretty(cfg).unwrap().as_bytes(),
+    )
+    .unwrap();
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    run(cfg, &splits(), dir, &ProgressBar::hidden(), true).unwrap()
+}
+
+/// The test images' logits of the model a run folder checkpointed, on flex in inference mode.
+fn checkpointed_logits(run_dir: &std::path::Path, model: ModelName) -> Vec<f32> {
+    let device = Device::flex();
+    let net = checkpoint::load_model(
+        &run_dir.join("checkpoint"),
+        Net::new(model, 1, 8, 2, &device),
+    )
+    .unwrap();
+    let pixels = splits().test.memory().unwrap().pixels.clone();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(
+            pixels.iter().map(|&p| p as f32 / 255.0).collect::<Vec<_>>(),
+            [16, 1, 8, 8],
+        ),
+        &device,
+    );
+    net.valid().forward(x).into_data().try_to_vec().unwrap()
+}
+
 /// An ImageFolder tree of PNG and JPEG files of several sizes: bright-left images are class
 /// `a`, bright-right ones class `b`; the run decodes, crops and resizes them batch by batch.
 #[test]
@@ -199,17 +235,7 @@ fn a_resumed_run_ends_with_the_numbers_of_an_uninterrupted_one() {
         epochs: 3,
         ..cfg.clone()
     };
-    // Run one epoch, then pretend the process died: drop the summary, keep the checkpoint.
-    let mut one = first.clone();
-    one.epochs = 1;
-    run(&one, &splits(), &dir, &ProgressBar::hidden(), false).unwrap();
-    write_atomic(
-        &dir.join("config.json"),
-        serde_json::to_string_pretty(&first).unwrap().as_bytes(),
-    )
-    .unwrap();
-    std::fs::remove_file(dir.join("summary.json")).unwrap();
-    let resumed = run(&first, &splits(), &dir, &ProgressBar::hidden(), true).unwrap();
+    let resumed = resume_after_first_epoch(&first, &dir);
 
     assert_eq!(resumed.epochs.len(), 3);
     for (a, b) in straight.epochs.iter().zip(&resumed.epochs) {
@@ -221,31 +247,9 @@ fn a_resumed_run_ends_with_the_numbers_of_an_uninterrupted_one() {
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
     // The final weights agree: the same outputs on the same input, to the last bit.
-    let device = Device::flex();
-    let fresh = || Net::new(ModelName::SmallCnn, 1, 8, 2, &device);
-    let a = checkpoint::load_model(&straight_dir.join("checkpoint"), fresh()).unwrap();
-    let b = checkpoint::load_model(&dir.join("checkpoint"), fresh()).unwrap();
-    let x = Tensor::<4>::from_data(
-        TensorData::new(
-            splits()
-                .test
-                .memory()
-                .unwrap()
-                .pixels
-                .iter()
-                .map(|&p| p as f32 / 255.0)
-                .collect::<Vec<_>>(),
-            [16, 1, 8, 8],
-        ),
-        &device,
-    );
-    let (ya, yb) = (
-        a.valid().forward(x.clone()).into_data(),
-        b.valid().forward(x).into_data(),
-    );
     assert_eq!(
-        ya.try_to_vec::<f32>().unwrap(),
-        yb.try_to_vec::<f32>().unwrap()
+        checkpointed_logits(&straight_dir, ModelName::SmallCnn),
+        checkpointed_logits(&dir, ModelName::SmallCnn)
     );
 
     // A different config is refused.

@@ -1,29 +1,7 @@
 //! Data-parallel runs: several devices train as one with batch norm groups of their shares, and
 //! resume as they would have run.
 
-use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
-
 use super::*;
-
-/// The test images' logits of the model a run folder checkpointed, on flex in inference mode.
-fn checkpointed_logits(run_dir: &std::path::Path, model: ModelName) -> Vec<f32> {
-    let device = Device::flex();
-    let net = checkpoint::load_model(
-        &run_dir.join("checkpoint"),
-        Net::new(model, 1, 8, 2, &device),
-    )
-    .unwrap();
-    let pixels = splits().test.memory().unwrap().pixels.clone();
-    let x = Tensor::<4>::from_data(
-        TensorData::new(
-            pixels.iter().map(|&p| p as f32 / 255.0).collect::<Vec<_>>(),
-            [16, 1, 8, 8],
-        ),
-        &device,
-    );
-    net.valid().forward(x).into_data().try_to_vec().unwrap()
-}
 
 /// Data parallelism: two replicas, each with half of every batch of 16, train a ResNet-20 (batch
 /// norm over each half) as one device with batch norm groups of 8 does, to rounding: losses,
@@ -124,25 +102,7 @@ fn a_resumed_data_parallel_run_ends_as_an_uninterrupted_one() {
     )
     .unwrap();
     let resumed_dir = dir.join("resumed");
-    let first = RunConfig {
-        epochs: 1,
-        ..cfg.clone()
-    };
-    run(
-        &first,
-        &splits(),
-        &resumed_dir,
-        &ProgressBar::hidden(),
-        false,
-    )
-    .unwrap();
-    write_atomic(
-        &resumed_dir.join("config.json"),
-        serde_json::to_string_pretty(&cfg).unwrap().as_bytes(),
-    )
-    .unwrap();
-    std::fs::remove_file(resumed_dir.join("summary.json")).unwrap();
-    let resumed = run(&cfg, &splits(), &resumed_dir, &ProgressBar::hidden(), true).unwrap();
+    let resumed = resume_after_first_epoch(&cfg, &resumed_dir);
     assert_eq!(resumed.epochs.len(), 2);
     for (a, b) in straight.epochs.iter().zip(&resumed.epochs) {
         assert_eq!(
