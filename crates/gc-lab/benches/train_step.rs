@@ -2,8 +2,8 @@
 //! optimizer step, with the process's peak memory, for comparison with PyTorch
 //! (`scripts/bench-vs-pytorch.sh` runs this and its PyTorch twin and prints the ratios).
 //!
-//! `cargo bench --bench train_step -- [resnet20|resnet50] [--optimizer NAME] [--quick]
-//! [--default-malloc] [--burn-ops] [--im2col] [--backend flex|ndarray]` (ndarray: build with
+//! `cargo bench --bench train_step -- [resnet20|resnet50|small-cnn] [--optimizer NAME] [--quick]
+//! [--no-gc-share] [--default-malloc] [--burn-ops] [--im2col] [--backend flex|ndarray]` (ndarray: build with
 //! `--features ndarray`; `--burn-ops`: burn's own convolution and batch norm instead of
 //! `flex_kernels`'; `--im2col`: `flex_kernels`' convolutions all through im2col, none by the
 //! shifted, flipped or direct methods) `[--device NAME] [--tensor-path]` (`--device`: one of the
@@ -12,8 +12,10 @@
 //! step's total waits for all of it. `--tensor-path`: the optimizers' tensor definition instead of
 //! the fused kernels, to measure what they bring)
 //! (default: resnet20, sgd_gc). ResNet-20: batch 128 of 3x32x32, 10 classes. ResNet-50: the ImageNet
-//! model (torchvision layout), batch 16 of 3x224x224, 1000 classes. One model per process, so that
-//! the peak memory is that model's.
+//! model (torchvision layout), batch 16 of 3x224x224, 1000 classes. small-cnn: the default job's
+//! model, batch 128 of 1x28x28 (Fashion-MNIST's), 10 classes. One model per process, so that
+//! the peak memory is that model's. `--no-gc-share` leaves out the second run without GC (and the
+//! `gc_share` line), as `scripts/bench-vs-pytorch.sh` does.
 //!
 //! Ends with machine-readable lines:
 //! `train_step <model> <optimizer> <step_ms> <forward_ms> <backward_ms> <optimizer_ms> <peak_mib>`
@@ -57,6 +59,7 @@ fn measure(
     device: &Device,
     name: ModelName,
     batch: usize,
+    channels: usize,
     size: usize,
     classes: usize,
     optimizer: &str,
@@ -64,7 +67,7 @@ fn measure(
     steps: usize,
 ) -> Phases {
     let device = device.clone().autodiff();
-    let mut model = Net::seeded(name, Init::Torch, 3, size, classes, 0, &device);
+    let mut model = Net::seeded(name, Init::Torch, channels, size, classes, 0, &device);
     let hyper = Hyperparameters {
         momentum: Some(0.9),
         weight_decay: Some(5e-4),
@@ -82,7 +85,7 @@ fn measure(
     let mut optim = preset.init(&model, &hyper).expect("the optimizer builds");
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let x = Tensor::<4>::random(
-        [batch, 3, size, size],
+        [batch, channels, size, size],
         Distribution::Normal(0.0, 1.0),
         &device,
     );
@@ -192,23 +195,28 @@ fn main() {
     let tensor_path = args.flag("--tensor-path");
     let model = if args.flag("resnet50") {
         "resnet50"
+    } else if args.flag("small-cnn") {
+        "small-cnn"
     } else {
         "resnet20"
     };
     let optimizer = args.value("--optimizer").unwrap_or("sgd_gc");
-    let (name, batch, size, classes): (ModelName, _, _, _) = match model {
-        "resnet50" => ("imagenet-r50".parse().unwrap(), 16, 224, 1000),
-        _ => ("resnet20".parse().unwrap(), 128, 32, 10),
+    let (name, batch, channels, size, classes): (ModelName, _, _, _, _) = match model {
+        "resnet50" => ("imagenet-r50".parse().unwrap(), 16, 3, 224, 1000),
+        "small-cnn" => ("small-cnn".parse().unwrap(), 128, 1, 28, 10),
+        _ => ("resnet20".parse().unwrap(), 128, 3, 32, 10),
     };
     let (warmup, steps) = match (model, quick) {
         ("resnet50", true) => (1, 2),
         ("resnet50", false) => (1, 4),
+        ("small-cnn", true) => (3, 10),
+        ("small-cnn", false) => (5, 40),
         (_, true) => (2, 5),
         _ => (3, 15),
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "{model}: batch {batch} of 3x{size}x{size}, {classes} classes, {optimizer}; {threads} threads; \
+        "{model}: batch {batch} of {channels}x{size}x{size}, {classes} classes, {optimizer}; {threads} threads; \
          backend {backend}; conv and batch norm {ops}; optimizer steps {}; malloc {malloc}",
         if tensor_path {
             "the tensor definition"
@@ -220,7 +228,7 @@ fn main() {
     let measure = |optimizer: &str| {
         let run = || {
             measure(
-                &device, name, batch, size, classes, optimizer, warmup, steps,
+                &device, name, batch, channels, size, classes, optimizer, warmup, steps,
             )
         };
         let run = || {
@@ -243,7 +251,8 @@ fn main() {
         .trim_end_matches("_gcc")
         .trim_end_matches("_gc")
         .to_string();
-    let plain = (base != optimizer.to_ascii_lowercase()).then(|| measure(&base));
+    let plain = (base != optimizer.to_ascii_lowercase() && !args.flag("--no-gc-share"))
+        .then(|| measure(&base));
     let total = p.forward + p.backward + p.step;
     let peak = peak_mib();
     println!(

@@ -3,11 +3,12 @@ timed the way `benches/optim_step.rs` and `benches/train_step.rs` time ours.
 
 The optimizers are written here from the seed's arithmetic (shared/SPEC-seed-optimizers.md, as
 the seed writes them: one in-place pass of torch ops per parameter tensor, in a Python loop); the
-models are torchvision's ResNet-50 layout and the CIFAR ResNet-20 of gc-lab (projection
-shortcuts), rebuilt here because torchvision is not installed.
+models are torchvision's ResNet-50 layout, the CIFAR ResNet-20 of gc-lab (projection
+shortcuts) and the lab's small CNN (the default job's model), rebuilt here because torchvision is
+not installed.
 
     python torch_bench.py optim [--quick] [--device cpu|cuda]
-    python torch_bench.py train resnet20|resnet50 [--quick] [--optimizer NAME] [--device cpu|cuda]
+    python torch_bench.py train resnet20|resnet50|small-cnn [--quick] [--optimizer NAME] [--device cpu|cuda]
         (default sgd_gc, cpu)
 
 On cuda every timed region ends with `torch.cuda.synchronize()`, and the peak memory is the
@@ -177,6 +178,25 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class SmallCnn(nn.Module):
+    """gc-lab's `models/small.rs`: conv3x3(16)-BN-ReLU-pool, conv3x3(32)-BN-ReLU-pool,
+    linear(64)-ReLU, linear(classes), for 28x28 images."""
+
+    def __init__(self, channels, size, classes):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 32, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(32)
+        self.fc1 = nn.Linear(32 * (size // 4) ** 2, 64)
+        self.fc2 = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+
 def resnet20():
     return ResNet(Basic, [3, 3, 3], [16, 32, 64], False, 10)
 
@@ -240,15 +260,23 @@ def bench_optim(quick):
 
 def bench_train(model_name, quick, optimizer):
     torch.manual_seed(0)
+    # As benches/train_step.rs: the same batches, input sizes, warm-up and timed steps.
+    channels = 3
     if model_name == "resnet50":
         model, batch, size, classes = resnet50(), 16, 224, 1000
         warmup, steps = (1, 2) if quick else (1, 4)
-    else:
+    elif model_name == "small-cnn":
+        channels, batch, size, classes = 1, 128, 28, 10
+        model = SmallCnn(channels, size, classes)
+        warmup, steps = (3, 10) if quick else (5, 40)
+    elif model_name == "resnet20":
         model, batch, size, classes = resnet20(), 128, 32, 10
         warmup, steps = (2, 5) if quick else (3, 15)
+    else:
+        raise SystemExit(f"unknown model {model_name}: resnet20, resnet50 or small-cnn")
     model.to(DEVICE).train()
     opt = make_optimizer(optimizer, model.parameters())
-    x = torch.randn(batch, 3, size, size, device=DEVICE)
+    x = torch.randn(batch, channels, size, size, device=DEVICE)
     y = torch.arange(batch, device=DEVICE) % classes
     fwd, bwd, stp = [], [], []
     for i in range(warmup + steps):
@@ -273,7 +301,7 @@ def bench_train(model_name, quick, optimizer):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{model_name}: batch {batch} of 3x{size}x{size}; torch {torch.__version__}, "
+    print(f"{model_name}: batch {batch} of {channels}x{size}x{size}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {DEVICE}")
     print(f"train_step {model_name} {optimizer} {f + b + s:.3f} {f:.3f} {b:.3f} {s:.3f} {peak:.1f}")
 
