@@ -3,10 +3,11 @@
 //! (`scripts/bench-vs-pytorch.sh` runs this and its PyTorch twin and prints the ratios).
 //!
 //! `cargo bench --bench train_step -- [resnet20|resnet50|small-cnn] [--optimizer NAME] [--quick]
-//! [--no-gc-share] [--default-malloc] [--burn-ops] [--im2col] [--backend flex|ndarray]` (ndarray: build with
-//! `--features ndarray`; `--burn-ops`: burn's own convolution and batch norm instead of
-//! `flex_kernels`'; `--im2col`: `flex_kernels`' convolutions all through im2col, none by the
-//! shifted, flipped or direct methods) `[--device NAME] [--tensor-path]` (`--device`: one of the
+//! [--no-gc-share] [--default-malloc] [--burn-ops] [--im2col] [--avx2] [--backend flex|ndarray]`
+//! (ndarray: build with `--features ndarray`; `--burn-ops`: burn's own convolution and batch norm
+//! instead of `flex_kernels`'; `--im2col`: `flex_kernels`' convolutions all through im2col, none
+//! by the shifted, flipped or direct methods; `--avx2`: the direct kernels in their AVX2 forms
+//! on a CPU with AVX-512) `[--device NAME] [--tensor-path]` (`--device`: one of the
 //! lab's devices, `wgpu:cpu`, `vulkan`, `cuda:N`, ..., built with the lab's `wgpu` or `cuda`
 //! feature, instead of `--backend`; on a GPU the phases overlap, as its work is queued: only the
 //! step's total waits for all of it. `--tensor-path`: the optimizers' tensor definition instead of
@@ -148,11 +149,14 @@ fn main() {
     // burn's own convolution and batch norm instead of `flex_kernels`', to measure one against
     // the other.
     let im2col = args.flag("--im2col");
+    let avx2 = args.flag("--avx2");
     let ops = if args.flag("--burn-ops") {
         flex_kernels::use_burn_ops(true);
         "burn's"
     } else if im2col {
         "flex_kernels, im2col only"
+    } else if avx2 {
+        "flex_kernels, direct kernels in AVX2"
     } else {
         "flex_kernels"
     };
@@ -234,6 +238,13 @@ fn main() {
         let run = || {
             if im2col {
                 with_method(Method::Im2col, run)
+            } else {
+                run()
+            }
+        };
+        let run = || {
+            if avx2 {
+                flex_kernels::conv::direct::with_avx2(run)
             } else {
                 run()
             }

@@ -16,6 +16,11 @@
 //!   positions (`oy`, `ox`) of a batch of images.
 //! - Input gradient: the forward kernel computes [`super::geometry::flipped`]'s convolution.
 //!
+//! On CPUs with AVX-512F both kernels run in their 16-lane forms ([`super::wide`]): one register
+//! holds a forward block's 16 positions (blocks of 8 output channels) or a weight-gradient
+//! block's 16 output channels (calls of 12 fan-in elements); [`with_avx2`] keeps a thread on the
+//! AVX2 forms, to compare them and to test both.
+//!
 //! The forward kernel's output positions past the last row and in the discarded columns read
 //! whatever lies there (the next plane, or a slack that ends the buffer); they are never copied
 //! out. The last block of output channels is padded with zero weights (forward) or zero `dy`
@@ -24,6 +29,7 @@
 //! (Longer than the project's 400 lines: the forward and weight-gradient kernels share the
 //! padded copy, the blocking and the packing, and each one's SAFETY argument rests on them.)
 
+use std::cell::Cell;
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -32,6 +38,7 @@ use rayon::prelude::*;
 use super::geometry::Geometry;
 use super::shifted::{Padded, embed, extract, with_buffers};
 use super::spread::{each_image, per_image, sum_over_images};
+use super::wide;
 
 /// f32 lanes of an AVX register.
 const LANES: usize = 8;
@@ -51,6 +58,58 @@ pub fn available() -> bool {
     })
 }
 
+/// The instruction set the kernels run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    /// 8 lanes, 16 registers.
+    Avx2,
+    /// 16 lanes, 32 registers ([`wide`]).
+    Avx512,
+}
+
+thread_local! {
+    /// Whether this thread keeps to the AVX2 kernels ([`with_avx2`]).
+    static AVX2_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the direct kernels called from this thread in their AVX2 forms, also on a CPU
+/// with AVX-512: to measure one against the other, and to test both on one machine.
+pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    /// Puts the previous setting back, also when `f` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            AVX2_ONLY.set(self.0);
+        }
+    }
+    let _restore = Restore(AVX2_ONLY.replace(true));
+    f()
+}
+
+/// Whether this CPU has AVX-512F (with the AVX2 and FMA that [`available`] needs).
+pub fn avx512_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            available() && std::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// The kernels' form for a call from this thread.
+fn isa() -> Isa {
+    if avx512_available() && !AVX2_ONLY.get() {
+        Isa::Avx512
+    } else {
+        Isa::Avx2
+    }
+}
+
 /// Whether this method can compute the forward pass of `g`: stride 1, on a CPU with AVX2 and FMA.
 pub fn fits(g: &Geometry) -> bool {
     g.stride == [1, 1] && available()
@@ -59,13 +118,18 @@ pub fn fits(g: &Geometry) -> bool {
 /// Vectors of positions per block (two: 16 positions).
 const NV: usize = 2;
 
-/// Output channels per block: 6 (12 accumulators, 2 input vectors and a broadcast weight fill 15
-/// of the 16 registers), the last block of a group 2 or 4 where the channel count leaves that
-/// (an odd count gets one zero-weight channel). A 4 x 3 block (24 positions) would need 17
-/// registers: one accumulator would live on the stack, at about half the speed.
-fn blocks(og: usize) -> Vec<(usize, usize)> {
-    let mut blocks: Vec<(usize, usize)> = (0..og / 6).map(|b| (6 * b, 6)).collect();
-    let rest = og % 6;
+/// Output channels per block: with AVX2 6 (12 accumulators, 2 input vectors and a broadcast
+/// weight fill 15 of the 16 registers), with AVX-512 [`wide::MR`]; the last block of a group
+/// an even number below that where the channel count leaves a rest (an odd count gets one
+/// zero-weight channel). An AVX2 4 x 3 block (24 positions) would need 17 registers: one
+/// accumulator would live on the stack, at about half the speed.
+fn blocks(og: usize, isa: Isa) -> Vec<(usize, usize)> {
+    let mr = match isa {
+        Isa::Avx2 => 6,
+        Isa::Avx512 => wide::MR,
+    };
+    let mut blocks: Vec<(usize, usize)> = (0..og / mr).map(|b| (mr * b, mr)).collect();
+    let rest = og % mr;
     if rest > 0 {
         blocks.push((og - rest, rest.next_multiple_of(2)));
     }
@@ -85,7 +149,8 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let nr = NV * LANES;
     let positions = g.oh * pad.wp;
     let wide = positions.div_ceil(nr) * nr;
-    let blocks = blocks(og);
+    let isa = isa();
+    let blocks = blocks(og, isa);
     let rows = og.next_multiple_of(2);
     let packed = pack(g, weight, &blocks);
     let offsets: Vec<usize> = (0..taps).map(|t| pad.offset(g, t)).collect();
@@ -143,13 +208,48 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                         // apart, written at `at + j · steps[1] + (0..8)`: inside the tile's rows,
                         // or inside the output plane (`ow` a multiple of 16; pairs: rows `oy` and
                         // `oy + 1 < oh` of 8).
+                        // With AVX-512 (`isa` is `Avx512` only where the CPU has it), the
+                        // block's two 8-lane halves are one register: the same reads and
+                        // writes, `steps[1]` being 8 or the 8-wide rows' `ow` (contiguous).
                         #[cfg(target_arch = "x86_64")]
                         unsafe {
                             let (plane, offsets) = (pad.plane, &offsets);
-                            match mr {
-                                6 => kernel::<6>(x, plane, offsets, cg, w, out, stride, steps),
-                                4 => kernel::<4>(x, plane, offsets, cg, w, out, stride, steps),
-                                _ => kernel::<2>(x, plane, offsets, cg, w, out, stride, steps),
+                            let split = steps[0] != LANES;
+                            let xs = steps[0];
+                            match (isa, mr, split) {
+                                (Isa::Avx2, 6, _) => {
+                                    kernel::<6>(x, plane, offsets, cg, w, out, stride, steps)
+                                }
+                                (Isa::Avx2, 4, _) => {
+                                    kernel::<4>(x, plane, offsets, cg, w, out, stride, steps)
+                                }
+                                (Isa::Avx2, _, _) => {
+                                    kernel::<2>(x, plane, offsets, cg, w, out, stride, steps)
+                                }
+                                (Isa::Avx512, 8, false) => wide::kernel::<8, false>(
+                                    x, plane, offsets, cg, w, out, stride, xs,
+                                ),
+                                (Isa::Avx512, 6, false) => wide::kernel::<6, false>(
+                                    x, plane, offsets, cg, w, out, stride, xs,
+                                ),
+                                (Isa::Avx512, 4, false) => wide::kernel::<4, false>(
+                                    x, plane, offsets, cg, w, out, stride, xs,
+                                ),
+                                (Isa::Avx512, _, false) => wide::kernel::<2, false>(
+                                    x, plane, offsets, cg, w, out, stride, xs,
+                                ),
+                                (Isa::Avx512, 8, true) => wide::kernel::<8, true>(
+                                    x, plane, offsets, cg, w, out, stride, xs,
+                                ),
+                                (Isa::Avx512, 6, true) => wide::kernel::<6, true>(
+                                    x, plane, offsets, cg, w, out, stride, xs,
+                                ),
+                                (Isa::Avx512, 4, true) => wide::kernel::<4, true>(
+                                    x, plane, offsets, cg, w, out, stride, xs,
+                                ),
+                                (Isa::Avx512, _, true) => wide::kernel::<2, true>(
+                                    x, plane, offsets, cg, w, out, stride, xs,
+                                ),
                             }
                         }
                         #[cfg(not(target_arch = "x86_64"))]
@@ -292,8 +392,9 @@ unsafe fn kernel<const MR: usize>(
 /// cache (512 KiB here) halved.
 const BATCH_BYTES: usize = 256 << 10;
 
-/// Output channels per block of the transposed weight gradient: two vectors.
+/// Output channels per block of the transposed weight gradient: two AVX2 vectors, one AVX-512.
 const OB: usize = 2 * LANES;
+const _: () = assert!(OB == wide::LANES);
 
 /// See [`super::im2col::weight_grad`], which checks the buffers' lengths and calls this where
 /// [`fits`] holds. The output channels lie in the vector lanes: the images of a thread's range go
@@ -321,6 +422,12 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (x_len, dy_len) = (cg * pad.plane, p * cols);
     let batch = (BATCH_BYTES / 4 / (x_len + dy_len)).max(1);
     let spread = per_image(g.n);
+    let isa = isa();
+    // Fan-in elements per kernel call.
+    let fan = match isa {
+        Isa::Avx2 => 6,
+        Isa::Avx512 => wide::FAN,
+    };
     let shape = Shape {
         oh: g.oh,
         ow: g.ow,
@@ -364,40 +471,40 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     }
                     let (xpad, grad) = (&*xpad, &*grad);
                     let chunk = |(c, dst): (usize, &mut [f32])| {
-                        let at = &reads[6 * c..(6 * c + 6).min(k)];
+                        let at = &reads[fan * c..(fan * c + fan).min(k)];
                         for ob in (0..cols).step_by(OB) {
                             let (dy, x) = (grad[ob..].as_ptr(), xpad.as_ptr());
-                            // SAFETY: `fits` checked AVX2 and FMA. For each of the `count`
-                            // images the kernel reads `dy` at `q · cols + ob + (0..16)` for the
-                            // `p` positions, inside the image's `dy_len`, and `x` at `read + oy ·
-                            // wp + ox` for the real positions, below `plane · cg` (`Padded::of`).
+                            // Each kernel call's sums, added to `dst`'s rows.
+                            macro_rules! call {
+                                ($kernel:ident; $($t:literal)+) => {
+                                    match at.len() {
+                                        $($t => add(dst, cols, ob, $kernel::<$t>(dy, x, at, shape, count)),)+
+                                        n => unreachable!("{n} fan-in elements in a call"),
+                                    }
+                                };
+                            }
+                            // SAFETY: `fits` checked AVX2 and FMA, `isa` AVX-512F where it
+                            // says `Avx512`. For each of the `count` images the kernel reads
+                            // `dy` at `q · cols + ob + (0..16)` for the `p` positions, inside the
+                            // image's `dy_len`, and `x` at `read + oy · wp + ox` for the real
+                            // positions, below `plane · cg` (`Padded::of`).
                             #[cfg(target_arch = "x86_64")]
-                            let sums = unsafe {
-                                match at.len() {
-                                    6 => pad_to_six(kernel_dw::<6>(dy, x, at, shape, count)),
-                                    5 => pad_to_six(kernel_dw::<5>(dy, x, at, shape, count)),
-                                    4 => pad_to_six(kernel_dw::<4>(dy, x, at, shape, count)),
-                                    3 => pad_to_six(kernel_dw::<3>(dy, x, at, shape, count)),
-                                    2 => pad_to_six(kernel_dw::<2>(dy, x, at, shape, count)),
-                                    _ => pad_to_six(kernel_dw::<1>(dy, x, at, shape, count)),
-                                }
-                            };
-                            #[cfg(not(target_arch = "x86_64"))]
-                            let sums: [[f32; OB]; 6] = unreachable!(
-                                "`fits` holds on x86-64 only ({dy:?}, {x:?}, {count})"
-                            );
-                            for (row, sums) in dst.chunks_exact_mut(cols).zip(&sums) {
-                                for (d, s) in row[ob..ob + OB].iter_mut().zip(sums) {
-                                    *d += *s;
+                            unsafe {
+                                use wide::kernel_dw as kernel_dw512;
+                                match isa {
+                                    Isa::Avx2 => call!(kernel_dw; 1 2 3 4 5 6),
+                                    Isa::Avx512 => call!(kernel_dw512; 1 2 3 4 5 6 7 8 9 10 11 12),
                                 }
                             }
+                            #[cfg(not(target_arch = "x86_64"))]
+                            unreachable!("`fits` holds on x86-64 only ({dy:?}, {x:?}, {count})");
                         }
                     };
                     let dst = &mut dwt[group * k * cols..][..k * cols];
                     if spread {
-                        dst.chunks_mut(6 * cols).enumerate().for_each(chunk);
+                        dst.chunks_mut(fan * cols).enumerate().for_each(chunk);
                     } else {
-                        dst.par_chunks_mut(6 * cols).enumerate().for_each(chunk);
+                        dst.par_chunks_mut(fan * cols).enumerate().for_each(chunk);
                     }
                 }
             });
@@ -420,18 +527,23 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
 /// The sizes [`kernel_dw`] walks: output rows and columns, padded width, `dy`'s row length,
 /// and how far apart one image's padded planes and transposed `dy` lie.
 #[derive(Debug, Clone, Copy)]
-struct Shape {
-    oh: usize,
-    ow: usize,
-    wp: usize,
-    cols: usize,
-    x_len: usize,
-    dy_len: usize,
+pub(super) struct Shape {
+    pub(super) oh: usize,
+    pub(super) ow: usize,
+    pub(super) wp: usize,
+    pub(super) cols: usize,
+    pub(super) x_len: usize,
+    pub(super) dy_len: usize,
 }
 
-/// `sums` in the first `T` rows of six.
-fn pad_to_six<const T: usize>(sums: [[f32; OB]; T]) -> [[f32; OB]; 6] {
-    std::array::from_fn(|t| if t < T { sums[t] } else { [0.0; OB] })
+/// Adds a kernel call's sums, one row of 16 output channels per fan-in element, onto the rows
+/// of `dst` (`cols` long) at columns `ob..ob + 16`.
+fn add<const T: usize>(dst: &mut [f32], cols: usize, ob: usize, sums: [[f32; OB]; T]) {
+    for (row, sums) in dst.chunks_exact_mut(cols).zip(&sums) {
+        for (d, s) in row[ob..ob + OB].iter_mut().zip(sums) {
+            *d += *s;
+        }
+    }
 }
 
 /// For each of the `T` reads `r`, the 16 sums over the images `i` and the positions `(oy, ox)` of

@@ -1,7 +1,8 @@
 //! 2-D convolutions for the CPU backend, forward and backward, as a burn backend extension. Each
 //! pass goes to one of four methods, as [`dispatch`]'s table of measured thresholds picks: im2col
 //! and one matrix product per image ([`im2col`]), one product per kernel tap over a padded copy
-//! ([`shifted`]), register-blocked AVX2/FMA kernels ([`direct`]), or for the input gradient the
+//! ([`shifted`]), register-blocked AVX2/FMA kernels ([`direct`], in AVX-512 form where the CPU
+//! has it), or for the input gradient the
 //! flipped forward convolution ([`geometry::flipped`]).
 //!
 //! burn-flex's own convolution lays every input out channels-last first (on one thread) and
@@ -19,6 +20,7 @@ pub mod geometry;
 pub mod im2col;
 pub mod shifted;
 mod spread;
+mod wide;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

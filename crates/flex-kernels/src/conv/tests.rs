@@ -195,6 +195,12 @@ fn forward_matches_burn() {
     for method in METHODS {
         on_two_threads(|| with_method(method, || forward_cases(method)))
     }
+    // On a CPU with AVX-512 the loop ran the direct kernels' 16-lane forms; their AVX2 forms too.
+    if direct::avx512_available() {
+        on_two_threads(|| {
+            direct::with_avx2(|| with_method(Method::Direct, || forward_cases(Method::Direct)))
+        })
+    }
 }
 
 fn forward_cases(method: Method) {
@@ -221,6 +227,11 @@ fn forward_cases(method: Method) {
 fn gradients_match_burn() {
     for method in METHODS {
         on_two_threads(|| with_method(method, || gradient_cases(method)))
+    }
+    if direct::avx512_available() {
+        on_two_threads(|| {
+            direct::with_avx2(|| with_method(Method::Direct, || gradient_cases(Method::Direct)))
+        })
     }
 }
 

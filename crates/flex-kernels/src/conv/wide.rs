@@ -1,0 +1,112 @@
+//! The AVX-512 forms of [`super::direct`]'s two kernels: 16 f32 lanes per register and 32
+//! registers, where the CPU has AVX-512F (`direct` picks them, unless [`super::direct::with_avx2`]
+//! says otherwise). Same blocking as the AVX2 kernels, so the callers' layouts and bounds carry
+//! over: the forward kernel holds a block of `MR` output channels by 16 positions (one register
+//! per channel, up to 8) and the weight gradient 16 output channels (one register) by up to 12
+//! fan-in elements. Each FMA takes its broadcast operand straight from memory, so a step of the
+//! forward kernel is one load of the input and `MR` fused multiply-adds, twice the lanes of the
+//! AVX2 kernel's.
+
+/// f32 lanes of an AVX-512 register: the 16 positions of a forward block, the 16 output
+/// channels of a weight-gradient block.
+pub(super) const LANES: usize = 16;
+
+/// Output channels per block of the forward kernel (8 accumulators: two FMA ports of 4 cycles'
+/// latency keep 8 independent sums busy).
+pub(super) const MR: usize = 8;
+
+/// Fan-in elements per call of the weight-gradient kernel.
+pub(super) const FAN: usize = 12;
+
+/// The forward kernel: `out[r · stride + l]` for `r < M`, `l < 16` is the sum over `ci < cg`
+/// and the taps `t` of `w[(ci · taps + t) · M + r] · x[ci · plane + offsets[t] + l']`, where
+/// `l' = l` (`SPLIT` false) or, with `SPLIT`, `l` for `l < 8` and `xstep + l − 8` after (two
+/// 8-wide output rows a padded row apart).
+///
+/// # Safety
+/// The CPU has AVX-512F; `x` is readable at every such index, `w` has `cg · taps · M`
+/// elements, `out` is writable at every such index.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn kernel<const M: usize, const SPLIT: bool>(
+    x: *const f32,
+    plane: usize,
+    offsets: &[usize],
+    cg: usize,
+    w: &[f32],
+    out: *mut f32,
+    stride: usize,
+    xstep: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); M];
+    let mut weights = w.chunks_exact(M);
+    for ci in 0..cg {
+        // SAFETY (all pointer reads and writes below): the caller's contract.
+        let channel = unsafe { x.add(ci * plane) };
+        for &off in offsets {
+            let src = unsafe { channel.add(off) };
+            let xv = if SPLIT {
+                let (lo, hi) = unsafe { (_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(xstep))) };
+                let both = _mm512_insertf64x4(
+                    _mm512_castpd256_pd512(_mm256_castps_pd(lo)),
+                    _mm256_castps_pd(hi),
+                    1,
+                );
+                _mm512_castpd_ps(both)
+            } else {
+                unsafe { _mm512_loadu_ps(src) }
+            };
+            let wr = weights.next().expect("cg · taps blocks of weights");
+            for r in 0..M {
+                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(wr[r]), xv, acc[r]);
+            }
+        }
+    }
+    for (r, v) in acc.iter().enumerate() {
+        unsafe { _mm512_storeu_ps(out.add(r * stride), *v) };
+    }
+}
+
+/// The weight-gradient kernel: for each of the `T` reads `r`, the 16 sums over the images `i`
+/// and the positions `(oy, ox)` of `dy[i · dy_len + (oy · ow + ox) · cols + (0..16)] · x[i ·
+/// x_len + r + oy · wp + ox]`.
+///
+/// # Safety
+/// The CPU has AVX-512F; `reads` has `T` elements; for each of the `count` images, `dy` is
+/// readable at every such index and `x` at every such index.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn kernel_dw<const T: usize>(
+    dy: *const f32,
+    x: *const f32,
+    reads: &[usize],
+    s: super::direct::Shape,
+    count: usize,
+) -> [[f32; LANES]; T] {
+    use std::arch::x86_64::*;
+    let reads: [usize; T] = reads.try_into().expect("T reads");
+    let mut acc = [_mm512_setzero_ps(); T];
+    for i in 0..count {
+        for oy in 0..s.oh {
+            // SAFETY (all pointer arithmetic and reads below): the caller's contract.
+            let mut d = unsafe { dy.add(i * s.dy_len + oy * s.ow * s.cols) };
+            let row = unsafe { x.add(i * s.x_len + oy * s.wp) };
+            for ox in 0..s.ow {
+                let dv = unsafe { _mm512_loadu_ps(d) };
+                for t in 0..T {
+                    let xv = _mm512_set1_ps(unsafe { *row.add(reads[t] + ox) });
+                    acc[t] = _mm512_fmadd_ps(dv, xv, acc[t]);
+                }
+                d = unsafe { d.add(s.cols) };
+            }
+        }
+    }
+    acc.map(|v| {
+        let mut lanes = [0f32; LANES];
+        // SAFETY: `lanes` holds 16 floats.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+        lanes
+    })
+}
