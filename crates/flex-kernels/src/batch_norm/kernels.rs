@@ -34,17 +34,8 @@ pub(super) fn gradient_sums<const RELU: bool>(
 ) -> (f64, f64) {
     let masked = |g: f32, d: f32| if !RELU || d * a + b > 0.0 { g } else { 0.0 };
     let len = dy.len();
-    let (mut sums, mut dots) = ([0f32; LANES], [0f32; LANES]);
     let full = len - len % LANES;
-    for start in (0..full).step_by(LANES) {
-        let (dy, x) = (&dy[start..start + LANES], &x[start..start + LANES]);
-        for l in 0..LANES {
-            let d = x[l] - m;
-            let g = masked(dy[l], d);
-            sums[l] += g;
-            dots[l] += g * d;
-        }
-    }
+    let (sums, dots) = lane_gradient_sums::<RELU>(&dy[..full], &x[..full], m, (a, b));
     let (mut sum, mut dot) = (0f64, 0f64);
     for i in full..len {
         let d = x[i] - m;
@@ -54,6 +45,82 @@ pub(super) fn gradient_sums<const RELU: bool>(
     }
     let total = |lanes: [f32; LANES]| lanes.iter().map(|&v| v as f64).sum::<f64>();
     (total(sums) + sum, total(dots) + dot)
+}
+
+/// The lanes of [`gradient_sums`] over whole chunks of [`LANES`] (`dy.len()` a multiple of it):
+/// `sums[l]` = Σ g' and `dots[l]` = Σ g' · (x − m) over the elements `l` modulo `LANES`.
+fn lane_gradient_sums<const RELU: bool>(
+    dy: &[f32],
+    x: &[f32],
+    m: f32,
+    (a, b): (f32, f32),
+) -> ([f32; LANES], [f32; LANES]) {
+    assert!(dy.len() == x.len() && dy.len().is_multiple_of(LANES));
+    #[cfg(target_arch = "x86_64")]
+    if crate::conv::direct::avx512_available() {
+        // SAFETY: the CPU has AVX-512F; the slices are as long, a multiple of 16 (asserted).
+        return unsafe { lane_gradient_sums_avx512::<RELU>(dy, x, m, (a, b)) };
+    }
+    let (mut sums, mut dots) = ([0f32; LANES], [0f32; LANES]);
+    for (dy, x) in dy.chunks_exact(LANES).zip(x.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            let d = x[l] - m;
+            let g = if !RELU || d * a + b > 0.0 { dy[l] } else { 0.0 };
+            sums[l] += g;
+            dots[l] += g * d;
+        }
+    }
+    (sums, dots)
+}
+
+/// [`lane_gradient_sums`] in AVX-512 registers, the same arithmetic lane by lane (no fused
+/// multiply-adds, so the same sums to the bit). The compiler's own vectorization of the
+/// portable loop turns the ReLU's select into one masked load per lane.
+///
+/// # Safety
+/// The CPU has AVX-512F; `dy` and `x` are as long, a multiple of 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn lane_gradient_sums_avx512<const RELU: bool>(
+    dy: &[f32],
+    x: &[f32],
+    m: f32,
+    (a, b): (f32, f32),
+) -> ([f32; LANES], [f32; LANES]) {
+    use std::arch::x86_64::*;
+    let (mv, av, bv, zero) = (
+        _mm512_set1_ps(m),
+        _mm512_set1_ps(a),
+        _mm512_set1_ps(b),
+        _mm512_setzero_ps(),
+    );
+    let (mut sums, mut dots) = (zero, zero);
+    for start in (0..dy.len()).step_by(LANES) {
+        // SAFETY: `start + 16 <= len` for both (the caller's contract).
+        let (g, xv) = unsafe {
+            (
+                _mm512_loadu_ps(dy.as_ptr().add(start)),
+                _mm512_loadu_ps(x.as_ptr().add(start)),
+            )
+        };
+        let d = _mm512_sub_ps(xv, mv);
+        let g = if RELU {
+            let above =
+                _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_add_ps(_mm512_mul_ps(d, av), bv), zero);
+            _mm512_maskz_mov_ps(above, g)
+        } else {
+            g
+        };
+        sums = _mm512_add_ps(sums, g);
+        dots = _mm512_add_ps(dots, _mm512_mul_ps(g, d));
+    }
+    let (mut s, mut t) = ([0f32; LANES], [0f32; LANES]);
+    // SAFETY: each array holds 16 floats.
+    unsafe {
+        _mm512_storeu_ps(s.as_mut_ptr(), sums);
+        _mm512_storeu_ps(t.as_mut_ptr(), dots);
+    }
+    (s, t)
 }
 
 /// The per-channel statistics of `x` (`[n, c, s]` flattened): mean and biased variance (two
