@@ -16,7 +16,7 @@
 //!   positions (`oy`, `ox`) of a batch of images.
 //! - Input gradient: the forward kernel computes [`super::geometry::flipped`]'s convolution.
 //!
-//! On CPUs with AVX-512F both kernels run in their 16-lane forms ([`super::wide`]): one register
+//! On CPUs with AVX-512F both kernels run in their 16-lane forms (`conv/wide.rs`): one register
 //! holds a forward block's 16 positions (blocks of 8 output channels) or a weight-gradient
 //! block's 16 output channels (calls of 12 fan-in elements); [`with_avx2`] keeps a thread on the
 //! AVX2 forms, to compare them and to test both.
@@ -216,40 +216,33 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                             let (plane, offsets) = (pad.plane, &offsets);
                             let split = steps[0] != LANES;
                             let xs = steps[0];
-                            match (isa, mr, split) {
-                                (Isa::Avx2, 6, _) => {
-                                    kernel::<6>(x, plane, offsets, cg, w, out, stride, steps)
-                                }
-                                (Isa::Avx2, 4, _) => {
-                                    kernel::<4>(x, plane, offsets, cg, w, out, stride, steps)
-                                }
-                                (Isa::Avx2, _, _) => {
-                                    kernel::<2>(x, plane, offsets, cg, w, out, stride, steps)
-                                }
-                                (Isa::Avx512, 8, false) => wide::kernel::<8, false>(
-                                    x, plane, offsets, cg, w, out, stride, xs,
-                                ),
-                                (Isa::Avx512, 6, false) => wide::kernel::<6, false>(
-                                    x, plane, offsets, cg, w, out, stride, xs,
-                                ),
-                                (Isa::Avx512, 4, false) => wide::kernel::<4, false>(
-                                    x, plane, offsets, cg, w, out, stride, xs,
-                                ),
-                                (Isa::Avx512, _, false) => wide::kernel::<2, false>(
-                                    x, plane, offsets, cg, w, out, stride, xs,
-                                ),
-                                (Isa::Avx512, 8, true) => wide::kernel::<8, true>(
-                                    x, plane, offsets, cg, w, out, stride, xs,
-                                ),
-                                (Isa::Avx512, 6, true) => wide::kernel::<6, true>(
-                                    x, plane, offsets, cg, w, out, stride, xs,
-                                ),
-                                (Isa::Avx512, 4, true) => wide::kernel::<4, true>(
-                                    x, plane, offsets, cg, w, out, stride, xs,
-                                ),
-                                (Isa::Avx512, _, true) => wide::kernel::<2, true>(
-                                    x, plane, offsets, cg, w, out, stride, xs,
-                                ),
+                            // The AVX-512 kernel for `mr` channels, split or not.
+                            macro_rules! wide_kernel {
+                                ($split:literal) => {
+                                    match mr {
+                                        8 => wide::kernel::<8, $split>(
+                                            x, plane, offsets, cg, w, out, stride, xs,
+                                        ),
+                                        6 => wide::kernel::<6, $split>(
+                                            x, plane, offsets, cg, w, out, stride, xs,
+                                        ),
+                                        4 => wide::kernel::<4, $split>(
+                                            x, plane, offsets, cg, w, out, stride, xs,
+                                        ),
+                                        _ => wide::kernel::<2, $split>(
+                                            x, plane, offsets, cg, w, out, stride, xs,
+                                        ),
+                                    }
+                                };
+                            }
+                            match (isa, split) {
+                                (Isa::Avx2, _) => match mr {
+                                    6 => kernel::<6>(x, plane, offsets, cg, w, out, stride, steps),
+                                    4 => kernel::<4>(x, plane, offsets, cg, w, out, stride, steps),
+                                    _ => kernel::<2>(x, plane, offsets, cg, w, out, stride, steps),
+                                },
+                                (Isa::Avx512, false) => wide_kernel!(false),
+                                (Isa::Avx512, true) => wide_kernel!(true),
                             }
                         }
                         #[cfg(not(target_arch = "x86_64"))]
