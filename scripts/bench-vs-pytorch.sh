@@ -55,17 +55,17 @@ threads=$(nproc)
 export GC_BENCH_THREADS=$threads RAYON_NUM_THREADS=$threads
 
 echo "== building our benches (release)"
-bench_binary() {
-    cargo bench --workspace --no-run --bench "$1" --message-format=json 2> /dev/null \
-        | python3 -c 'import json, sys
+# One build; cargo's JSON messages name the two executables (`optim_step` first, then
+# `train_step`).
+binaries=$(cargo bench --workspace --no-run --bench optim_step --bench train_step \
+    --message-format=json-render-diagnostics | python3 -c 'import json, sys
+found = {}
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
-        print(m["executable"])' "$1"
-}
-cargo bench --workspace --no-run --bench optim_step --bench train_step --quiet
-optim=$(bench_binary optim_step)
-train=$(bench_binary train_step)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        found[m["target"]["name"]] = m["executable"]
+print(found["optim_step"], found["train_step"])')
+read -r optim train <<< "$binaries"
 
 commit=$(git rev-parse --short HEAD)
 git diff --quiet HEAD -- crates || commit="$commit+uncommitted"

@@ -34,12 +34,11 @@ TRAIN_FIELDS = [
     ("peak_memory", 7, "MiB", True),
 ]
 OPTIMIZERS = ["sgd_gc", "adam_gc", "adamw_gcc", "adagrad_gcc"]
-TIMES = {"ms", "ns/param"}
 
 
-def run(cmd, env):
-    """Runs one bench process; its output, echoed indented. Exits on failure, naming the command."""
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+def run(cmd):
+    """Runs one bench process; its output. Exits on failure, naming the command."""
+    done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
         raise SystemExit(f"bench-vs-pytorch: `{' '.join(cmd)}` failed (status {done.returncode})")
@@ -69,15 +68,15 @@ def spread(values):
     return (max(values) - min(values)) / min(values)
 
 
-def comparison(title, ours_cmd, torch_cmds, parse, units, headline, pairs, env):
+def comparison(title, ours_cmd, torch_cmds, parse, units, headline, pairs):
     """Runs `pairs` rounds of one comparison; returns its summary rows and busy verdicts."""
     rounds = []
     for k in range(1, pairs + 1):
         print(f"== {title}: round {k} of {pairs}", flush=True)
-        ours = parse(run(ours_cmd, env))
+        ours = parse(run(ours_cmd))
         theirs = {}
         for version, cmd in torch_cmds.items():
-            theirs[version] = parse(run(cmd, env))
+            theirs[version] = parse(run(cmd))
         rounds.append((ours, theirs))
         for metric in ours:
             line = f"   {metric:<12} ours {ours[metric]:>10.3f} {units[metric]:<8}"
@@ -117,7 +116,6 @@ def main():
     torches = dict(t.split("=", 1) for t in args.torch)
     threads = os.environ.get("GC_BENCH_THREADS", str(os.cpu_count()))
     quick = ["--quick"] if args.quick else []
-    env = dict(os.environ)
 
     versions = {}
     for version, python in torches.items():
@@ -138,7 +136,7 @@ def main():
         ours = [args.optim_bench, *quick, "--only", ",".join(OPTIMIZERS)]
         theirs = {v: [p, args.torch_bench, "optim", *quick] for v, p in torches.items()}
         summary, busy = comparison("optimizer step, ResNet-50's parameters", ours, theirs,
-                                   optim_figures, units, OPTIMIZERS, args.pairs, env)
+                                   optim_figures, units, OPTIMIZERS, args.pairs)
         results.append(("optim_step", summary, busy))
     for model in [m for m in args.models.split(",") if m]:
         units = {name: unit for name, _, unit, _ in TRAIN_FIELDS}
@@ -147,7 +145,7 @@ def main():
         theirs = {v: [p, args.torch_bench, "train", model, *quick] for v, p in torches.items()}
         summary, busy = comparison(f"training step {model}, SGD_GC", ours, theirs,
                                    lambda out, m=model: train_figures(out, m), units, headline,
-                                   args.pairs, env)
+                                   args.pairs)
         results.append((model, summary, busy))
 
     print()

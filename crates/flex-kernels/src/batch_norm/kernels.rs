@@ -32,19 +32,24 @@ pub(super) fn gradient_sums<const RELU: bool>(
     m: f32,
     (a, b): (f32, f32),
 ) -> (f64, f64) {
-    let masked = |g: f32, d: f32| if !RELU || d * a + b > 0.0 { g } else { 0.0 };
     let len = dy.len();
     let full = len - len % LANES;
     let (sums, dots) = lane_gradient_sums::<RELU>(&dy[..full], &x[..full], m, (a, b));
     let (mut sum, mut dot) = (0f64, 0f64);
     for i in full..len {
         let d = x[i] - m;
-        let g = masked(dy[i], d);
+        let g = masked::<RELU>(dy[i], d, (a, b));
         sum += g as f64;
         dot += (g * d) as f64;
     }
     let total = |lanes: [f32; LANES]| lanes.iter().map(|&v| v as f64).sum::<f64>();
     (total(sums) + sum, total(dots) + dot)
+}
+
+/// `g` where there is no ReLU or its output `d · a + b` (`d` = x − m) is above 0, else 0.
+#[inline(always)]
+fn masked<const RELU: bool>(g: f32, d: f32, (a, b): (f32, f32)) -> f32 {
+    if !RELU || d * a + b > 0.0 { g } else { 0.0 }
 }
 
 /// The lanes of [`gradient_sums`] over whole chunks of [`LANES`] (`dy.len()` a multiple of it):
@@ -65,7 +70,7 @@ fn lane_gradient_sums<const RELU: bool>(
     for (dy, x) in dy.chunks_exact(LANES).zip(x.chunks_exact(LANES)) {
         for l in 0..LANES {
             let d = x[l] - m;
-            let g = if !RELU || d * a + b > 0.0 { dy[l] } else { 0.0 };
+            let g = masked::<RELU>(dy[l], d, (a, b));
             sums[l] += g;
             dots[l] += g * d;
         }

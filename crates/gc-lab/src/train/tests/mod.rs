@@ -86,6 +86,11 @@ fn test_device() -> crate::device::DeviceName {
     }
 }
 
+/// `run` on the test images ([`splits`]) into `dir`, without a progress bar.
+fn run_on_splits(cfg: &RunConfig, dir: &std::path::Path, resume: bool) -> Result<Summary> {
+    run(cfg, &splits(), dir, &ProgressBar::hidden(), resume)
+}
+
 /// Runs `cfg` for one epoch into `dir`, then, as if the process had died there (the summary
 /// gone, the checkpoint kept), resumes it to `cfg.epochs`.
 fn resume_after_first_epoch(cfg: &RunConfig, dir: &std::path::Path) -> Summary {
@@ -93,14 +98,14 @@ fn resume_after_first_epoch(cfg: &RunConfig, dir: &std::path::Path) -> Summary {
         epochs: 1,
         ..cfg.clone()
     };
-    run(&one, &splits(), dir, &ProgressBar::hidden(), false).unwrap();
+    run_on_splits(&one, dir, false).unwrap();
     write_atomic(
         &dir.join("config.json"),
         serde_json::to_string_pretty(cfg).unwrap().as_bytes(),
     )
     .unwrap();
     std::fs::remove_file(dir.join("summary.json")).unwrap();
-    run(cfg, &splits(), dir, &ProgressBar::hidden(), true).unwrap()
+    run_on_splits(cfg, dir, true).unwrap()
 }
 
 /// The test images' logits of the model a run folder checkpointed, on flex in inference mode.
@@ -179,14 +184,7 @@ fn a_run_trains_on_an_image_folder() {
 fn a_run_writes_its_folder_and_learns_an_easy_task() {
     let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = crate::test_dir("run-ok");
-    let summary = run(
-        &config(0.05),
-        &splits(),
-        &dir,
-        &ProgressBar::hidden(),
-        false,
-    )
-    .unwrap();
+    let summary = run_on_splits(&config(0.05), &dir, false).unwrap();
     assert_eq!(summary.epochs.len(), 2);
     assert!(summary.final_test_top1 > 90.0, "{summary:?}");
     for file in [
@@ -201,14 +199,7 @@ fn a_run_writes_its_folder_and_learns_an_easy_task() {
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
     // The same seed gives the same numbers.
-    let again = run(
-        &config(0.05),
-        &splits(),
-        &dir,
-        &ProgressBar::hidden(),
-        false,
-    )
-    .unwrap();
+    let again = run_on_splits(&config(0.05), &dir, false).unwrap();
     assert_eq!(again.epochs[1].train_loss, summary.epochs[1].train_loss);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -221,14 +212,7 @@ fn a_resumed_run_ends_with_the_numbers_of_an_uninterrupted_one() {
     let mut cfg = config(0.05);
     cfg.epochs = 3;
     let straight_dir = crate::test_dir("run-straight");
-    let straight = run(
-        &cfg,
-        &splits(),
-        &straight_dir,
-        &ProgressBar::hidden(),
-        false,
-    )
-    .unwrap();
+    let straight = run_on_splits(&cfg, &straight_dir, false).unwrap();
 
     let dir = crate::test_dir("run-resumed");
     let first = RunConfig {
@@ -255,9 +239,7 @@ fn a_resumed_run_ends_with_the_numbers_of_an_uninterrupted_one() {
     // A different config is refused.
     let mut other = first.clone();
     other.lr = 0.1;
-    let err = run(&other, &splits(), &dir, &ProgressBar::hidden(), true)
-        .unwrap_err()
-        .to_string();
+    let err = run_on_splits(&other, &dir, true).unwrap_err().to_string();
     assert!(err.contains("another config"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
     std::fs::remove_dir_all(straight_dir).unwrap();
@@ -267,15 +249,9 @@ fn a_resumed_run_ends_with_the_numbers_of_an_uninterrupted_one() {
 fn a_diverging_loss_stops_the_run_naming_epoch_and_step() {
     let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = crate::test_dir("run-nan");
-    let err = run(
-        &config(1e30),
-        &splits(),
-        &dir,
-        &ProgressBar::hidden(),
-        false,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = run_on_splits(&config(1e30), &dir, false)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("at epoch 1, step") && err.contains("lower the learning rate"),
         "{err}"
@@ -343,22 +319,20 @@ fn dropping_the_last_batch_trains_and_scores_whole_batches() {
     let mut cfg = config(0.05);
     cfg.epochs = 1;
     cfg.batch_size = 12;
-    let keep = run(&cfg, &splits(), &dir, &ProgressBar::hidden(), false).unwrap();
+    let keep = run_on_splits(&cfg, &dir, false).unwrap();
     assert_eq!((keep.data.trained_per_epoch, keep.data.scored), (64, 16));
     cfg.drop_last = DropLast {
         train: true,
         test: true,
     };
-    let dropped = run(&cfg, &splits(), &dir, &ProgressBar::hidden(), false).unwrap();
+    let dropped = run_on_splits(&cfg, &dir, false).unwrap();
     assert_eq!(
         (dropped.data.trained_per_epoch, dropped.data.scored),
         (60, 12)
     );
     for (batch, what) in [(65, "training"), (20, "test")] {
         cfg.batch_size = batch;
-        let err = run(&cfg, &splits(), &dir, &ProgressBar::hidden(), false)
-            .unwrap_err()
-            .to_string();
+        let err = run_on_splits(&cfg, &dir, false).unwrap_err().to_string();
         assert!(
             err.contains(what) && err.contains("--keep-last-batch"),
             "{err}"
@@ -379,7 +353,7 @@ fn bn_batch_splits_the_batch_norm_statistics() {
     let mut losses = Vec::new();
     for bn_batch in [None, Some(16), Some(4)] {
         cfg.bn_batch = bn_batch;
-        let summary = run(&cfg, &splits(), &dir, &ProgressBar::hidden(), false).unwrap();
+        let summary = run_on_splits(&cfg, &dir, false).unwrap();
         losses.push(summary.epochs[0].train_loss);
     }
     assert_eq!(losses[0], losses[1]);

@@ -29,21 +29,14 @@ fn n_devices_with_batch_b_train_as_one_with_batch_n_b() {
             ..cfg.clone()
         };
         let reference = dir.join(format!("one-{}", main).replace(':', "-"));
-        let expected = run(
-            &single,
-            &splits(),
-            &reference,
-            &ProgressBar::hidden(),
-            false,
-        )
-        .unwrap();
+        let expected = run_on_splits(&single, &reference, false).unwrap();
         let expected_logits = checkpointed_logits(&reference, cfg.model);
         let parallel = RunConfig {
             device: pair.parse().unwrap(),
             ..cfg.clone()
         };
         let out = dir.join(pair.replace([',', ':'], "-"));
-        let summary = run(&parallel, &splits(), &out, &ProgressBar::hidden(), false).unwrap();
+        let summary = run_on_splits(&parallel, &out, false).unwrap();
         for (a, b) in expected.epochs.iter().zip(&summary.epochs) {
             for (what, x, y) in [
                 ("train loss", a.train_loss, b.train_loss),
@@ -66,14 +59,7 @@ fn n_devices_with_batch_b_train_as_one_with_batch_n_b() {
         references.push((main, expected));
     }
     // Batch norm over all 16 on one device trains differently: the comparison can fail.
-    let whole = run(
-        &cfg,
-        &splits(),
-        &dir.join("whole"),
-        &ProgressBar::hidden(),
-        false,
-    )
-    .unwrap();
+    let whole = run_on_splits(&cfg, &dir.join("whole"), false).unwrap();
     assert_ne!(
         whole.epochs[0].train_loss,
         references[0].1.epochs[0].train_loss
@@ -93,14 +79,7 @@ fn a_resumed_data_parallel_run_ends_as_an_uninterrupted_one() {
         epochs: 2,
         ..config(0.05)
     };
-    let straight = run(
-        &cfg,
-        &splits(),
-        &dir.join("straight"),
-        &ProgressBar::hidden(),
-        false,
-    )
-    .unwrap();
+    let straight = run_on_splits(&cfg, &dir.join("straight"), false).unwrap();
     let resumed_dir = dir.join("resumed");
     let resumed = resume_after_first_epoch(&cfg, &resumed_dir);
     assert_eq!(resumed.epochs.len(), 2);
