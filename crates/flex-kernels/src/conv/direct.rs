@@ -17,8 +17,9 @@
 //! - Input gradient: the forward kernel computes [`super::geometry::flipped`]'s convolution.
 //!
 //! On CPUs with AVX-512F both kernels run in their 16-lane forms (`conv/wide.rs`): one register
-//! holds a forward block's 16 positions (blocks of 8 output channels) or a weight-gradient
-//! block's 16 output channels (calls of 12 fan-in elements); [`with_avx2`] keeps a thread on the
+//! holds a forward block's 16 positions (blocks of 8 output channels, two blocks of positions
+//! per call) or a weight-gradient block's 16 output channels (calls of 12 fan-in elements);
+//! [`with_avx2`] keeps a thread on the
 //! AVX2 forms, to compare them and to test both.
 //!
 //! The forward kernel's output positions past the last row and in the discarded columns read
@@ -167,6 +168,21 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
         Rows::Wide
     };
     let rowwise = rows_of != Rows::Wide;
+    // Each block of 16 positions: where it starts in the padded input and in the output rows.
+    let spots: Vec<(usize, usize)> = match rows_of {
+        Rows::Whole => (0..g.oh)
+            .flat_map(|oy| {
+                (0..g.ow)
+                    .step_by(nr)
+                    .map(move |ox| (oy * pad.wp + ox, oy * g.ow + ox))
+            })
+            .collect(),
+        Rows::Pairs => (0..g.oh)
+            .step_by(2)
+            .map(|oy| (oy * pad.wp, oy * g.ow))
+            .collect(),
+        Rows::Wide => (0..wide).step_by(nr).map(|q| (q, q)).collect(),
+    };
     // With `Rows::Wide`, the last block of the last plane reads up to `nr - 2` elements past it.
     let x_len = cg * pad.plane + nr;
     let mut y = vec![0f32; g.n * image_out];
@@ -197,76 +213,72 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                         Rows::Pairs => [pad.wp, g.ow],
                         _ => [LANES; 2],
                     };
-                    let mut run = |q: usize, at: usize| {
+                    // One kernel call for the blocks of positions `spots` (one, or with
+                    // AVX-512 two) and this block of channels.
+                    let run = |spots: &[(usize, usize)]| {
+                        let (q, at) = spots[0];
                         let (x, out) = (xpad[q..].as_ptr(), out[at..].as_mut_ptr());
+                        // Where each block lies from the first, in the input and the output.
+                        let from = |j: usize| (spots[j].0 - q, spots[j].1 - at);
                         // SAFETY: `fits` checked AVX2 and FMA. The kernel reads `x` at
-                        // `ci · plane + off + j · steps[0] + (0..8)` for `ci < cg`, `j < 2`: for
-                        // the real positions below `positions + off <= plane` (`Padded::of`;
-                        // pairs: `q + wp` is the next row's first position, both rows real), and
-                        // with `Rows::Wide` `q < wide <= positions + nr - 1` in all, inside
-                        // `x_len`; `w` holds `cg · taps · mr` weights; `out` is `mr` rows `stride`
-                        // apart, written at `at + j · steps[1] + (0..8)`: inside the tile's rows,
-                        // or inside the output plane (`ow` a multiple of 16; pairs: rows `oy` and
-                        // `oy + 1 < oh` of 8).
-                        // With AVX-512 (`isa` is `Avx512` only where the CPU has it), the
-                        // block's two 8-lane halves are one register: the same reads and
-                        // writes, `steps[1]` being 8 or the 8-wide rows' `ow` (contiguous).
+                        // `ci · plane + off + j · steps[0] + (0..8)` for `ci < cg`, `j < 2`
+                        // past each block's `q`: for the real positions below `positions + off
+                        // <= plane` (`Padded::of`; pairs: `q + wp` is the next row's first
+                        // position, both rows real), and with `Rows::Wide` `q < wide <=
+                        // positions + nr - 1` in all, inside `x_len`; `w` holds `cg · taps ·
+                        // mr` weights; `out` is `mr` rows `stride` apart, written at `at + j ·
+                        // steps[1] + (0..8)` past each block's `at`: inside the tile's rows, or
+                        // inside the output plane (`ow` a multiple of 16; pairs: rows `oy` and
+                        // `oy + 1 < oh` of 8). With AVX-512 (`isa` is `Avx512` only where the
+                        // CPU has it), a block's two 8-lane halves are one register: the same
+                        // reads and writes, `steps[1]` being 8 or the 8-wide rows' `ow`
+                        // (contiguous); two blocks in one call read and write what the two
+                        // calls would (`from` places the second one).
                         #[cfg(target_arch = "x86_64")]
                         unsafe {
                             let (plane, offsets) = (pad.plane, &offsets);
                             let split = steps[0] != LANES;
                             let xs = steps[0];
-                            // The AVX-512 kernel for `mr` channels, split or not.
+                            // The AVX-512 kernel for `mr` channels, split or not, at `$at`.
                             macro_rules! wide_kernel {
-                                ($split:literal) => {
+                                ($split:literal, $at:expr) => {
                                     match mr {
-                                        8 => wide::kernel::<8, $split>(
-                                            x, plane, offsets, cg, w, out, stride, xs,
+                                        8 => wide::kernel::<8, _, $split>(
+                                            x, plane, offsets, cg, w, out, stride, xs, $at,
                                         ),
-                                        6 => wide::kernel::<6, $split>(
-                                            x, plane, offsets, cg, w, out, stride, xs,
+                                        6 => wide::kernel::<6, _, $split>(
+                                            x, plane, offsets, cg, w, out, stride, xs, $at,
                                         ),
-                                        4 => wide::kernel::<4, $split>(
-                                            x, plane, offsets, cg, w, out, stride, xs,
+                                        4 => wide::kernel::<4, _, $split>(
+                                            x, plane, offsets, cg, w, out, stride, xs, $at,
                                         ),
-                                        _ => wide::kernel::<2, $split>(
-                                            x, plane, offsets, cg, w, out, stride, xs,
+                                        _ => wide::kernel::<2, _, $split>(
+                                            x, plane, offsets, cg, w, out, stride, xs, $at,
                                         ),
                                     }
                                 };
                             }
-                            match (isa, split) {
-                                (Isa::Avx2, _) => match mr {
+                            match (isa, split, spots.len()) {
+                                (Isa::Avx2, _, _) => match mr {
                                     6 => kernel::<6>(x, plane, offsets, cg, w, out, stride, steps),
                                     4 => kernel::<4>(x, plane, offsets, cg, w, out, stride, steps),
                                     _ => kernel::<2>(x, plane, offsets, cg, w, out, stride, steps),
                                 },
-                                (Isa::Avx512, false) => wide_kernel!(false),
-                                (Isa::Avx512, true) => wide_kernel!(true),
+                                (Isa::Avx512, false, 1) => wide_kernel!(false, [from(0)]),
+                                (Isa::Avx512, true, 1) => wide_kernel!(true, [from(0)]),
+                                (Isa::Avx512, false, _) => wide_kernel!(false, [from(0), from(1)]),
+                                (Isa::Avx512, true, _) => wide_kernel!(true, [from(0), from(1)]),
                             }
                         }
                         #[cfg(not(target_arch = "x86_64"))]
-                        unreachable!("`fits` holds on x86-64 only ({x:?}, {out:?})");
+                        unreachable!("`fits` holds on x86-64 only ({x:?}, {out:?}, {from:?})");
                     };
-                    match rows_of {
-                        Rows::Whole => {
-                            for oy in 0..g.oh {
-                                for ox in (0..g.ow).step_by(nr) {
-                                    run(oy * pad.wp + ox, oy * g.ow + ox);
-                                }
-                            }
-                        }
-                        Rows::Pairs => {
-                            for oy in (0..g.oh).step_by(2) {
-                                run(oy * pad.wp, oy * g.ow);
-                            }
-                        }
-                        Rows::Wide => {
-                            for q in (0..wide).step_by(nr) {
-                                run(q, q);
-                            }
-                        }
-                    }
+                    // AVX2's kernel holds one block of positions, AVX-512's two.
+                    let per_call = match isa {
+                        Isa::Avx2 => 1,
+                        Isa::Avx512 => 2,
+                    };
+                    spots.chunks(per_call).for_each(run);
                 };
                 let dst = &mut out[group * og * p..][..og * p];
                 let mut rest = if rowwise {
@@ -456,11 +468,7 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                                 row[og..].fill(0.0);
                             }
                         }
-                        for (o, plane) in from.chunks_exact(p).enumerate() {
-                            for (q, v) in plane.iter().enumerate() {
-                                to[q * cols + o] = *v;
-                            }
-                        }
+                        transpose(from, p, to, cols);
                     }
                     let (xpad, grad) = (&*xpad, &*grad);
                     let chunk = |(c, dst): (usize, &mut [f32])| {
@@ -516,6 +524,25 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     });
     dw
 }
+
+/// `to[q · cols + o] = from[o · p + q]` for every plane `o` of `from` and position `q < p`, in
+/// tiles of [`TILE`] positions: a tile's rows of `to` stay in L1 while every plane writes into
+/// them (position by position over a whole plane, the rows of a 16-channel layer's image, 64 KiB,
+/// left L1 before the next plane came back to them).
+fn transpose(from: &[f32], p: usize, to: &mut [f32], cols: usize) {
+    for q0 in (0..p).step_by(TILE) {
+        let q1 = (q0 + TILE).min(p);
+        let rows = &mut to[q0 * cols..q1 * cols];
+        for (o, plane) in from.chunks_exact(p).enumerate() {
+            for (row, v) in rows.chunks_exact_mut(cols).zip(&plane[q0..q1]) {
+                row[o] = *v;
+            }
+        }
+    }
+}
+
+/// Positions per tile of [`transpose`].
+const TILE: usize = 16;
 
 /// The sizes [`kernel_dw`] walks: output rows and columns, padded width, `dy`'s row length,
 /// and how far apart one image's padded planes and transposed `dy` lie.

@@ -1,11 +1,12 @@
 //! The AVX-512 forms of [`super::direct`]'s two kernels: 16 f32 lanes per register and 32
 //! registers, where the CPU has AVX-512F (`direct` picks them, unless [`super::direct::with_avx2`]
-//! says otherwise). Same blocking as the AVX2 kernels, so the callers' layouts and bounds carry
-//! over: the forward kernel holds a block of `MR` output channels by 16 positions (one register
-//! per channel, up to 8) and the weight gradient 16 output channels (one register) by up to 12
-//! fan-in elements. Each FMA takes its broadcast operand straight from memory, so a step of the
-//! forward kernel is one load of the input and `MR` fused multiply-adds, twice the lanes of the
-//! AVX2 kernel's.
+//! says otherwise). The blocks of positions are the AVX2 kernels' (16 positions each), so the
+//! callers' layouts and bounds carry over: the forward kernel holds `MR` output channels (up to
+//! 8) by one or two such blocks, one register per channel and block, and the weight gradient 16
+//! output channels (one register) by up to 12 fan-in elements. With two blocks, a step of the
+//! forward kernel loads two input vectors and `MR` broadcast weights for `2 · MR` fused
+//! multiply-adds (one block alone: one load per `MR` FMAs plus the broadcasts, which left the
+//! loads, not the FMA units, setting the pace).
 
 /// f32 lanes of an AVX-512 register: the 16 positions of a forward block, the 16 output
 /// channels of a weight-gradient block.
@@ -18,10 +19,12 @@ pub(super) const MR: usize = 8;
 /// Fan-in elements per call of the weight-gradient kernel.
 pub(super) const FAN: usize = 12;
 
-/// The forward kernel: `out[r · stride + l]` for `r < M`, `l < 16` is the sum over `ci < cg`
-/// and the taps `t` of `w[(ci · taps + t) · M + r] · x[ci · plane + offsets[t] + l']`, where
-/// `l' = l` (`SPLIT` false) or, with `SPLIT`, `l` for `l < 8` and `xstep + l − 8` after (two
-/// 8-wide output rows a padded row apart).
+/// The forward kernel: for each of the `NB` vectors `j` at `(xd, od) = at[j]`, `out[od + r ·
+/// stride + l]` for `r < M`, `l < 16` is the sum over `ci < cg` and the taps `t` of `w[(ci ·
+/// taps + t) · M + r] · x[xd + ci · plane + offsets[t] + l']`, where `l' = l` (`SPLIT` false)
+/// or, with `SPLIT`, `l` for `l < 8` and `xstep + l − 8` after (two 8-wide output rows a padded
+/// row apart). With two vectors, a step loads two inputs and one broadcast weight per channel
+/// for `2 · M` fused multiply-adds, so that the FMA units, not the loads, set the pace.
 ///
 /// # Safety
 /// The CPU has AVX-512F; `x` is readable at every such index, `w` has `cg · taps · M`
@@ -29,7 +32,7 @@ pub(super) const FAN: usize = 12;
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn kernel<const M: usize, const SPLIT: bool>(
+pub(super) unsafe fn kernel<const M: usize, const NB: usize, const SPLIT: bool>(
     x: *const f32,
     plane: usize,
     offsets: &[usize],
@@ -38,34 +41,43 @@ pub(super) unsafe fn kernel<const M: usize, const SPLIT: bool>(
     out: *mut f32,
     stride: usize,
     xstep: usize,
+    at: [(usize, usize); NB],
 ) {
     use std::arch::x86_64::*;
-    let mut acc = [_mm512_setzero_ps(); M];
+    let mut acc = [[_mm512_setzero_ps(); NB]; M];
     let mut weights = w.chunks_exact(M);
     for ci in 0..cg {
         // SAFETY (all pointer reads and writes below): the caller's contract.
         let channel = unsafe { x.add(ci * plane) };
         for &off in offsets {
-            let src = unsafe { channel.add(off) };
-            let xv = if SPLIT {
-                let (lo, hi) = unsafe { (_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(xstep))) };
-                let both = _mm512_insertf64x4(
-                    _mm512_castpd256_pd512(_mm256_castps_pd(lo)),
-                    _mm256_castps_pd(hi),
-                    1,
-                );
-                _mm512_castpd_ps(both)
-            } else {
-                unsafe { _mm512_loadu_ps(src) }
-            };
+            let xv: [__m512; NB] = std::array::from_fn(|j| {
+                let src = unsafe { channel.add(at[j].0 + off) };
+                if SPLIT {
+                    let (lo, hi) =
+                        unsafe { (_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(xstep))) };
+                    let both = _mm512_insertf64x4(
+                        _mm512_castpd256_pd512(_mm256_castps_pd(lo)),
+                        _mm256_castps_pd(hi),
+                        1,
+                    );
+                    _mm512_castpd_ps(both)
+                } else {
+                    unsafe { _mm512_loadu_ps(src) }
+                }
+            });
             let wr = weights.next().expect("cg · taps blocks of weights");
             for r in 0..M {
-                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(wr[r]), xv, acc[r]);
+                let wv = _mm512_set1_ps(wr[r]);
+                for j in 0..NB {
+                    acc[r][j] = _mm512_fmadd_ps(wv, xv[j], acc[r][j]);
+                }
             }
         }
     }
-    for (r, v) in acc.iter().enumerate() {
-        unsafe { _mm512_storeu_ps(out.add(r * stride), *v) };
+    for (r, row) in acc.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            unsafe { _mm512_storeu_ps(out.add(at[j].1 + r * stride), *v) };
+        }
     }
 }
 
