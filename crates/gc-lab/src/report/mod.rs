@@ -1,6 +1,7 @@
 //! Tables and plots from finished runs (their `summary.json` files only).
 
 pub mod plot;
+pub mod style;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

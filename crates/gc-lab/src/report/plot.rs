@@ -1,27 +1,30 @@
 //! Curves per epoch, one line per arm (mean over seeds) with a band from the lowest to the highest
-//! seed, as SVG and PNG.
+//! seed, as SVG and PNG. Each arm keeps its look ([`super::style`]); the legend stands in a
+//! column right of the chart, never over the curves.
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::style::{Look, looks};
 use super::{Arm, per_epoch};
 use crate::train::EpochMetrics;
 
-const SIZE: (u32, u32) = (960, 600);
+/// The chart's own size, left of the legend column.
+const CHART: (u32, u32) = (900, 600);
 
-/// Colours that stay apart for the first arms (baseline first, GC variant second).
-const COLOURS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(255, 127, 14),
-    RGBColor(23, 190, 207),
-];
+/// The legend column: its margins and line sample, the height of an entry, and the width of
+/// one character of its labels (an upper bound for the embedded font at [`LEGEND_FONT`]).
+const LEGEND_PAD: i32 = 16;
+const LEGEND_SAMPLE: i32 = 64;
+const LEGEND_ROW: i32 = 30;
+const LEGEND_FONT: u32 = 18;
+const LEGEND_CHAR: u32 = 11;
 
 fn register_font() {
     static ONCE: Once = Once::new();
@@ -60,34 +63,49 @@ const CURVES: [Curve<'static>; 2] = [
 /// Write `loss.{svg,png}` and `accuracy.{svg,png}` into `dir`.
 pub fn curves(arms: &[Arm], dir: &Path) -> Result<Vec<PathBuf>> {
     register_font();
+    let names: Vec<String> = arms
+        .iter()
+        .map(|arm| format!("{} (n={})", arm.label, arm.runs.len()))
+        .collect();
+    let labels: Vec<&str> = arms.iter().map(|arm| arm.label.as_str()).collect();
+    let looks = looks(&labels);
+    let widest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0) as u32;
+    let legend = 2 * LEGEND_PAD as u32 + LEGEND_SAMPLE as u32 + 12 + LEGEND_CHAR * widest;
+    let size = (CHART.0 + legend, CHART.1);
     let mut written = Vec::new();
     for curve in &CURVES {
         let svg = dir.join(format!("{}.svg", curve.file));
-        draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), arms, curve)?;
+        let area = SVGBackend::new(&svg, size).into_drawing_area();
+        draw(area, arms, &names, &looks, curve)?;
         let png = dir.join(format!("{}.png", curve.file));
-        draw(
-            BitMapBackend::new(&png, SIZE).into_drawing_area(),
-            arms,
-            curve,
-        )?;
+        let area = BitMapBackend::new(&png, size).into_drawing_area();
+        draw(area, arms, &names, &looks, curve)?;
         written.push(svg);
         written.push(png);
     }
     Ok(written)
 }
 
-fn draw<DB: DrawingBackend>(area: DrawingArea<DB, Shift>, arms: &[Arm], curve: &Curve) -> Result<()>
+/// One figure: the chart in the left `CHART.0` pixels, the legend (`names` in `looks`) right
+/// of it.
+fn draw<DB: DrawingBackend>(
+    area: DrawingArea<DB, Shift>,
+    arms: &[Arm],
+    names: &[String],
+    looks: &[Look],
+    curve: &Curve,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing {}: {e:?}", curve.file);
     area.fill(&WHITE).map_err(err)?;
-    // Per arm: its legend name and, per epoch, (epoch, mean, lowest, highest) over seeds.
-    type Points = Vec<(usize, f64, f64, f64)>;
-    let series: Vec<(String, Points)> = arms
+    let (area, legend) = area.split_horizontally(CHART.0);
+    // Per arm, per epoch: (epoch, mean, lowest, highest) over seeds.
+    let series: Vec<Vec<(usize, f64, f64, f64)>> = arms
         .iter()
         .map(|arm| {
-            let points = per_epoch(arm, curve.value)
+            per_epoch(arm, curve.value)
                 .into_iter()
                 .map(|(epoch, values)| {
                     let mean = values.iter().sum::<f64>() / values.len() as f64;
@@ -95,11 +113,10 @@ where
                     let hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                     (epoch, mean, lo, hi)
                 })
-                .collect();
-            (format!("{} (n={})", arm.label, arm.runs.len()), points)
+                .collect()
         })
         .collect();
-    let all = series.iter().flat_map(|(_, p)| p);
+    let all = series.iter().flatten();
     let max_epoch = all.clone().map(|p| p.0).max().unwrap_or(1).max(2);
     let (mut lo, mut hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
         (lo.min(p.2), hi.max(p.3))
@@ -123,8 +140,7 @@ where
         .axis_desc_style(("sans-serif", 18))
         .draw()
         .map_err(err)?;
-    for (i, (name, points)) in series.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
+    for (points, look) in series.iter().zip(looks) {
         let band: Vec<(f64, f64)> = points
             .iter()
             .map(|p| (p.0 as f64, p.3))
@@ -133,28 +149,43 @@ where
         chart
             .draw_series(std::iter::once(Polygon::new(
                 band,
-                colour.mix(0.18).filled(),
+                look.hue.mix(0.15).filled(),
             )))
             .map_err(err)?;
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().map(|p| (p.0 as f64, p.1)),
-                colour.stroke_width(3),
-            ))
-            .map_err(err)?
-            .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 18))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
+        let line: Vec<(f64, f64)> = points.iter().map(|p| (p.0 as f64, p.1)).collect();
+        let style = look.hue.stroke_width(3);
+        match look.dash {
+            None => chart
+                .draw_series(std::iter::once(PathElement::new(line, style)))
+                .map(|_| ()),
+            Some((dash, gap)) => chart
+                .draw_series(std::iter::once(DashedPathElement::new(
+                    line, dash, gap, style,
+                )))
+                .map(|_| ()),
+        }
         .map_err(err)?;
+    }
+    // The legend: a sample of each arm's line, then its name, one row each.
+    for (i, (name, look)) in names.iter().zip(looks).enumerate() {
+        let y = 2 * LEGEND_PAD + LEGEND_ROW * i as i32;
+        let sample = [(LEGEND_PAD, y), (LEGEND_PAD + LEGEND_SAMPLE, y)];
+        let style = look.hue.stroke_width(3);
+        match look.dash {
+            None => legend.draw(&PathElement::new(sample, style)),
+            Some((dash, gap)) => legend.draw(&DashedPathElement::new(sample, dash, gap, style)),
+        }
+        .map_err(err)?;
+        let font = TextStyle::from(("sans-serif", LEGEND_FONT).into_font())
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        legend
+            .draw(&Text::new(
+                name.as_str(),
+                (LEGEND_PAD + LEGEND_SAMPLE + 12, y),
+                font,
+            ))
+            .map_err(err)?;
+    }
     area.present().map_err(err)?;
     Ok(())
 }
@@ -178,6 +209,43 @@ mod tests {
         assert!(svg.contains("sgd_gc (n=1)") && svg.contains("Training loss"));
         let png = std::fs::read(dir.join("accuracy.png")).unwrap();
         assert_eq!(&png[1..4], b"PNG");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The legend's names stand right of the chart, where no curve is drawn (the legend sat in
+    /// the chart's upper right corner before, over the curves of a rising accuracy).
+    #[test]
+    fn the_legend_stands_beside_the_chart() {
+        let dir = crate::test_dir("plot-legend");
+        let arms = arms(vec![
+            summary("sgd", 0, &[1.0, 0.5, 0.3], &[50.0, 60.0, 70.0]),
+            summary("sgd_gc", 0, &[0.8, 0.3, 0.2], &[55.0, 66.0, 72.0]),
+            summary("adam", 0, &[0.9, 0.4, 0.3], &[52.0, 61.0, 69.0]),
+        ]);
+        curves(&arms, &dir).unwrap();
+        let svg = std::fs::read_to_string(dir.join("accuracy.svg")).unwrap();
+        let mut names = 0;
+        for text in svg.split("<text").skip(1) {
+            let body = &text[text.find('>').unwrap() + 1..text.find("</text>").unwrap()];
+            if !body.contains("(n=") {
+                continue;
+            }
+            let x: f64 = text
+                .split("x=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                x > f64::from(CHART.0),
+                "{body} at x = {x}, inside the chart"
+            );
+            names += 1;
+        }
+        assert_eq!(names, 3);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
