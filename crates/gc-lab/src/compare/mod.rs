@@ -14,7 +14,7 @@ use crate::report::{arms, show_report};
 use crate::seed_arms;
 use crate::suites::{Suite, SuiteSettings, hyper_for, lr_for};
 use crate::train::files::create_dir;
-use crate::train::{RunConfig, STOP, Summary, progress_bar, run};
+use crate::train::{RunConfig, RunOptions, STOP, Summary, progress_bar, run};
 
 /// What to compare, and how; every setting the suite gives can be overridden.
 #[derive(Args, Debug, Clone)]
@@ -101,6 +101,11 @@ pub struct CompareArgs {
     /// epoch's checkpoint (ending with the numbers an uninterrupted run gives), missing ones start.
     #[arg(long, requires = "out")]
     pub resume: bool,
+    /// Also write TensorBoard event files, one folder per run: DIR/<arm>/seed<k>/ (per step
+    /// train/loss, train/top1, train/lr; per epoch epoch/*, the columns of metrics.csv); view
+    /// them with `tensorboard --logdir DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
 }
 
 /// Seconds since the Unix epoch as `YYYYmmdd-HHMMSS` (UTC), for default folder names.
@@ -257,7 +262,16 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                     println!("{} seed {seed}: finished earlier, kept", config.label);
                     summary
                 }
-                None => run(&config, &splits, &dir, &bar, args.resume)?,
+                None => {
+                    let options = RunOptions {
+                        resume: args.resume,
+                        tensorboard: args
+                            .tensorboard
+                            .as_ref()
+                            .map(|tb| tb.join(&config.label).join(format!("seed{seed}"))),
+                    };
+                    run(&config, &splits, &dir, &bar, &options)?
+                }
             };
             let interrupted = summary.interrupted;
             summaries.push(summary);

@@ -27,6 +27,7 @@ fn tiny(out: &Path, resume: bool) -> CompareArgs {
         workers: 1,
         target_loss: None,
         resume,
+        tensorboard: None,
     }
 }
 
@@ -36,7 +37,20 @@ fn tiny(out: &Path, resume: bool) -> CompareArgs {
 fn compares_arms_over_seeds_and_resumes_without_training_again() {
     let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
     let out = crate::test_dir("compare");
-    compare(tiny(&out, false)).unwrap();
+    let events = out.join("tensorboard");
+    compare(CompareArgs {
+        tensorboard: Some(events.clone()),
+        ..tiny(&out, false)
+    })
+    .unwrap();
+    // --tensorboard: one folder of event files per arm and seed.
+    for arm in ["sgd", "sgd_gc"] {
+        for seed in [0, 1] {
+            let dir = events.join(arm).join(format!("seed{seed}"));
+            let files = crate::train::tensorboard::event_files(&dir).unwrap();
+            assert_eq!(files.len(), 1, "{}", dir.display());
+        }
+    }
     let summary = |arm: &str, seed: u64| {
         let path = out
             .join(arm)

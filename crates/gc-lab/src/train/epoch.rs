@@ -12,6 +12,7 @@ use burn::tensor::Device;
 use gradient_centralization::{check_gradients, check_lr};
 use indicatif::ProgressBar;
 
+use super::tensorboard::EventWriter;
 use super::{RunConfig, STOP, parallel, top_k_correct};
 use crate::data::augment::Rng;
 use crate::data::loader::{Batches, DropLast, EpochPlan};
@@ -51,13 +52,14 @@ pub(super) enum EpochEnd {
 impl Epoch<'_> {
     /// Trains `model` on the epoch's batches of `train`, in an order that depends on the seed and
     /// the epoch alone. Stops with an error naming the step when the loss or a gradient is not
-    /// finite.
+    /// finite. Adds each step's loss, accuracy and learning rate to `events`, if given.
     pub fn train(
         &self,
         mut model: Net,
         optimizer: &mut ModuleOptimizer,
         train: &Arc<Images>,
         normalize: &Arc<Normalize>,
+        mut events: Option<&mut EventWriter>,
     ) -> Result<(Net, EpochEnd)> {
         let Epoch {
             config,
@@ -145,6 +147,16 @@ impl Epoch<'_> {
                 model = optimizer.step(lr, model, grads);
                 (loss_value, right)
             };
+            if let Some(events) = events.as_deref_mut() {
+                events.scalars(
+                    (epoch * steps_per_epoch + step + 1) as i64,
+                    &[
+                        ("train/loss", loss_value),
+                        ("train/top1", 100.0 * right as f64 / n as f64),
+                        ("train/lr", lr),
+                    ],
+                );
+            }
             correct += right;
             loss_sum += loss_value * n as f64;
             seen += n;

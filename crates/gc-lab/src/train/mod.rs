@@ -8,11 +8,12 @@ mod folder;
 mod parallel;
 pub mod schedule;
 mod summary;
+pub mod tensorboard;
 
 pub use evaluate::top_k_correct;
 pub use summary::{DataInfo, EpochMetrics, Summary};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -31,6 +32,7 @@ use crate::models::{Init, ModelName, Net};
 use epoch::{Epoch, EpochEnd};
 use files::write_atomic;
 use schedule::Schedule;
+use tensorboard::EventWriter;
 
 /// Everything that defines a run; saved as `config.json` beside its results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +93,18 @@ impl RunConfig {
     }
 }
 
+/// How a run goes about its work, beyond the numbers its [`RunConfig`] fixes.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Continue from the run folder's checkpoint (see [`run`]).
+    pub resume: bool,
+    /// Also write the run's scalars as TensorBoard event files into this folder: per step
+    /// `train/loss`, `train/top1` (the batch's, in %) and `train/lr`, at the step counted over
+    /// the whole run from 1; per epoch `epoch/*` (the columns of `metrics.csv`) at the epoch's
+    /// number. Each epoch's events reach the file with its checkpoint.
+    pub tensorboard: Option<PathBuf>,
+}
+
 /// Set by Ctrl-C: the loop finishes its batch, saves what it has and stops.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -116,16 +130,18 @@ pub fn stop_on_ctrl_c() {
 ///
 /// After every epoch the model and optimizer are checkpointed. With `resume`, a run folder holding a
 /// checkpoint continues from it (its `config.json` must match `config`) and ends with the same
-/// numbers as a run that was never interrupted; without a checkpoint it starts afresh.
+/// numbers as a run that was never interrupted; without a checkpoint it starts afresh. With
+/// `options.tensorboard`, a resumed run starts a new event file there, from its first epoch
+/// not yet done.
 pub fn run(
     config: &RunConfig,
     splits: &Splits,
     out_dir: &Path,
     bar: &ProgressBar,
-    resume: bool,
+    options: &RunOptions,
 ) -> Result<Summary> {
     let started = Instant::now();
-    let resumed = folder::prepare(config, out_dir, resume)?;
+    let resumed = folder::prepare(config, out_dir, options.resume)?;
 
     let devices: Vec<Device> = config
         .device
@@ -198,6 +214,11 @@ pub fn run(
         None => (0, Vec::new()),
     };
 
+    let mut events = options
+        .tensorboard
+        .as_deref()
+        .map(EventWriter::create)
+        .transpose()?;
     let mut interrupted = false;
     let (mut trained_per_epoch, mut scored) = (0, 0);
     for index in first_epoch..config.epochs {
@@ -209,7 +230,8 @@ pub fn run(
             bar,
         };
         let epoch_started = Instant::now();
-        let (trained, end) = epoch.train(model, &mut optimizer, &train, &normalize)?;
+        let (trained, end) =
+            epoch.train(model, &mut optimizer, &train, &normalize, events.as_mut())?;
         model = trained;
         let train_seconds = epoch_started.elapsed().as_secs_f64();
         let EpochEnd::Finished {
@@ -238,6 +260,21 @@ pub fn run(
         };
         folder::append_epoch(out_dir, &metrics)?;
         checkpoint::save(out_dir, &model, &optimizer, index + 1)?;
+        if let Some(events) = events.as_mut() {
+            events.scalars(
+                metrics.epoch as i64,
+                &[
+                    ("epoch/lr", metrics.lr),
+                    ("epoch/train_loss", metrics.train_loss),
+                    ("epoch/train_top1", metrics.train_top1),
+                    ("epoch/test_loss", metrics.test_loss),
+                    ("epoch/test_top1", metrics.test_top1),
+                    ("epoch/test_top5", metrics.test_top5),
+                    ("epoch/images_per_second", metrics.images_per_second),
+                ],
+            );
+            events.commit()?;
+        }
         // `suspend` prints whether or not a terminal shows the bar (logs get the lines too).
         bar.suspend(|| {
             println!(

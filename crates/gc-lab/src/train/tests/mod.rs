@@ -1,7 +1,8 @@
 //! Runs on tiny generated data: a run folder, resuming, stopping on NaN, top-k; data parallelism
-//! in `parallel.rs`.
+//! in `parallel.rs`, TensorBoard event files in `tensorboard.rs`.
 
 mod parallel;
+mod tensorboard;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -88,7 +89,11 @@ fn test_device() -> crate::device::DeviceName {
 
 /// `run` on the test images ([`splits`]) into `dir`, without a progress bar.
 fn run_on_splits(cfg: &RunConfig, dir: &std::path::Path, resume: bool) -> Result<Summary> {
-    run(cfg, &splits(), dir, &ProgressBar::hidden(), resume)
+    let options = RunOptions {
+        resume,
+        tensorboard: None,
+    };
+    run(cfg, &splits(), dir, &ProgressBar::hidden(), &options)
 }
 
 /// Runs `cfg` for one epoch into `dir`, then, as if the process had died there (the summary
@@ -160,7 +165,7 @@ fn a_run_trains_on_an_image_folder() {
         &splits,
         &dir.join("run"),
         &ProgressBar::hidden(),
-        false,
+        &RunOptions::default(),
     )
     .unwrap();
     assert_eq!(summary.epochs.len(), 1);
@@ -172,7 +177,7 @@ fn a_run_trains_on_an_image_folder() {
         &splits,
         &dir.join("run2"),
         &ProgressBar::hidden(),
-        false,
+        &RunOptions::default(),
     )
     .unwrap_err()
     .to_string();
