@@ -19,6 +19,7 @@ pub mod recipe;
 pub mod report;
 pub mod seed_arms;
 pub mod suites;
+pub mod sweep;
 pub mod train;
 
 #[cfg(test)]

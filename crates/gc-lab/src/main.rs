@@ -25,6 +25,9 @@ struct Cli {
 enum Command {
     /// Train several optimizers over several seeds on one suite; write a table and plots.
     Compare(Box<CompareArgs>),
+    /// Run the comparison at every value of one setting (--over lr|base-lr|weight-decay
+    /// --values ...); write a table and plots of the final accuracy and loss against the value.
+    Sweep(Box<gc_lab::sweep::SweepArgs>),
     /// Redraw the table and plots from finished runs (folders holding summary.json files).
     Report {
         /// Run folders (searched recursively for summary.json).
@@ -74,6 +77,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => run_compare(DefaultJob::parse_from(["gclab"]).args),
         Some(Command::Compare(args)) => run_compare(*args),
+        Some(Command::Sweep(args)) => {
+            gc_lab::train::stop_on_ctrl_c();
+            gc_lab::sweep::sweep(*args)
+        }
         Some(Command::Report {
             runs,
             out,

@@ -330,4 +330,4 @@ fn finished_run(dir: &Path, config: &RunConfig) -> Option<Summary> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Two arms x two seeds of one short epoch on 30 images of the shipped Fashion-MNIST subset.
-fn tiny(out: &Path, resume: bool) -> CompareArgs {
+pub(crate) fn tiny(out: &Path, resume: bool) -> CompareArgs {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
     CompareArgs {
         suite: Suite::Fashion,

@@ -60,64 +60,105 @@ const CURVES: [Curve<'static>; 2] = [
     },
 ];
 
+/// One figure: per series (arm), points `(x, mean, lowest, highest)` over seeds, drawn as a
+/// line through the means in a band from the lowest to the highest.
+pub struct Figure {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// Names for the x positions 0, 1, ... (a grid's values, evenly spaced); `None`: a numeric
+    /// axis from 1 (epochs).
+    pub x_names: Option<Vec<String>>,
+    pub series: Vec<Vec<(f64, f64, f64, f64)>>,
+}
+
 /// Write `loss.{svg,png}` and `accuracy.{svg,png}` into `dir`.
 pub fn curves(arms: &[Arm], dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for curve in &CURVES {
+        let series = arms
+            .iter()
+            .map(|arm| {
+                per_epoch(arm, curve.value)
+                    .into_iter()
+                    .map(|(epoch, values)| spread(epoch as f64, &values))
+                    .collect()
+            })
+            .collect();
+        let figure = Figure {
+            title: curve.title.into(),
+            x_label: "epoch".into(),
+            y_label: curve.y_label.into(),
+            x_names: None,
+            series,
+        };
+        written.extend(write(&figure, &legend(arms), dir, curve.file)?);
+    }
+    Ok(written)
+}
+
+/// `(x, mean, lowest, highest)` of `values`.
+pub fn spread(x: f64, values: &[f64]) -> (f64, f64, f64, f64) {
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let lo = values.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    (x, mean, lo, hi)
+}
+
+/// Each arm's label and its name in a legend: the label and its number of runs.
+pub fn legend(arms: &[Arm]) -> Vec<(String, String)> {
+    arms.iter()
+        .map(|arm| {
+            let name = format!("{} (n={})", arm.label, arm.runs.len());
+            (arm.label.clone(), name)
+        })
+        .collect()
+}
+
+/// Writes `figure` as `<file>.svg` and `<file>.png` into `dir`, a series per entry of `legend`
+/// (the arm's label, which sets its look, and the name shown).
+pub fn write(
+    figure: &Figure,
+    legend: &[(String, String)],
+    dir: &Path,
+    file: &str,
+) -> Result<Vec<PathBuf>> {
     register_font();
-    let names: Vec<String> = arms
-        .iter()
-        .map(|arm| format!("{} (n={})", arm.label, arm.runs.len()))
-        .collect();
-    let labels: Vec<&str> = arms.iter().map(|arm| arm.label.as_str()).collect();
+    let labels: Vec<&str> = legend.iter().map(|(label, _)| label.as_str()).collect();
+    let names: Vec<String> = legend.iter().map(|(_, name)| name.clone()).collect();
     let looks = looks(&labels);
     let widest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0) as u32;
     let legend = 2 * LEGEND_PAD as u32 + LEGEND_SAMPLE as u32 + 12 + LEGEND_CHAR * widest;
     let size = (CHART.0 + legend, CHART.1);
-    let mut written = Vec::new();
-    for curve in &CURVES {
-        let svg = dir.join(format!("{}.svg", curve.file));
-        let area = SVGBackend::new(&svg, size).into_drawing_area();
-        draw(area, arms, &names, &looks, curve)?;
-        let png = dir.join(format!("{}.png", curve.file));
-        let area = BitMapBackend::new(&png, size).into_drawing_area();
-        draw(area, arms, &names, &looks, curve)?;
-        written.push(svg);
-        written.push(png);
-    }
-    Ok(written)
+    let svg = dir.join(format!("{file}.svg"));
+    let area = SVGBackend::new(&svg, size).into_drawing_area();
+    draw(area, figure, &names, &looks, file)?;
+    let png = dir.join(format!("{file}.png"));
+    let area = BitMapBackend::new(&png, size).into_drawing_area();
+    draw(area, figure, &names, &looks, file)?;
+    Ok(vec![svg, png])
 }
 
 /// One figure: the chart in the left `CHART.0` pixels, the legend (`names` in `looks`) right
 /// of it.
 fn draw<DB: DrawingBackend>(
     area: DrawingArea<DB, Shift>,
-    arms: &[Arm],
+    figure: &Figure,
     names: &[String],
     looks: &[Look],
-    curve: &Curve,
+    file: &str,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing {}: {e:?}", curve.file);
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing {file}: {e:?}");
     area.fill(&WHITE).map_err(err)?;
     let (area, legend) = area.split_horizontally(CHART.0);
-    // Per arm, per epoch: (epoch, mean, lowest, highest) over seeds.
-    let series: Vec<Vec<(usize, f64, f64, f64)>> = arms
-        .iter()
-        .map(|arm| {
-            per_epoch(arm, curve.value)
-                .into_iter()
-                .map(|(epoch, values)| {
-                    let mean = values.iter().sum::<f64>() / values.len() as f64;
-                    let lo = values.iter().cloned().fold(f64::INFINITY, f64::min);
-                    let hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    (epoch, mean, lo, hi)
-                })
-                .collect()
-        })
-        .collect();
-    let all = series.iter().flatten();
-    let max_epoch = all.clone().map(|p| p.0).max().unwrap_or(1).max(2);
+    let all = figure.series.iter().flatten();
+    let x_range = match &figure.x_names {
+        Some(names) => -0.5..names.len() as f64 - 0.5,
+        None => 1.0..all.clone().map(|p| p.0).fold(2.0, f64::max),
+    };
     let (mut lo, mut hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
         (lo.min(p.2), hi.max(p.3))
     });
@@ -126,25 +167,37 @@ where
     }
     let pad = ((hi - lo) * 0.05).max(1e-6);
     let mut chart = ChartBuilder::on(&area)
-        .caption(curve.title, ("sans-serif", 28))
+        .caption(&figure.title, ("sans-serif", 28))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
-        .build_cartesian_2d(1f64..max_epoch as f64, (lo - pad)..(hi + pad))
+        .build_cartesian_2d(x_range, (lo - pad)..(hi + pad))
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc(curve.y_label)
+    // A grid's x positions by their names, nothing between them.
+    let x_name = |x: &f64| {
+        let i = x.round();
+        let names = figure.x_names.as_deref().unwrap_or_default();
+        ((x - i).abs() < 1e-6 && i >= 0.0)
+            .then(|| names.get(i as usize).cloned())
+            .flatten()
+            .unwrap_or_default()
+    };
+    let mut mesh = chart.configure_mesh();
+    if let Some(names) = &figure.x_names {
+        mesh.x_labels(names.len() * 2 + 1)
+            .x_label_formatter(&x_name);
+    }
+    mesh.x_desc(&figure.x_label)
+        .y_desc(&figure.y_label)
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 18))
         .draw()
         .map_err(err)?;
-    for (points, look) in series.iter().zip(looks) {
+    for (points, look) in figure.series.iter().zip(looks) {
         let band: Vec<(f64, f64)> = points
             .iter()
-            .map(|p| (p.0 as f64, p.3))
-            .chain(points.iter().rev().map(|p| (p.0 as f64, p.2)))
+            .map(|p| (p.0, p.3))
+            .chain(points.iter().rev().map(|p| (p.0, p.2)))
             .collect();
         chart
             .draw_series(std::iter::once(Polygon::new(
@@ -152,8 +205,14 @@ where
                 look.hue.mix(0.15).filled(),
             )))
             .map_err(err)?;
-        let line: Vec<(f64, f64)> = points.iter().map(|p| (p.0 as f64, p.1)).collect();
+        let line: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1)).collect();
         let style = look.hue.stroke_width(3);
+        if figure.x_names.is_some() {
+            // A grid's points are few: mark each.
+            chart
+                .draw_series(line.iter().map(|&p| Circle::new(p, 5, look.hue.filled())))
+                .map_err(err)?;
+        }
         match look.dash {
             None => chart
                 .draw_series(std::iter::once(PathElement::new(line, style)))

@@ -1,0 +1,249 @@
+//! `gclab sweep`: one setting (the learning rate, the seed's base rate, the weight decay) over a
+//! grid of values, every arm and seed at each, then a table and plots of the final accuracy
+//! and loss against the value.
+//!
+//! Each value is a `gclab compare` of its own in `<out>/<setting>=<value>/` (its runs, table
+//! and curves), so a sweep resumes as a comparison does, value by value; the grid's report
+//! (`sweep.md`, `sweep-accuracy.{svg,png}`, `sweep-loss.{svg,png}`) reads the runs' summaries.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+
+use crate::compare::{CompareArgs, compare, timestamp};
+use crate::report::plot::{Figure, spread, write};
+use crate::report::{Arm, arms, find_summaries, mean_std};
+use crate::train::STOP;
+use crate::train::files::{create_dir, write_atomic};
+
+/// The grid, and the comparison run at each of its values.
+#[derive(Args, Debug, Clone)]
+pub struct SweepArgs {
+    /// The setting the grid varies: lr (every arm's rate as given), base-lr (the seed's `--lr`,
+    /// scaled per arm as `--base-lr` is), weight-decay.
+    #[arg(long, value_enum)]
+    pub over: Setting,
+    /// Its values, comma-separated (sorted; each once).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub values: Vec<f64>,
+    /// Everything else, as `gclab compare` takes it (`--out` default: runs/sweep-<suite>-<time>).
+    #[command(flatten)]
+    pub compare: CompareArgs,
+}
+
+/// A setting a sweep can vary.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    Lr,
+    BaseLr,
+    WeightDecay,
+}
+
+impl Setting {
+    /// The name on the command line, in folder names and on the plots' axis.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::Lr => "lr",
+            Setting::BaseLr => "base-lr",
+            Setting::WeightDecay => "weight-decay",
+        }
+    }
+
+    /// `args` with this setting at `value`.
+    fn set(self, args: &mut CompareArgs, value: f64) {
+        match self {
+            Setting::Lr => args.lr = Some(value),
+            Setting::BaseLr => args.base_lr = Some(value),
+            Setting::WeightDecay => args.weight_decay = Some(value),
+        }
+    }
+
+    /// Whether `args` already fix this setting (or, for the rates, the other one).
+    fn given(self, args: &CompareArgs) -> bool {
+        match self {
+            Setting::Lr | Setting::BaseLr => args.lr.is_some() || args.base_lr.is_some(),
+            Setting::WeightDecay => args.weight_decay.is_some(),
+        }
+    }
+}
+
+/// The folder of one value of the grid: `<setting>=<value>`.
+fn folder(setting: Setting, value: f64) -> String {
+    format!("{}={value}", setting.name())
+}
+
+/// Runs the comparison at every value of the grid, then writes and prints the grid's report.
+/// Ctrl-C ([`STOP`]) ends the current batch; what finished is kept for `--resume`.
+pub fn sweep(args: SweepArgs) -> Result<()> {
+    let mut values = args.values.clone();
+    if let Some(bad) = values.iter().find(|v| !v.is_finite() || **v < 0.0) {
+        bail!("--values: {bad} is not a finite value of at least 0");
+    }
+    values.sort_by(f64::total_cmp);
+    values.dedup();
+    if args.over.given(&args.compare) {
+        bail!(
+            "--over {} varies what --lr, --base-lr or --weight-decay fixes; drop that option",
+            args.over.name()
+        );
+    }
+    let out = args.compare.out.clone().unwrap_or_else(|| {
+        let name = format!("sweep-{:?}-{}", args.compare.suite, timestamp());
+        PathBuf::from("runs").join(name.to_lowercase())
+    });
+    create_dir(&out)?;
+    for (i, &value) in values.iter().enumerate() {
+        println!(
+            "\n== {} = {value} ({} of {}) ==",
+            args.over.name(),
+            i + 1,
+            values.len()
+        );
+        let mut compare_args = args.compare.clone();
+        args.over.set(&mut compare_args, value);
+        compare_args.out = Some(out.join(folder(args.over, value)));
+        compare(compare_args)?;
+        if STOP.load(Ordering::SeqCst) {
+            bail!(
+                "interrupted; the finished runs are saved in {}",
+                out.display()
+            );
+        }
+    }
+    let report = report(args.over, &values, &out)?;
+    println!("\n{report}");
+    println!("wrote {}", out.join("sweep.md").display());
+    Ok(())
+}
+
+/// The grid's arms at each value, from the summaries under `out`.
+fn grid(setting: Setting, values: &[f64], out: &Path) -> Result<Vec<Vec<Arm>>> {
+    values
+        .iter()
+        .map(|&value| {
+            let dir = out.join(folder(setting, value));
+            let found = find_summaries(&[dir])?;
+            Ok(arms(found.into_iter().map(|(_, s)| s).collect()))
+        })
+        .collect()
+}
+
+/// Writes `sweep.md` and the plots into `out`; returns the table.
+pub fn report(setting: Setting, values: &[f64], out: &Path) -> Result<String> {
+    let grid = grid(setting, values, out)?;
+    // Every arm seen at any value, in the order first seen.
+    let mut labels: Vec<String> = Vec::new();
+    for arm in grid.iter().flatten() {
+        if !labels.contains(&arm.label) {
+            labels.push(arm.label.clone());
+        }
+    }
+    let at = |label: &str, i: usize| grid[i].iter().find(|a| a.label == label);
+    let columns: Vec<String> = values.iter().map(|&v| folder(setting, v)).collect();
+    let mut text = String::new();
+    if let Some(run) = grid.iter().flatten().flat_map(|a| &a.runs).next() {
+        writeln!(
+            text,
+            "{} on {} ({} training / {} test images), {} epochs, batch {}; mean ± std over \
+             seeds (runs)\n",
+            run.config.model,
+            run.data.name,
+            run.data.train_images,
+            run.data.test_images,
+            run.config.epochs,
+            run.config.batch_size,
+        )?;
+    }
+    type Metric = fn(&crate::train::Summary) -> Option<f64>;
+    let metrics: [(&str, Metric, bool); 2] = [
+        ("final test top-1 (%)", |s| Some(s.final_test_top1), true),
+        (
+            "final train loss",
+            |s| s.epochs.last().map(|m| m.train_loss),
+            false,
+        ),
+    ];
+    for (title, metric, higher) in metrics {
+        writeln!(text, "{title}\n")?;
+        writeln!(text, "| arm | {} | best |", columns.join(" | "))?;
+        writeln!(text, "|---|{}---|", "---|".repeat(columns.len()))?;
+        for label in &labels {
+            let mut row = format!("| {label} |");
+            let mut best: Option<(f64, usize)> = None;
+            for i in 0..values.len() {
+                let runs: Vec<f64> = at(label, i)
+                    .map(|a| a.runs.iter().filter_map(metric).collect())
+                    .unwrap_or_default();
+                if runs.is_empty() {
+                    row.push_str(" - |");
+                    continue;
+                }
+                let (mean, std) = mean_std(&runs);
+                row.push_str(&format!(" {mean:.4} ± {std:.4} ({}) |", runs.len()));
+                let better = best.is_none_or(|(b, _)| if higher { mean > b } else { mean < b });
+                if better {
+                    best = Some((mean, i));
+                }
+            }
+            let best = best.map_or("-".to_string(), |(_, i)| columns[i].clone());
+            writeln!(text, "{row} {best} |")?;
+        }
+        writeln!(text)?;
+    }
+    write_atomic(&out.join("sweep.md"), text.as_bytes())?;
+
+    // One figure per metric: a series per arm over the values, at positions 0, 1, ...; the
+    // legend gives the most runs an arm has at a value.
+    let legend: Vec<(String, String)> = labels
+        .iter()
+        .map(|label| {
+            let runs = (0..values.len())
+                .filter_map(|i| at(label, i).map(|a| a.runs.len()))
+                .max()
+                .unwrap_or(0);
+            (label.clone(), format!("{label} (n={runs})"))
+        })
+        .collect();
+    let figures: [(&str, &str, Metric, &str); 2] = [
+        (
+            "Final test accuracy",
+            "top-1 (%)",
+            metrics[0].1,
+            "sweep-accuracy",
+        ),
+        (
+            "Final training loss",
+            "cross-entropy",
+            metrics[1].1,
+            "sweep-loss",
+        ),
+    ];
+    for (title, y_label, metric, file) in figures {
+        let series = labels
+            .iter()
+            .map(|label| {
+                (0..values.len())
+                    .filter_map(|i| {
+                        let runs: Vec<f64> = at(label, i)?.runs.iter().filter_map(metric).collect();
+                        (!runs.is_empty()).then(|| spread(i as f64, &runs))
+                    })
+                    .collect()
+            })
+            .collect();
+        let figure = Figure {
+            title: title.into(),
+            x_label: setting.name().into(),
+            y_label: y_label.into(),
+            x_names: Some(values.iter().map(|v| v.to_string()).collect()),
+            series,
+        };
+        write(&figure, &legend, out, file)?;
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests;
