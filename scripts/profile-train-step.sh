@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Profile a training step of our CPU backend by kind of operation (perf sampling with DWARF call
-# chains, classified by scripts/profile_ops.py).
+# Profile the measured training steps of our CPU backend (after the bench's warm-up) by kind of
+# operation (perf sampling with DWARF call chains, classified by scripts/profile_ops.py).
 #
 #   scripts/profile-train-step.sh [resnet20|resnet50]
 #
@@ -15,6 +15,12 @@ fi
 cargo bench --workspace --bench train_step --no-run --quiet
 bench=$(ls -t target/release/deps/train_step-* | grep -v '\.d$' | head -n 1)
 data=$(mktemp)
-trap 'rm -f "$data"' EXIT
-perf record -q -e cpu-clock -F 97 --call-graph dwarf,16384 -o "$data" "$bench" "$model" --quick
+fifos=$(mktemp -d)
+trap 'rm -rf "$data" "$fifos"' EXIT
+mkfifo "$fifos/ctl" "$fifos/ack"
+# Sampling starts after the warm-up steps (the bench enables it through perf's control FIFO):
+# the warm-up's first touch of memory (page faults) is not part of a step.
+GC_PERF_CTL="$fifos/ctl" GC_PERF_ACK="$fifos/ack" perf record -q -e cpu-clock -F 97 \
+    --call-graph dwarf,16384 --delay=-1 --control "fifo:$fifos/ctl,$fifos/ack" \
+    -o "$data" "$bench" "$model" --quick
 perf script -i "$data" 2> /dev/null | python3 scripts/profile_ops.py

@@ -121,6 +121,36 @@ pub fn param_value<M: Module>(module: &M, which: Which) -> Option<f32> {
     read.value
 }
 
+/// Tells `perf record` (started with `--delay=-1 --control=fifo:CTL,ACK`) to start sampling
+/// now, when the environment names its control and acknowledgement FIFOs (`GC_PERF_CTL`,
+/// `GC_PERF_ACK`): so that a profile holds the measured steps, not the warm-up's first touch of
+/// memory. Waits for perf's acknowledgement; does nothing without the variables.
+pub fn perf_enable() {
+    use std::io::{Read, Write};
+    let (Some(ctl), Some(ack)) = (
+        std::env::var_os("GC_PERF_CTL"),
+        std::env::var_os("GC_PERF_ACK"),
+    ) else {
+        return;
+    };
+    let mut ctl = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&ctl)
+        .expect("GC_PERF_CTL names perf's control FIFO");
+    ctl.write_all(b"enable\n")
+        .expect("perf reads its control FIFO");
+    // perf's reply is "ack\n", with NUL bytes around it (it writes C strings whole).
+    let mut ack = std::fs::File::open(&ack).expect("GC_PERF_ACK names perf's acknowledgement FIFO");
+    let mut reply = Vec::new();
+    let mut byte = [0u8];
+    while !reply.ends_with(b"ack\n") {
+        ack.read_exact(&mut byte)
+            .expect("perf acknowledges on GC_PERF_ACK");
+        reply.push(byte[0]);
+        assert!(reply.len() < 64, "perf's acknowledgement: {reply:?}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,6 +100,10 @@ fn measure(
     let (steps0, copies0, gathers0, cube0) =
         (fused_steps(), fused_copies(), fused_gathers(), cube_steps());
     for i in 0..warmup + steps {
+        if i == warmup {
+            // Under scripts/profile-train-step.sh, perf samples from here on.
+            bench_support::perf_enable();
+        }
         let t0 = Instant::now();
         let loss = loss_fn.forward(model.forward(x.clone()), y.clone());
         // Reading the loss waits for the forward pass.
