@@ -116,20 +116,25 @@ pub fn default_target(arms: &[Arm]) -> f64 {
         .fold(f64::NAN, |a, b| if a.is_nan() || b > a { b } else { a })
 }
 
+/// What a run trained, in one line: model, data, epochs, batch.
+pub fn setup(run: &Summary) -> String {
+    format!(
+        "{} on {} ({} training / {} test images), {} epochs, batch {}",
+        run.config.model,
+        run.data.name,
+        run.data.train_images,
+        run.data.test_images,
+        run.config.epochs,
+        run.config.batch_size,
+    )
+}
+
 /// The Markdown comparison table.
 pub fn table(arms: &[Arm], target: f64) -> String {
     let mut out = String::new();
     let first = arms.first().and_then(|a| a.runs.first());
     if let Some(run) = first {
-        out.push_str(&format!(
-            "{} on {} ({} training / {} test images), {} epochs, batch {}\n\n",
-            run.config.model,
-            run.data.name,
-            run.data.train_images,
-            run.data.test_images,
-            run.config.epochs,
-            run.config.batch_size,
-        ));
+        out.push_str(&format!("{}\n\n", setup(run)));
     }
     out.push_str(&format!(
         "| arm | lr | seeds | final test top-1 (%) | best test top-1 (%) | final train loss | epochs to train loss <= {target:.4} |\n"

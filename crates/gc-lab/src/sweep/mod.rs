@@ -15,7 +15,7 @@ use clap::{Args, ValueEnum};
 
 use crate::compare::{CompareArgs, compare, timestamp};
 use crate::report::plot::{Figure, spread, write};
-use crate::report::{Arm, arms, find_summaries, mean_std};
+use crate::report::{Arm, arms, find_summaries, mean_std, setup};
 use crate::train::STOP;
 use crate::train::files::{create_dir, write_atomic};
 
@@ -145,17 +145,7 @@ pub fn report(setting: Setting, values: &[f64], out: &Path) -> Result<String> {
     let columns: Vec<String> = values.iter().map(|&v| folder(setting, v)).collect();
     let mut text = String::new();
     if let Some(run) = grid.iter().flatten().flat_map(|a| &a.runs).next() {
-        writeln!(
-            text,
-            "{} on {} ({} training / {} test images), {} epochs, batch {}; mean ± std over \
-             seeds (runs)\n",
-            run.config.model,
-            run.data.name,
-            run.data.train_images,
-            run.data.test_images,
-            run.config.epochs,
-            run.config.batch_size,
-        )?;
+        writeln!(text, "{}; mean ± std over seeds (runs)\n", setup(run))?;
     }
     type Metric = fn(&crate::train::Summary) -> Option<f64>;
     let metrics: [(&str, Metric, bool); 2] = [

@@ -46,19 +46,18 @@ fn the_event_files_hold_the_runs_metrics() {
         assert_eq!(scalars["epoch/test_loss"][&at], epoch.test_loss as f32);
         assert_eq!(scalars["epoch/train_loss"][&at], epoch.train_loss as f32);
         assert_eq!(scalars["epoch/lr"][&at], epoch.lr as f32);
-        // The epoch's training loss is the mean of its steps' (whole batches of 16).
-        let of_steps: f64 = (1..=4)
-            .map(|s| f64::from(scalars["train/loss"][&(4 * i as i64 + s)]))
-            .sum::<f64>()
-            / 4.0;
+        // The epoch's training loss and accuracy are the means of its steps' (whole batches).
+        let mean = |tag: &str| -> f64 {
+            (1..=4)
+                .map(|s| f64::from(scalars[tag][&(4 * i as i64 + s)]))
+                .sum::<f64>()
+                / 4.0
+        };
+        let (loss, top1) = (mean("train/loss"), mean("train/top1"));
         assert!(
-            (of_steps - epoch.train_loss).abs() < 1e-6,
-            "{of_steps} against {epoch:?}"
+            (loss - epoch.train_loss).abs() < 1e-6,
+            "{loss} against {epoch:?}"
         );
-        let top1: f64 = (1..=4)
-            .map(|s| f64::from(scalars["train/top1"][&(4 * i as i64 + s)]))
-            .sum::<f64>()
-            / 4.0;
         assert!(
             (top1 - epoch.train_top1).abs() < 1e-4,
             "{top1} against {epoch:?}"
