@@ -101,7 +101,7 @@ pub struct CompareArgs {
     /// epoch's checkpoint (ending with the numbers an uninterrupted run gives), missing ones start.
     #[arg(long, requires = "out")]
     pub resume: bool,
-    /// Also write TensorBoard event files, one folder per run: DIR/<arm>/seed<k>/ (per step
+    /// Also write TensorBoard event files, one folder per run: `DIR/<arm>/seed<k>/` (per step
     /// train/loss, train/top1, train/lr; per epoch epoch/*, the columns of metrics.csv); view
     /// them with `tensorboard --logdir DIR`.
     #[arg(long, value_name = "DIR")]

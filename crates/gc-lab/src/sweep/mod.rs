@@ -29,7 +29,7 @@ pub struct SweepArgs {
     /// Its values, comma-separated (sorted; each once).
     #[arg(long, value_delimiter = ',', required = true)]
     pub values: Vec<f64>,
-    /// Everything else, as `gclab compare` takes it (`--out` default: runs/sweep-<suite>-<time>).
+    /// Everything else, as `gclab compare` takes it (`--out` default: `runs/sweep-<suite>-<time>`).
     #[command(flatten)]
     pub compare: CompareArgs,
 }
