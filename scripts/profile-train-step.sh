@@ -22,5 +22,5 @@ mkfifo "$fifos/ctl" "$fifos/ack"
 # the warm-up's first touch of memory (page faults) is not part of a step.
 GC_PERF_CTL="$fifos/ctl" GC_PERF_ACK="$fifos/ack" perf record -q -e cpu-clock -F 97 \
     --call-graph dwarf,16384 --delay=-1 --control "fifo:$fifos/ctl,$fifos/ack" \
-    -o "$data" "$bench" "$model" --quick
+    -o "$data" "$bench" "$model" --quick --no-gc-share
 perf script -i "$data" 2> /dev/null | python3 scripts/profile_ops.py

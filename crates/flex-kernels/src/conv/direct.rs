@@ -218,8 +218,12 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                     let run = |spots: &[(usize, usize)]| {
                         let (q, at) = spots[0];
                         let (x, out) = (xpad[q..].as_ptr(), out[at..].as_mut_ptr());
-                        // Where each block lies from the first, in the input and the output.
-                        let from = |j: usize| (spots[j].0 - q, spots[j].1 - at);
+                        // Where each block lies from the first, in the input and the output
+                        // (`spots` ascend in both).
+                        let from = |j: usize| {
+                            debug_assert!(spots[j].0 >= q && spots[j].1 >= at);
+                            (spots[j].0 - q, spots[j].1 - at)
+                        };
                         // SAFETY: `fits` checked AVX2 and FMA. The kernel reads `x` at
                         // `ci · plane + off + j · steps[0] + (0..8)` for `ci < cg`, `j < 2`
                         // past each block's `q`: for the real positions below `positions + off
@@ -271,7 +275,10 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                             }
                         }
                         #[cfg(not(target_arch = "x86_64"))]
-                        unreachable!("`fits` holds on x86-64 only ({x:?}, {out:?}, {from:?})");
+                        unreachable!(
+                            "`fits` holds on x86-64 only ({x:?}, {out:?}, {:?})",
+                            from(0)
+                        );
                     };
                     // AVX2's kernel holds one block of positions, AVX-512's two.
                     let per_call = match isa {

@@ -29,7 +29,8 @@ pub struct SweepArgs {
     /// Its values, comma-separated (sorted; each once).
     #[arg(long, value_delimiter = ',', required = true)]
     pub values: Vec<f64>,
-    /// Everything else, as `gclab compare` takes it (`--out` default: `runs/sweep-<suite>-<time>`).
+    /// Everything else, as `gclab compare` takes it (`--out` default: `runs/sweep-<suite>-<time>`;
+    /// `--out` and `--tensorboard` get a folder per value).
     #[command(flatten)]
     pub compare: CompareArgs,
 }
@@ -70,6 +71,18 @@ impl Setting {
     }
 }
 
+/// `values` in ascending order, each once (-0 as 0); an error for a value below 0 or not finite.
+fn grid_values(values: &[f64]) -> Result<Vec<f64>> {
+    if let Some(bad) = values.iter().find(|v| !v.is_finite() || **v < 0.0) {
+        bail!("--values: {bad} is not a finite value of at least 0");
+    }
+    // -0 + 0 is 0: one folder, `=0`.
+    let mut values: Vec<f64> = values.iter().map(|v| v + 0.0).collect();
+    values.sort_by(f64::total_cmp);
+    values.dedup();
+    Ok(values)
+}
+
 /// The folder of one value of the grid: `<setting>=<value>`.
 fn folder(setting: Setting, value: f64) -> String {
     format!("{}={value}", setting.name())
@@ -78,12 +91,7 @@ fn folder(setting: Setting, value: f64) -> String {
 /// Runs the comparison at every value of the grid, then writes and prints the grid's report.
 /// Ctrl-C ([`STOP`]) ends the current batch; what finished is kept for `--resume`.
 pub fn sweep(args: SweepArgs) -> Result<()> {
-    let mut values = args.values.clone();
-    if let Some(bad) = values.iter().find(|v| !v.is_finite() || **v < 0.0) {
-        bail!("--values: {bad} is not a finite value of at least 0");
-    }
-    values.sort_by(f64::total_cmp);
-    values.dedup();
+    let values = grid_values(&args.values)?;
     if args.over.given(&args.compare) {
         bail!(
             "--over {} varies what --lr, --base-lr or --weight-decay fixes; drop that option",
@@ -105,6 +113,11 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         let mut compare_args = args.compare.clone();
         args.over.set(&mut compare_args, value);
         compare_args.out = Some(out.join(folder(args.over, value)));
+        compare_args.tensorboard = args
+            .compare
+            .tensorboard
+            .as_ref()
+            .map(|events| events.join(folder(args.over, value)));
         compare(compare_args)?;
         if STOP.load(Ordering::SeqCst) {
             bail!(

@@ -17,7 +17,16 @@ fn tiny_sweep(out: &Path, resume: bool) -> SweepArgs {
 fn a_sweep_runs_every_value_and_reports_the_grid() {
     let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
     let out = crate::test_dir("sweep");
-    sweep(tiny_sweep(&out, false)).unwrap();
+    let events = out.join("events");
+    let mut args = tiny_sweep(&out, false);
+    args.compare.tensorboard = Some(events.clone());
+    sweep(args).unwrap();
+    // --tensorboard: a folder per value, as --out.
+    for value in ["lr=0.01", "lr=0.1"] {
+        let dir = events.join(value).join("sgd_gc").join("seed1");
+        let files = crate::train::tensorboard::event_files(&dir).unwrap();
+        assert_eq!(files.len(), 1, "{}", dir.display());
+    }
     for value in ["lr=0.01", "lr=0.1"] {
         for arm in ["sgd", "sgd_gc"] {
             for seed in [0, 1] {
@@ -81,4 +90,15 @@ fn a_sweep_refuses_a_fixed_setting_and_bad_values() {
     let err = sweep(args).unwrap_err().to_string();
     assert!(err.contains("NaN is not a finite value"), "{err}");
     let _ = std::fs::remove_dir_all(out);
+}
+
+/// The grid's values ascend, each once; -0 is 0, so that it names the folder `=0`.
+#[test]
+fn grid_values_ascend_once() {
+    let values = grid_values(&[0.1, 0.001, 0.1, -0.0, 0.0, 1e-5]).unwrap();
+    assert_eq!(values, [0.0, 1e-5, 0.001, 0.1]);
+    assert!(values[0].is_sign_positive());
+    assert_eq!(folder(Setting::WeightDecay, values[0]), "weight-decay=0");
+    assert_eq!(folder(Setting::Lr, values[1]), "lr=0.00001");
+    assert!(grid_values(&[-0.1]).is_err());
 }

@@ -101,7 +101,8 @@ pub struct RunOptions {
     /// Also write the run's scalars as TensorBoard event files into this folder: per step
     /// `train/loss`, `train/top1` (the batch's, in %) and `train/lr`, at the step counted over
     /// the whole run from 1; per epoch `epoch/*` (the columns of `metrics.csv`) at the epoch's
-    /// number. Each epoch's events reach the file with its checkpoint.
+    /// number. Each epoch's events reach the file just before its checkpoint; a fresh run
+    /// removes the folder's earlier event files, a resumed one adds a file.
     pub tensorboard: Option<PathBuf>,
 }
 
@@ -214,11 +215,16 @@ pub fn run(
         None => (0, Vec::new()),
     };
 
-    let mut events = options
-        .tensorboard
-        .as_deref()
-        .map(EventWriter::create)
-        .transpose()?;
+    let mut events = match options.tensorboard.as_deref() {
+        Some(dir) => {
+            if resumed.is_none() {
+                // A fresh run replaces an earlier one's events, as it does its run folder.
+                tensorboard::remove_event_files(dir)?;
+            }
+            Some(EventWriter::create(dir)?)
+        }
+        None => None,
+    };
     let mut interrupted = false;
     let (mut trained_per_epoch, mut scored) = (0, 0);
     for index in first_epoch..config.epochs {
@@ -259,7 +265,9 @@ pub fn run(
             images_per_second: seen as f64 / train_seconds,
         };
         folder::append_epoch(out_dir, &metrics)?;
-        checkpoint::save(out_dir, &model, &optimizer, index + 1)?;
+        // The events before the checkpoint: a process killed between the two trains this
+        // epoch again on resuming and writes its events twice (the same values), rather than
+        // never.
         if let Some(events) = events.as_mut() {
             events.scalars(
                 metrics.epoch as i64,
@@ -275,6 +283,7 @@ pub fn run(
             );
             events.commit()?;
         }
+        checkpoint::save(out_dir, &model, &optimizer, index + 1)?;
         // `suspend` prints whether or not a terminal shows the bar (logs get the lines too).
         bar.suspend(|| {
             println!(

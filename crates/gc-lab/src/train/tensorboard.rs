@@ -9,9 +9,9 @@
 //! the framing is written here (the crates that write event files whole were last released in
 //! 2023 and 2024, and pull a protobuf compiler or a TLS stack into the build).
 //!
-//! The events of an epoch reach the file with the epoch's checkpoint ([`EventWriter::commit`]):
-//! a run stopped in the middle of an epoch leaves none of that epoch's steps, so the resumed
-//! run, which trains the epoch again, writes each step once.
+//! The events of an epoch reach the file just before the epoch's checkpoint
+//! ([`EventWriter::commit`]): a run stopped in the middle of an epoch leaves none of that
+//! epoch's steps, so the resumed run, which trains the epoch again, writes each step once.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -196,6 +196,19 @@ pub fn event_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// Removes the event files in `dir` (none if it does not exist): a fresh run's folder starts
+/// empty of them, as TensorBoard would otherwise show every step of both runs.
+pub fn remove_event_files(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for file in event_files(dir)? {
+        std::fs::remove_file(&file)
+            .with_context(|| format!("removing the earlier event file {}", file.display()))?;
+    }
+    Ok(())
 }
 
 /// Every scalar of `events` as (tag, step, value), in file order.

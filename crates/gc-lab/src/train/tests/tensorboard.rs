@@ -109,3 +109,21 @@ fn a_resumed_run_continues_its_events() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+/// A fresh run into the same folder replaces the earlier run's event files: TensorBoard would
+/// show both runs' steps otherwise.
+#[test]
+fn a_fresh_run_replaces_earlier_events() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, tb) = (crate::test_dir("tb-fresh"), crate::test_dir("tb-fresh-ev"));
+    let cfg = RunConfig {
+        epochs: 1,
+        ..config(0.05)
+    };
+    run_with_events(&cfg, &dir, &tb, false);
+    run_with_events(&cfg, &dir, &tb, false);
+    assert_eq!(event_files(&tb).unwrap().len(), 1);
+    assert_eq!(read_back(&tb)["train/loss"].len(), 4);
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(tb).unwrap();
+}
