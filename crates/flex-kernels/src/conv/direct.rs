@@ -19,8 +19,7 @@
 //! On CPUs with AVX-512F both kernels run in their 16-lane forms (`conv/wide.rs`): one register
 //! holds a forward block's 16 positions (blocks of 8 output channels, two blocks of positions
 //! per call) or a weight-gradient block's 16 output channels (calls of 12 fan-in elements);
-//! [`with_avx2`] keeps a thread on the
-//! AVX2 forms, to compare them and to test both.
+//! [`with_avx2`] keeps a thread on the AVX2 forms, to compare them and to test both.
 //!
 //! The forward kernel's output positions past the last row and in the discarded columns read
 //! whatever lies there (the next plane, or a slack that ends the buffer); they are never copied

@@ -102,10 +102,15 @@ pub struct CompareArgs {
     #[arg(long, requires = "out")]
     pub resume: bool,
     /// Also write TensorBoard event files, one folder per run: `DIR/<arm>/seed<k>/` (per step
-    /// train/loss, train/top1, train/lr; per epoch epoch/*, the columns of metrics.csv); view
-    /// them with `tensorboard --logdir DIR`.
+    /// train/loss, train/top1, train/lr; per epoch epoch/*, metrics.csv's columns but the
+    /// epoch's seconds); view them with `tensorboard --logdir DIR`.
     #[arg(long, value_name = "DIR")]
     pub tensorboard: Option<PathBuf>,
+}
+
+/// One run's folder under `root` (the runs' or the event files'): `<root>/<arm>/seed<k>`.
+fn run_folder(root: &Path, label: &str, seed: u64) -> PathBuf {
+    root.join(label).join(format!("seed{seed}"))
 }
 
 /// Seconds since the Unix epoch as `YYYYmmdd-HHMMSS` (UTC), for default folder names.
@@ -255,7 +260,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                 bn_batch: settings.bn_batch,
                 device: args.device.clone(),
             };
-            let dir = out.join(&config.label).join(format!("seed{seed}"));
+            let dir = run_folder(&out, &config.label, seed);
             let finished = args.resume.then(|| finished_run(&dir, &config)).flatten();
             let summary = match finished {
                 Some(summary) => {
@@ -268,7 +273,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                         tensorboard: args
                             .tensorboard
                             .as_ref()
-                            .map(|tb| tb.join(&config.label).join(format!("seed{seed}"))),
+                            .map(|tb| run_folder(tb, &config.label, seed)),
                     };
                     run(&config, &splits, &dir, &bar, &options)?
                 }

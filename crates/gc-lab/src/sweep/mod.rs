@@ -144,6 +144,38 @@ fn grid(setting: Setting, values: &[f64], out: &Path) -> Result<Vec<Vec<Arm>>> {
         .collect()
 }
 
+/// What the grid's report gives of each run: a table of it and a figure.
+struct Measure {
+    /// The table's title.
+    column: &'static str,
+    /// The figure's title, its y axis and its file name.
+    title: &'static str,
+    y_label: &'static str,
+    file: &'static str,
+    /// Whether higher is better (the table's best value).
+    higher: bool,
+    value: fn(&crate::train::Summary) -> Option<f64>,
+}
+
+const MEASURES: [Measure; 2] = [
+    Measure {
+        column: "final test top-1 (%)",
+        title: "Final test accuracy",
+        y_label: "top-1 (%)",
+        file: "sweep-accuracy",
+        higher: true,
+        value: |s| Some(s.final_test_top1),
+    },
+    Measure {
+        column: "final train loss",
+        title: "Final training loss",
+        y_label: "cross-entropy",
+        file: "sweep-loss",
+        higher: false,
+        value: |s| s.epochs.last().map(|m| m.train_loss),
+    },
+];
+
 /// Writes `sweep.md` and the plots into `out`; returns the table.
 pub fn report(setting: Setting, values: &[f64], out: &Path) -> Result<String> {
     let grid = grid(setting, values, out)?;
@@ -160,46 +192,7 @@ pub fn report(setting: Setting, values: &[f64], out: &Path) -> Result<String> {
     if let Some(run) = grid.iter().flatten().flat_map(|a| &a.runs).next() {
         writeln!(text, "{}; mean ± std over seeds (runs)\n", setup(run))?;
     }
-    type Metric = fn(&crate::train::Summary) -> Option<f64>;
-    let metrics: [(&str, Metric, bool); 2] = [
-        ("final test top-1 (%)", |s| Some(s.final_test_top1), true),
-        (
-            "final train loss",
-            |s| s.epochs.last().map(|m| m.train_loss),
-            false,
-        ),
-    ];
-    for (title, metric, higher) in metrics {
-        writeln!(text, "{title}\n")?;
-        writeln!(text, "| arm | {} | best |", columns.join(" | "))?;
-        writeln!(text, "|---|{}---|", "---|".repeat(columns.len()))?;
-        for label in &labels {
-            let mut row = format!("| {label} |");
-            let mut best: Option<(f64, usize)> = None;
-            for i in 0..values.len() {
-                let runs: Vec<f64> = at(label, i)
-                    .map(|a| a.runs.iter().filter_map(metric).collect())
-                    .unwrap_or_default();
-                if runs.is_empty() {
-                    row.push_str(" - |");
-                    continue;
-                }
-                let (mean, std) = mean_std(&runs);
-                row.push_str(&format!(" {mean:.4} ± {std:.4} ({}) |", runs.len()));
-                let better = best.is_none_or(|(b, _)| if higher { mean > b } else { mean < b });
-                if better {
-                    best = Some((mean, i));
-                }
-            }
-            let best = best.map_or("-".to_string(), |(_, i)| columns[i].clone());
-            writeln!(text, "{row} {best} |")?;
-        }
-        writeln!(text)?;
-    }
-    write_atomic(&out.join("sweep.md"), text.as_bytes())?;
-
-    // One figure per metric: a series per arm over the values, at positions 0, 1, ...; the
-    // legend gives the most runs an arm has at a value.
+    // The legend gives the most runs an arm has at a value.
     let legend: Vec<(String, String)> = labels
         .iter()
         .map(|label| {
@@ -210,41 +203,65 @@ pub fn report(setting: Setting, values: &[f64], out: &Path) -> Result<String> {
             (label.clone(), format!("{label} (n={runs})"))
         })
         .collect();
-    let figures: [(&str, &str, Metric, &str); 2] = [
-        (
-            "Final test accuracy",
-            "top-1 (%)",
-            metrics[0].1,
-            "sweep-accuracy",
-        ),
-        (
-            "Final training loss",
-            "cross-entropy",
-            metrics[1].1,
-            "sweep-loss",
-        ),
-    ];
-    for (title, y_label, metric, file) in figures {
-        let series = labels
+    for measure in &MEASURES {
+        // Per arm, per value: the measure of each of its runs there.
+        let cells: Vec<Vec<Vec<f64>>> = labels
             .iter()
             .map(|label| {
                 (0..values.len())
-                    .filter_map(|i| {
-                        let runs: Vec<f64> = at(label, i)?.runs.iter().filter_map(metric).collect();
-                        (!runs.is_empty()).then(|| spread(i as f64, &runs))
+                    .map(|i| {
+                        at(label, i)
+                            .map(|a| a.runs.iter().filter_map(measure.value).collect())
+                            .unwrap_or_default()
                     })
                     .collect()
             })
             .collect();
+        writeln!(text, "{}\n", measure.column)?;
+        writeln!(text, "| arm | {} | best |", columns.join(" | "))?;
+        writeln!(text, "|---|{}---|", "---|".repeat(columns.len()))?;
+        for (label, row_cells) in labels.iter().zip(&cells) {
+            let mut row = format!("| {label} |");
+            let mut best: Option<(f64, usize)> = None;
+            for (i, runs) in row_cells.iter().enumerate() {
+                if runs.is_empty() {
+                    row.push_str(" - |");
+                    continue;
+                }
+                let (mean, std) = mean_std(runs);
+                row.push_str(&format!(" {mean:.4} ± {std:.4} ({}) |", runs.len()));
+                let better =
+                    best.is_none_or(|(b, _)| if measure.higher { mean > b } else { mean < b });
+                if better {
+                    best = Some((mean, i));
+                }
+            }
+            let best = best.map_or("-".to_string(), |(_, i)| columns[i].clone());
+            writeln!(text, "{row} {best} |")?;
+        }
+        writeln!(text)?;
+        // The figure: a series per arm over the values, at positions 0, 1, ...
+        let series = cells
+            .iter()
+            .map(|row_cells| {
+                row_cells
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, runs)| !runs.is_empty())
+                    .map(|(i, runs)| spread(i as f64, runs))
+                    .collect()
+            })
+            .collect();
         let figure = Figure {
-            title: title.into(),
+            title: measure.title.into(),
             x_label: setting.name().into(),
-            y_label: y_label.into(),
+            y_label: measure.y_label.into(),
             x_names: Some(values.iter().map(|v| v.to_string()).collect()),
             series,
         };
-        write(&figure, &legend, out, file)?;
+        write(&figure, &legend, out, measure.file)?;
     }
+    write_atomic(&out.join("sweep.md"), text.as_bytes())?;
     Ok(text)
 }
 

@@ -100,9 +100,10 @@ pub struct RunOptions {
     pub resume: bool,
     /// Also write the run's scalars as TensorBoard event files into this folder: per step
     /// `train/loss`, `train/top1` (the batch's, in %) and `train/lr`, at the step counted over
-    /// the whole run from 1; per epoch `epoch/*` (the columns of `metrics.csv`) at the epoch's
-    /// number. Each epoch's events reach the file just before its checkpoint; a fresh run
-    /// removes the folder's earlier event files, a resumed one adds a file.
+    /// the whole run from 1; per epoch `epoch/*` (`metrics.csv`'s columns but the epoch's
+    /// seconds) at the epoch's number. Each epoch's events reach the file just before its
+    /// checkpoint; a fresh run removes the folder's earlier event files, a resumed one adds a
+    /// file.
     pub tensorboard: Option<PathBuf>,
 }
 
