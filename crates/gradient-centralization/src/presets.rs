@@ -123,9 +123,11 @@ presets! {
 
 impl Preset {
     /// The canonical (lower-case) name. For every named preset (`Preset::ALL`) and its
-    /// [`rank_rule`](Self::rank_rule) it parses back to the same preset: those under the seed's rank
-    /// rule carry a suffix, `sgd_gc:rank_rule` being `SGD_GC.rank_rule()`; a plain preset with a
-    /// threshold of your own reads `sgd:rank_rule>2`; in the seed's Lookahead, `lookahead_sgd_gc`.
+    /// [`rank_rule`](Self::rank_rule) and [`burn_rank`](Self::burn_rank) it parses back to the same
+    /// preset: those under the seed's rank rule carry a suffix, `sgd_gc:rank_rule` being
+    /// `SGD_GC.rank_rule()`, those under the rank rule on burn's layouts `:burn_rank`; a plain
+    /// preset with a threshold of your own reads `sgd:rank_rule>2` or `sgd:burn_rank>2`; in the
+    /// seed's Lookahead, `lookahead_sgd_gc`.
     /// A hand-made combination no name describes (GC2 placement without a scope, say) prints the
     /// nearest name; `lookahead_ranger*` prints but is an error to parse and to build (Ranger has
     /// its Lookahead built in).
@@ -147,6 +149,9 @@ impl Preset {
             Scope::RANK_RULE_GC => ("_gc", ":rank_rule".to_string()),
             Scope::RANK_RULE_GCC => ("_gcc", ":rank_rule".to_string()),
             Scope::RankRule { above } => ("", format!(":rank_rule>{above}")),
+            Scope::BURN_RANK_GC => ("_gc", ":burn_rank".to_string()),
+            Scope::BURN_RANK_GCC => ("_gcc", ":burn_rank".to_string()),
+            Scope::RankOnBurnLayout { above } => ("", format!(":burn_rank>{above}")),
         };
         let placement = match (self.scope, self.placement) {
             (Scope::None, _) | (_, Placement::Gradient) => "",
@@ -172,6 +177,19 @@ impl Preset {
         let scope = match self.scope {
             Scope::ConvLinear => Scope::RANK_RULE_GC,
             Scope::ConvOnly => Scope::RANK_RULE_GCC,
+            other => other,
+        };
+        Self { scope, ..self }
+    }
+
+    /// The same preset with GC decided as a rank-based port does on burn's layouts (`rank > 1`
+    /// for `_gc`, `rank > 3` for `_gcc`, burn's axis 0 kept: a `Linear` weight is centralized per
+    /// input row; see [`Scope::RankOnBurnLayout`]), for measuring what such ports cost. Its name
+    /// carries `:burn_rank`.
+    pub fn burn_rank(self) -> Self {
+        let scope = match self.scope {
+            Scope::ConvLinear => Scope::BURN_RANK_GC,
+            Scope::ConvOnly => Scope::BURN_RANK_GCC,
             other => other,
         };
         Self { scope, ..self }
@@ -384,13 +402,22 @@ impl FromStr for Preset {
         match suffix {
             None => Ok(preset),
             Some("rank_rule") if preset.scope != Scope::None => Ok(preset.rank_rule()),
-            Some(suffix) => match suffix.strip_prefix("rank_rule>").map(str::parse) {
-                Some(Ok(above)) if preset.scope == Scope::None => Ok(Preset {
-                    scope: Scope::RankRule { above },
-                    ..preset
-                }),
-                _ => Err(unknown()),
-            },
+            Some("burn_rank") if preset.scope != Scope::None => Ok(preset.burn_rank()),
+            Some(suffix) if preset.scope == Scope::None => {
+                let threshold = |prefix| suffix.strip_prefix(prefix).map(str::parse::<usize>);
+                match (threshold("rank_rule>"), threshold("burn_rank>")) {
+                    (Some(Ok(above)), _) => Ok(Preset {
+                        scope: Scope::RankRule { above },
+                        ..preset
+                    }),
+                    (_, Some(Ok(above))) => Ok(Preset {
+                        scope: Scope::RankOnBurnLayout { above },
+                        ..preset
+                    }),
+                    _ => Err(unknown()),
+                }
+            }
+            Some(_) => Err(unknown()),
         }
     }
 }

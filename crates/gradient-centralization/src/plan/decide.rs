@@ -24,6 +24,16 @@ pub enum Scope {
         /// The rank a tensor must exceed to be centralized.
         above: usize,
     },
+    /// What a port that picks GC's axis by rank alone does on burn's own layouts, kept for
+    /// measuring its cost: every tensor whose burn-layout rank is greater than `above` is
+    /// centralized keeping burn's axis 0, whatever the layer. Convolutions come out as under
+    /// [`Scope::RankRule`]; a `Linear` weight, `[d_input, d_output]` in burn, is centralized per
+    /// input (each row over the output units) instead of per output unit over its fan-in. Not
+    /// GC as the paper defines it.
+    RankOnBurnLayout {
+        /// The rank a tensor must exceed to be centralized.
+        above: usize,
+    },
 }
 
 impl Scope {
@@ -31,6 +41,10 @@ impl Scope {
     pub const RANK_RULE_GC: Scope = Scope::RankRule { above: 1 };
     /// The seed's "_GCC" rank rule (`rank > 3`).
     pub const RANK_RULE_GCC: Scope = Scope::RankRule { above: 3 };
+    /// The "_GC" rank rule on burn's layouts (`rank > 1`, burn's axis 0 kept).
+    pub const BURN_RANK_GC: Scope = Scope::RankOnBurnLayout { above: 1 };
+    /// The "_GCC" rank rule on burn's layouts (`rank > 3`, burn's axis 0 kept).
+    pub const BURN_RANK_GCC: Scope = Scope::RankOnBurnLayout { above: 3 };
 }
 
 /// How the weights of transposed convolutions are centralized.
@@ -73,7 +87,8 @@ pub enum SkipReason {
     NotFanIn,
     /// A parameter of an unknown struct; a [`Rule`] can centralize it.
     Unknown,
-    /// The seed rank rule: the PyTorch-layout rank is not above the threshold.
+    /// A rank rule: the tensor's rank (the same in PyTorch's and burn's layouts) is not above the
+    /// threshold.
     Rank {
         /// The tensor's rank.
         rank: usize,
@@ -100,7 +115,7 @@ impl fmt::Display for SkipReason {
             SkipReason::NotConv => write!(f, "not a conv (conv-only scope)"),
             SkipReason::NotFanIn => write!(f, "not a fan-in weight"),
             SkipReason::Unknown => write!(f, "unknown layer: add a rule to centralize"),
-            SkipReason::Rank { rank, above } => write!(f, "rank {rank} <= {above} (seed rule)"),
+            SkipReason::Rank { rank, above } => write!(f, "rank {rank} <= {above} (rank rule)"),
             SkipReason::FanInOne => write!(f, "fan-in 1: GC would zero it"),
             SkipReason::DoesNotFit(reason) => write!(f, "does not fit: {reason}"),
             SkipReason::GroupsUnknown => write!(
@@ -151,6 +166,17 @@ pub(crate) fn decide(
             // No fan-in check: the seed zeroes a fan-in-1 gradient, and this rule reproduces it.
             let axis = if kind == LayerKind::Linear { 1 } else { 0 };
             return Decision::Centralize(Centralize::along(axis));
+        }
+        (Scope::RankOnBurnLayout { above }, _) => {
+            if shape.len() <= above {
+                return Decision::Skip(SkipReason::Rank {
+                    rank: shape.len(),
+                    above,
+                });
+            }
+            // Axis 0 of burn's layout, as a rank-based port would pick it: a Linear weight's
+            // rows are its inputs. No fan-in check, as under the seed's rule.
+            return Decision::Centralize(Centralize::along(0));
         }
         (_, LayerKind::Conv(_)) => Centralize::along(0),
         (_, LayerKind::ConvTranspose { groups, .. }) => match (conv_transpose, groups) {

@@ -110,7 +110,7 @@ fn every_preset_name_parses_back_to_the_preset() {
     for &preset in Preset::ALL {
         let wrapped = (preset.family != Family::Ranger)
             .then(|| [preset.lookahead(), preset.rank_rule().lookahead()]);
-        for p in [preset, preset.rank_rule()]
+        for p in [preset, preset.rank_rule(), preset.burn_rank()]
             .into_iter()
             .chain(wrapped.into_iter().flatten())
         {
@@ -128,13 +128,26 @@ fn every_preset_name_parses_back_to_the_preset() {
         "ADAM_GCC2:rank_rule".parse::<Preset>().unwrap(),
         Preset::ADAM_GCC2.rank_rule()
     );
-    let own = Preset {
-        scope: Scope::RankRule { above: 2 },
-        ..Preset::SGD
-    };
-    assert_eq!(own.to_string().parse::<Preset>().unwrap(), own);
+    assert_eq!(Preset::SGD_GC.burn_rank().to_string(), "sgd_gc:burn_rank");
+    assert_eq!(
+        "Adam_GCC:burn_rank".parse::<Preset>().unwrap().scope,
+        Scope::BURN_RANK_GCC
+    );
+    for scope in [
+        Scope::RankRule { above: 2 },
+        Scope::RankOnBurnLayout { above: 2 },
+    ] {
+        let own = Preset {
+            scope,
+            ..Preset::SGD
+        };
+        assert_eq!(own.to_string().parse::<Preset>().unwrap(), own);
+    }
     for bad in [
         "sgd:rank_rule",
+        "sgd:burn_rank",
+        "sgd_gc:burn_rank>2",
+        "sgd:burn_rank>x",
         "sgd_gc:rank_rule>2",
         "sgd_gc:rank",
         "sgd:rank_rule>x",

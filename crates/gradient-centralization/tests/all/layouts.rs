@@ -79,6 +79,61 @@ fn linear_col_layout_is_planned_from_its_real_shape() {
 }
 
 #[derive(Module, Debug)]
+struct Dense {
+    fc: Linear,
+}
+
+/// What a port that picks GC's axis by rank does to burn's `[d_input, d_output]` Linear weight:
+/// it centralizes each input's row over the output units. The gradient of
+/// `sum(fc(x) * c)` is `x_i * c_j`; with x = (1, 2, -1) and c = (1, 2, 3, 6) (mean 3) the rows
+/// minus their means are `x_i * (c_j - 3)`, worked out by hand below. The layer-aware rule
+/// centralizes each column instead: `(x_i - 2/3) * c_j`.
+#[test]
+fn the_rank_rule_on_burns_layout_centralizes_a_linear_weight_per_input_row() {
+    let device = device();
+    let dense = Dense {
+        fc: LinearConfig::new(3, 4).init(&device),
+    };
+    let plan = GcPlan::new(&dense, Scope::BURN_RANK_GC);
+    assert_eq!(
+        plan.get("fc.weight").unwrap().decision,
+        Decision::Centralize(Centralize::along(0))
+    );
+    assert_eq!(
+        plan.get("fc.bias").unwrap().decision,
+        Decision::Skip(SkipReason::Rank { rank: 1, above: 1 })
+    );
+    let step = |preset: Preset| {
+        let dense = dense.clone();
+        let mut optimizer = preset.init(&dense, &Hyperparameters::default()).unwrap();
+        let x = Tensor::<2>::from_floats([[1.0, 2.0, -1.0]], &device);
+        let c = Tensor::<2>::from_floats([[1.0, 2.0, 3.0, 6.0]], &device);
+        let loss = (dense.fc.forward(x) * c).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &dense);
+        let before = dense.fc.weight.val().inner();
+        let after = optimizer.step(0.1, dense, grads).fc.weight.val().inner();
+        (before - after).div_scalar(0.1)
+    };
+    let by_rows = [
+        [-2.0, -1.0, 0.0, 3.0],
+        [-4.0, -2.0, 0.0, 6.0],
+        [2.0, 1.0, 0.0, -3.0],
+    ];
+    let by_columns =
+        [1.0 / 3.0, 4.0 / 3.0, -5.0 / 3.0].map(|x| [1.0, 2.0, 3.0, 6.0].map(|c| x * c));
+    step(Preset::SGD_GC.burn_rank())
+        .into_data()
+        .assert_approx_eq::<f32>(
+            &Tensor::<2>::from_floats(by_rows, &device).into_data(),
+            Tolerance::absolute(1e-5),
+        );
+    step(Preset::SGD_GC).into_data().assert_approx_eq::<f32>(
+        &Tensor::<2>::from_floats(by_columns, &device).into_data(),
+        Tolerance::absolute(1e-5),
+    );
+}
+
+#[derive(Module, Debug)]
 struct Decoder {
     up: ConvTranspose2d,
 }
