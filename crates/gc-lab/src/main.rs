@@ -51,7 +51,8 @@ enum Command {
     Plan {
         /// The model (one of: small-cnn, resnet20, r18, r34, r50, r101, imagenet-r18, ...).
         model: ModelName,
-        /// gc (conv and linear), gcc (conv only), none, rank-gc or rank-gcc (the seed's rank rule).
+        /// gc (conv and linear), gcc (conv only), none, rank-gc or rank-gcc (the seed's rank rule),
+        /// burn-rank-gc or burn-rank-gcc (a rank rule on burn's layouts: Linear per input row).
         #[arg(long, default_value = "gc")]
         scope: String,
         /// Input channels.

@@ -7,7 +7,8 @@ use gradient_centralization::{GcPlan, Scope};
 use crate::models::{ModelName, Net};
 
 /// The scope a `--scope` name selects: `gc` (conv and linear), `gcc` (conv only), `none`,
-/// `rank-gc` or `rank-gcc` (the seed's rank rule).
+/// `rank-gc` or `rank-gcc` (the seed's rank rule), `burn-rank-gc` or `burn-rank-gcc` (a rank rule
+/// on burn's layouts, as rank-based ports apply it).
 pub fn scope(name: &str) -> Result<Scope> {
     Ok(match name.to_ascii_lowercase().as_str() {
         "gc" => Scope::ConvLinear,
@@ -15,11 +16,15 @@ pub fn scope(name: &str) -> Result<Scope> {
         "none" => Scope::None,
         "rank-gc" => Scope::RANK_RULE_GC,
         "rank-gcc" => Scope::RANK_RULE_GCC,
+        "burn-rank-gc" => Scope::BURN_RANK_GC,
+        "burn-rank-gcc" => Scope::BURN_RANK_GCC,
         "seed-gc" | "seed-gcc" => bail!(
             "the scope `{name}` is called `{}` now (the reference code's rank rule)",
             name.to_ascii_lowercase().replace("seed", "rank")
         ),
-        other => bail!("unknown scope `{other}`; expected gc, gcc, none, rank-gc or rank-gcc"),
+        other => bail!(
+            "unknown scope `{other}`; expected gc, gcc, none, rank-gc, rank-gcc, burn-rank-gc or burn-rank-gcc"
+        ),
     })
 }
 
@@ -45,6 +50,7 @@ mod tests {
     fn scopes_by_name_and_unknown_ones_named() {
         assert_eq!(scope("GC").unwrap(), Scope::ConvLinear);
         assert_eq!(scope("rank-gcc").unwrap(), Scope::RANK_RULE_GCC);
+        assert_eq!(scope("burn-rank-gc").unwrap(), Scope::BURN_RANK_GC);
         let err = scope("conv").unwrap_err().to_string();
         assert!(err.contains("unknown scope `conv`"), "{err}");
         let err = scope("seed-gc").unwrap_err().to_string();
@@ -53,7 +59,7 @@ mod tests {
 
     #[test]
     fn the_small_cnn_plan_names_its_layers() {
-        let text = describe(ModelName::SmallCnn, Scope::ConvLinear, 1, 10);
+        let text = describe(ModelName::SMALL_CNN, Scope::ConvLinear, 1, 10);
         assert!(
             text.starts_with("small-cnn (1 input channels, 10 classes)"),
             "{text}"

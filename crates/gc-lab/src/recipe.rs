@@ -8,6 +8,7 @@ use gradient_centralization::Preset;
 use crate::data::augment::Augment;
 use crate::data::cifar::Cifar;
 use crate::data::folder::imagenet_normalize;
+use crate::models::resnet::NormKind;
 use crate::models::{Init, ModelName};
 use crate::suites::{Suite, SuiteSettings, lr_for};
 use crate::train::schedule::Schedule;
@@ -74,7 +75,8 @@ pub fn describe(suite: Suite) -> anyhow::Result<String> {
     if suite == Suite::FineGrained {
         line(
             "differs",
-            "the seed fine-tunes ImageNet-pretrained weights (its r50p); gclab trains from scratch"
+            "the seed fine-tunes ImageNet-pretrained weights (its r50p); gclab does with \
+             --pretrained FILE (torchvision's resnet50), and trains from scratch without"
                 .into(),
         );
     }
@@ -160,8 +162,21 @@ fn normalize(suite: Suite) -> String {
 
 fn model(model: ModelName) -> String {
     let what = match model {
-        ModelName::SmallCnn => "two conv and two linear layers".to_string(),
-        ModelName::ResNet20 => "He et al.'s CIFAR ResNet-20".to_string(),
+        ModelName::SmallCnn { norm } => format!(
+            "two conv and two linear layers, {}",
+            match norm {
+                Some(NormKind::Batch) => "BatchNorm",
+                Some(NormKind::Group) => "GroupNorm with two channels per group",
+                None => "no normalization (conv biases)",
+            }
+        ),
+        ModelName::ResNet20 { norm } => format!(
+            "He et al.'s CIFAR ResNet-20, {}",
+            match norm {
+                NormKind::Batch => "BatchNorm",
+                NormKind::Group => "GroupNorm with two channels per group",
+            }
+        ),
         ModelName::Cifar(depth) => {
             format!("the seed's CIFAR ResNet-{depth}: 3x3 stem, no max-pool")
         }
@@ -173,8 +188,8 @@ fn model(model: ModelName) -> String {
         } => format!(
             "ImageNet ResNet-{depth}: 7x7 stem, max-pool, {}{}{}",
             match norm {
-                crate::models::resnet::NormKind::Batch => "BatchNorm",
-                crate::models::resnet::NormKind::Group => "GroupNorm(32)",
+                NormKind::Batch => "BatchNorm",
+                NormKind::Group => "GroupNorm(32)",
             },
             if ws { ", Weight Standardization" } else { "" },
             if conv_bias {

@@ -89,7 +89,7 @@ impl Suite {
         };
         match self {
             Suite::Fashion | Suite::FashionFull => SuiteSettings {
-                model: ModelName::SmallCnn,
+                model: ModelName::SMALL_CNN,
                 sgd_lr: 0.05,
                 momentum: 0.9,
                 weight_decay: 5e-4,
@@ -196,9 +196,10 @@ impl Suite {
     /// The model `name` means in this suite: the seed's scripts call different networks `r50`
     /// (the CIFAR ResNet-50 for CIFAR; torchvision's ImageNet ResNet-50 for Mini-ImageNet and the
     /// fine-grained sets), so on the suites of image files `r18` ... `r101` are torchvision's
-    /// ImageNet ResNets, never the CIFAR ones (a 3x3 stem without pooling at 224 pixels). Other
-    /// names mean what [`ModelName`] parses them as.
-    pub fn model(self, name: &str) -> Result<ModelName> {
+    /// ImageNet ResNets, never the CIFAR ones (a 3x3 stem without pooling at 224 pixels). The
+    /// fine-grained `r50p` is `imagenet-r50` started from `--pretrained` weights (`pretrained`:
+    /// given), refused without them. Other names mean what [`ModelName`] parses them as.
+    pub fn model(self, name: &str, pretrained: bool) -> Result<ModelName> {
         let files = matches!(
             self,
             Suite::MiniImagenet | Suite::Imagenet | Suite::FineGrained
@@ -208,9 +209,13 @@ impl Suite {
             "r18" | "r34" | "r50" | "r101" if files => Ok(format!("imagenet-{lower}")
                 .parse()
                 .map_err(anyhow::Error::msg)?),
+            "r50p" if self == Suite::FineGrained && pretrained => {
+                Ok("imagenet-r50".parse().map_err(anyhow::Error::msg)?)
+            }
             "r50p" if self == Suite::FineGrained => bail!(
-                "`r50p` is the seed's ImageNet-pretrained ResNet-50; gclab has no pretrained \
-                 weights and trains from scratch: use `r50` (torchvision's ResNet-50)"
+                "`r50p` is the seed's ImageNet-pretrained ResNet-50: give torchvision's weights \
+                 with --pretrained FILE (resnet50-0676ba61.pth, what the seed's \
+                 `pretrained=True` loads), or use `r50` to train from scratch"
             ),
             _ => name.parse().map_err(anyhow::Error::msg),
         }
@@ -313,25 +318,47 @@ mod tests {
     #[test]
     fn model_names_mean_what_the_suites_seed_commands_mean() {
         let imagenet_r50: ModelName = "imagenet-r50".parse().unwrap();
-        assert_eq!(Suite::Cifar100.model("r50").unwrap(), ModelName::Cifar(50));
-        assert_eq!(Suite::MiniImagenet.model("R50").unwrap(), imagenet_r50);
-        assert_eq!(Suite::FineGrained.model("r50").unwrap(), imagenet_r50);
         assert_eq!(
-            Suite::MiniImagenet.model("r50ws").unwrap().to_string(),
+            Suite::Cifar100.model("r50", false).unwrap(),
+            ModelName::Cifar(50)
+        );
+        assert_eq!(
+            Suite::MiniImagenet.model("R50", false).unwrap(),
+            imagenet_r50
+        );
+        assert_eq!(
+            Suite::FineGrained.model("r50", false).unwrap(),
+            imagenet_r50
+        );
+        assert_eq!(
+            Suite::MiniImagenet
+                .model("r50ws", false)
+                .unwrap()
+                .to_string(),
             "imagenet-r50-ws"
         );
         assert_eq!(
-            Suite::Imagenet.model("r101gn").unwrap().to_string(),
+            Suite::Imagenet.model("r101gn", false).unwrap().to_string(),
             "r101gn"
         );
         assert_eq!(
-            Suite::Imagenet.model("r101").unwrap().to_string(),
+            Suite::Imagenet.model("r101", false).unwrap().to_string(),
             "imagenet-r101"
         );
-        assert_eq!(Suite::Cifar10.model("r18").unwrap(), ModelName::Cifar(18));
-        let err = Suite::FineGrained.model("r50p").unwrap_err().to_string();
-        assert!(err.contains("pretrained"), "{err}");
-        assert!(Suite::Imagenet.model("r51").is_err());
+        assert_eq!(
+            Suite::Cifar10.model("r18", false).unwrap(),
+            ModelName::Cifar(18)
+        );
+        let err = Suite::FineGrained
+            .model("r50p", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--pretrained FILE"), "{err}");
+        assert_eq!(
+            Suite::FineGrained.model("r50p", true).unwrap(),
+            imagenet_r50
+        );
+        assert!(Suite::Imagenet.model("r51", false).is_err());
     }
 
     /// Every suite's default arms are presets the library knows.

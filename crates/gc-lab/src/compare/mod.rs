@@ -77,6 +77,12 @@ pub struct CompareArgs {
     /// Test images per class (default: the suite's; 0 for all).
     #[arg(long)]
     pub test_per_class: Option<usize>,
+    /// Start every run from this torchvision ResNet state dict (`.pth`, e.g. torchvision's
+    /// resnet50-0676ba61.pth), for imagenet-r18/34/50/101: names and layouts mapped, a file that
+    /// does not fit refused with the names that do not; a head for other classes is not loaded
+    /// (the model's own, freshly initialized, trains), as the seed's fine-grained `r50p`.
+    #[arg(long, value_name = "FILE")]
+    pub pretrained: Option<PathBuf>,
     /// Dataset folder (default: Debian's /usr/share/datasets/fashion-mnist, then the subset shipped
     /// in this repository).
     #[arg(long)]
@@ -143,7 +149,7 @@ fn utc_stamp(secs: u64) -> String {
 }
 
 /// The suite's settings with the arguments' overrides, and the arms.
-fn resolve(args: &CompareArgs) -> Result<(SuiteSettings, Vec<Preset>)> {
+pub(crate) fn resolve(args: &CompareArgs) -> Result<(SuiteSettings, Vec<Preset>)> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
@@ -156,7 +162,7 @@ fn resolve(args: &CompareArgs) -> Result<(SuiteSettings, Vec<Preset>)> {
         .map(|name| arm(args.suite, name))
         .collect::<Result<_>>()?;
     if let Some(model) = &args.model {
-        settings.model = args.suite.model(model)?;
+        settings.model = args.suite.model(model, args.pretrained.is_some())?;
     }
     if let Some(lr) = args.base_lr {
         settings.sgd_lr = lr;
@@ -212,7 +218,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         PathBuf::from("runs").join(format!("{:?}-{}", args.suite, timestamp()).to_lowercase())
     });
     create_dir(&out)?;
-    if args.suite == Suite::FineGrained {
+    if args.suite == Suite::FineGrained && args.pretrained.is_none() {
         println!(
             "Note: the seed fine-tunes an ImageNet-pretrained ResNet-50 on fine-grained sets (its \
              r50p); this run trains from scratch (torchvision's initialization), so its accuracies \
@@ -259,6 +265,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                 drop_last: settings.drop_last,
                 bn_batch: settings.bn_batch,
                 device: args.device.clone(),
+                pretrained: args.pretrained.clone(),
             };
             let dir = run_folder(&out, &config.label, seed);
             let finished = args.resume.then(|| finished_run(&dir, &config)).flatten();

@@ -28,6 +28,7 @@ pub(crate) fn tiny(out: &Path, resume: bool) -> CompareArgs {
         target_loss: None,
         resume,
         tensorboard: None,
+        pretrained: None,
     }
 }
 

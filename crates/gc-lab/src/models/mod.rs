@@ -2,6 +2,7 @@
 
 pub mod densenet;
 pub mod init;
+pub mod pretrained;
 pub mod resnet;
 pub mod resnext;
 pub mod small;
@@ -24,10 +25,18 @@ use vgg::Vgg;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum ModelName {
-    /// [`SmallCnn`]: two conv layers and two linear layers, for CPU runs on 28x28 images.
-    SmallCnn,
-    /// He et al.'s CIFAR ResNet-20.
-    ResNet20,
+    /// [`SmallCnn`]: two conv layers and two linear layers, for CPU runs on 28x28 images, with
+    /// BatchNorm (`small-cnn`), GroupNorm (`small-cnn-gn`) or no normalization
+    /// (`small-cnn-nonorm`, `None`).
+    SmallCnn {
+        /// The normalization after each convolution.
+        norm: Option<NormKind>,
+    },
+    /// He et al.'s CIFAR ResNet-20, with BatchNorm (`resnet20`) or GroupNorm (`resnet20-gn`).
+    ResNet20 {
+        /// The normalization after each convolution.
+        norm: NormKind,
+    },
     /// The seed's CIFAR ResNet-18/34/50/101 (3x3 stem, no max-pool).
     Cifar(usize),
     /// torchvision's ImageNet ResNet-18/34/50/101 (7x7 stem and max-pool), with BatchNorm or
@@ -52,10 +61,22 @@ pub enum ModelName {
 }
 
 impl ModelName {
+    /// The default job's small CNN, with BatchNorm.
+    pub const SMALL_CNN: ModelName = ModelName::SmallCnn {
+        norm: Some(NormKind::Batch),
+    };
+    /// ResNet-20 with BatchNorm.
+    pub const RESNET20: ModelName = ModelName::ResNet20 {
+        norm: NormKind::Batch,
+    };
+
     /// Every name, for help texts.
     pub const ALL: &'static [&'static str] = &[
         "small-cnn",
+        "small-cnn-gn",
+        "small-cnn-nonorm",
         "resnet20",
+        "resnet20-gn",
         "r18",
         "r34",
         "r50",
@@ -82,7 +103,7 @@ impl ModelName {
     /// The side of the square images the model is built for by default.
     pub fn default_size(self) -> usize {
         match self {
-            ModelName::SmallCnn => 28,
+            ModelName::SmallCnn { .. } => 28,
             ModelName::ImageNet { .. } => 224,
             _ => 32,
         }
@@ -92,8 +113,15 @@ impl ModelName {
 impl fmt::Display for ModelName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ModelName::SmallCnn => write!(f, "small-cnn"),
-            ModelName::ResNet20 => write!(f, "resnet20"),
+            ModelName::SmallCnn { norm } => match norm {
+                Some(NormKind::Batch) => write!(f, "small-cnn"),
+                Some(NormKind::Group) => write!(f, "small-cnn-gn"),
+                None => write!(f, "small-cnn-nonorm"),
+            },
+            ModelName::ResNet20 { norm } => match norm {
+                NormKind::Batch => write!(f, "resnet20"),
+                NormKind::Group => write!(f, "resnet20-gn"),
+            },
             ModelName::Cifar(depth) => write!(f, "r{depth}"),
             // The seed's names for its ImageNet ResNets, which have a bias on every convolution.
             ModelName::ImageNet {
@@ -161,8 +189,15 @@ impl FromStr for ModelName {
             })
         };
         let parsed = match lower.as_str() {
-            "small-cnn" | "small_cnn" | "cnn" => Some(ModelName::SmallCnn),
-            "resnet20" | "r20" => Some(ModelName::ResNet20),
+            "small-cnn" | "small_cnn" | "cnn" => Some(ModelName::SMALL_CNN),
+            "small-cnn-gn" => Some(ModelName::SmallCnn {
+                norm: Some(NormKind::Group),
+            }),
+            "small-cnn-nonorm" => Some(ModelName::SmallCnn { norm: None }),
+            "resnet20" | "r20" => Some(ModelName::RESNET20),
+            "resnet20-gn" | "r20-gn" => Some(ModelName::ResNet20 {
+                norm: NormKind::Group,
+            }),
             // The seed's CIFAR-100 `--model` values, and its ImageNet `r50bn` / `r50gn`.
             "vgg11-bn" | "vgg11_bn" | "vgg11" | "v11" => Some(ModelName::Vgg11Bn),
             "resnext29-4x64d" | "resnext29_4x64d" | "resnext29" | "rx29" => {
@@ -287,13 +322,16 @@ impl Net {
         device: &Device,
     ) -> Self {
         match name {
-            ModelName::SmallCnn => Net::Small(SmallCnn::new(channels, size, classes, device)),
-            ModelName::ResNet20 => Net::ResNet(ResNet::new(
-                &ResNetSpec::cifar_resnet20(),
-                channels,
-                classes,
-                device,
-            )),
+            ModelName::SmallCnn { norm } => {
+                Net::Small(SmallCnn::new(channels, size, classes, norm, device))
+            }
+            ModelName::ResNet20 { norm } => {
+                let spec = ResNetSpec {
+                    norm,
+                    ..ResNetSpec::cifar_resnet20()
+                };
+                Net::ResNet(ResNet::new(&spec, channels, classes, device))
+            }
             ModelName::Cifar(depth) => {
                 let spec = ResNetSpec::standard(depth, Stem::Cifar).expect("depth checked");
                 Net::ResNet(ResNet::new(&spec, channels, classes, device))

@@ -1,7 +1,8 @@
 //! ResNets: the CIFAR variants (3x3 stem, as the seed's CIFAR-100 code) and the ImageNet ones
 //! (7x7 stem and max-pool, torchvision's layout with the stride on the 3x3 convolution), with
-//! BatchNorm or GroupNorm(32) and optionally Weight Standardization on every convolution (the
-//! seed's GroupNorm and Weight Standardization experiments).
+//! BatchNorm or GroupNorm (32 groups, as the seed's, where a layer has 64 channels or more) and
+//! optionally Weight Standardization on every convolution (the seed's GroupNorm and Weight
+//! Standardization experiments).
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -44,8 +45,17 @@ pub enum NormKind {
     /// BatchNorm.
     #[default]
     Batch,
-    /// GroupNorm with 32 groups (eps 1e-5, affine), as the seed's `myresnetgn.py`.
+    /// GroupNorm (eps 1e-5, affine) with min(32, c/2) groups: the seed's 32 from 64 channels on,
+    /// two channels per group in narrower layers.
     Group,
+}
+
+/// A GroupNorm of `c` channels (eps 1e-5, affine) with min(32, c/2) groups: the seed's 32
+/// (`myresnetgn.py`) in every layer of 64 channels or more, which is every layer of its ImageNet
+/// ResNets; groups of two channels in narrower ones (ResNet-20's 16 and 32 channels, the small
+/// CNN's), which 32 groups cannot divide.
+pub(crate) fn group_norm(c: usize, device: &Device) -> GroupNorm {
+    GroupNormConfig::new((c / 2).clamp(1, 32), c).init(device)
 }
 
 /// A BatchNorm or a GroupNorm.
@@ -61,7 +71,7 @@ impl Norm {
     pub(crate) fn new(kind: NormKind, c: usize, device: &Device) -> Self {
         match kind {
             NormKind::Batch => Norm::Batch(bn(c, device)),
-            NormKind::Group => Norm::Group(GroupNormConfig::new(32, c).init(device)),
+            NormKind::Group => Norm::Group(group_norm(c, device)),
         }
     }
 

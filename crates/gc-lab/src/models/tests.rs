@@ -68,7 +68,10 @@ fn forward_and_backward_on_a_tiny_batch() {
     // VGG's five pools need 32x32.
     for (name, channels, size) in [
         ("small-cnn", 1, 28),
+        ("small-cnn-gn", 1, 28),
+        ("small-cnn-nonorm", 1, 28),
         ("resnet20", 3, 32),
+        ("resnet20-gn", 3, 8),
         ("r18", 3, 32),
         ("r34", 3, 8),
         ("r50", 3, 32),
@@ -137,6 +140,46 @@ fn weight_standardization_matches_the_formula() {
                 "channel {o}, weight {k}: {got} vs {expected}"
             );
         }
+    }
+}
+
+/// The normalization study's variants. The small CNN's count by hand: conv1 1·16·9 = 144, conv2
+/// 16·32·9 = 4,608, fc1 1568·64 + 64 = 100,416, fc2 64·10 + 10 = 650, plus per conv channel γ and
+/// β of a BatchNorm or GroupNorm (2·(16 + 32) = 96: 105,914) or a bias (48: 105,866). GroupNorm has
+/// min(32, c/2) groups: two channels per group below 64 channels, the seed's 32 from 64 on.
+#[test]
+fn normalization_variants_have_their_norms_and_counts() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex();
+    let net = |name: &str| Net::new(name.parse().unwrap(), 1, 28, 10, &device);
+    let paths = |net: &Net| -> Vec<String> {
+        let plan = GcPlan::new(net, Scope::ConvLinear);
+        // Without the `Net` variant (`Small.`, `ResNet.`).
+        let path =
+            |e: &gradient_centralization::PlanEntry| e.path.split_once('.').unwrap().1.to_string();
+        plan.entries().iter().map(path).collect()
+    };
+    assert_eq!(trainable(&net("small-cnn")), (10, 105_914));
+    assert_eq!(trainable(&net("small-cnn-gn")), (10, 105_914));
+    assert_eq!(trainable(&net("small-cnn-nonorm")), (8, 105_866));
+    let gn = paths(&net("small-cnn-gn"));
+    assert!(gn.contains(&"gn2.gamma".to_string()) && !gn.iter().any(|p| p.starts_with("bn")));
+    let plain = paths(&net("small-cnn-nonorm"));
+    assert!(plain.contains(&"conv1.bias".to_string()), "{plain:?}");
+    assert!(
+        !plain
+            .iter()
+            .any(|p| p.starts_with("bn") || p.starts_with("gn"))
+    );
+    // The default job's small CNN keeps its parameter names (`bn1.gamma`, ...).
+    assert!(paths(&net("small-cnn")).contains(&"bn1.gamma".to_string()));
+    assert_eq!(
+        trainable(&net("resnet20-gn")),
+        trainable(&net("resnet20")),
+        "GroupNorm has BatchNorm's parameters"
+    );
+    for (channels, groups) in [(16, 8), (32, 16), (64, 32), (2048, 32)] {
+        assert_eq!(resnet::group_norm(channels, &device).num_groups, groups);
     }
 }
 

@@ -20,6 +20,21 @@ pub struct Arm {
     pub runs: Vec<Summary>,
 }
 
+impl Arm {
+    /// The runs that did not diverge: the tables' means and the curves are theirs.
+    pub fn completed(&self) -> impl Iterator<Item = &Summary> {
+        self.runs.iter().filter(|run| run.diverged.is_none())
+    }
+
+    /// How many runs diverged.
+    pub fn diverged(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|run| run.diverged.is_some())
+            .count()
+    }
+}
+
 /// Group summaries by label, keeping the order in which labels first appear.
 pub fn arms(summaries: Vec<Summary>) -> Vec<Arm> {
     let mut arms: Vec<Arm> = Vec::new();
@@ -107,11 +122,11 @@ fn epochs_to(summary: &Summary, target: f64) -> Option<usize> {
         .map(|m| m.epoch)
 }
 
-/// The default target loss: the highest final training loss of any run, so every run reaches it
-/// and the column compares how fast.
+/// The default target loss: the highest final training loss of any run that did not diverge,
+/// so every such run reaches it and the column compares how fast.
 pub fn default_target(arms: &[Arm]) -> f64 {
     arms.iter()
-        .flat_map(|arm| &arm.runs)
+        .flat_map(Arm::completed)
         .filter_map(|run| run.epochs.last().map(|m| m.train_loss))
         .fold(f64::NAN, |a, b| if a.is_nan() || b > a { b } else { a })
 }
@@ -141,36 +156,47 @@ pub fn table(arms: &[Arm], target: f64) -> String {
     ));
     out.push_str("|---|---|---|---|---|---|---|\n");
     for arm in arms {
-        let finals: Vec<f64> = arm.runs.iter().map(|r| r.final_test_top1).collect();
-        let bests: Vec<f64> = arm.runs.iter().map(|r| r.best_test_top1).collect();
-        let losses: Vec<f64> = arm
-            .runs
+        let completed: Vec<&Summary> = arm.completed().collect();
+        let finals: Vec<f64> = completed.iter().map(|r| r.final_test_top1).collect();
+        let bests: Vec<f64> = completed.iter().map(|r| r.best_test_top1).collect();
+        let losses: Vec<f64> = completed
             .iter()
             .filter_map(|r| r.epochs.last().map(|m| m.train_loss))
             .collect();
-        let reached: Vec<f64> = arm
-            .runs
+        let reached: Vec<f64> = completed
             .iter()
             .filter_map(|r| epochs_to(r, target).map(|e| e as f64))
             .collect();
-        let (f, fs) = mean_std(&finals);
-        let (b, bs) = mean_std(&bests);
-        let (l, ls) = mean_std(&losses);
-        let reach = if reached.len() == arm.runs.len() {
-            let (e, es) = mean_std(&reached);
-            format!("{e:.1} ± {es:.1}")
+        let cell = |values: &[f64], digits: usize| {
+            if values.is_empty() {
+                return "diverged".to_string();
+            }
+            let (mean, std) = mean_std(values);
+            format!("{mean:.digits$} ± {std:.digits$}")
+        };
+        let reach = if completed.is_empty() {
+            "diverged".to_string()
+        } else if reached.len() == completed.len() {
+            cell(&reached, 1)
         } else {
             format!(
                 "not reached by {} of {}",
-                arm.runs.len() - reached.len(),
-                arm.runs.len()
+                completed.len() - reached.len(),
+                completed.len()
             )
         };
         let interrupted = arm.runs.iter().filter(|r| r.interrupted).count();
-        let label = if interrupted > 0 {
-            format!("{} ({interrupted} interrupted)", arm.label)
-        } else {
+        let mut notes = Vec::new();
+        if interrupted > 0 {
+            notes.push(format!("{interrupted} interrupted"));
+        }
+        if arm.diverged() > 0 {
+            notes.push(format!("{} diverged", arm.diverged()));
+        }
+        let label = if notes.is_empty() {
             arm.label.clone()
+        } else {
+            format!("{} ({})", arm.label, notes.join(", "))
         };
         // The base rate, to 6 significant digits (0.05 × 0.1 prints as 0.005).
         let lr = arm.runs.first().map_or(String::new(), |r| {
@@ -182,11 +208,17 @@ pub fn table(arms: &[Arm], target: f64) -> String {
             )
         });
         out.push_str(&format!(
-            "| {label} | {lr} | {} | {f:.2} ± {fs:.2} | {b:.2} ± {bs:.2} | {l:.4} ± {ls:.4} | {reach} |\n",
-            arm.runs.len()
+            "| {label} | {lr} | {} | {} | {} | {} | {reach} |\n",
+            arm.runs.len(),
+            cell(&finals, 2),
+            cell(&bests, 2),
+            cell(&losses, 4),
         ));
     }
-    out.push_str("\nmean ± sample standard deviation over seeds.\n");
+    out.push_str(
+        "\nmean ± sample standard deviation over seeds; a run that diverged (its loss or a \
+         gradient stopped being finite) is counted, not averaged.\n",
+    );
     out
 }
 
@@ -201,13 +233,14 @@ pub fn write_report(arms: &[Arm], target: Option<f64>, dir: &Path) -> Result<Vec
     Ok(written)
 }
 
-/// Group per-epoch values over an arm's runs: for each epoch, the values of the runs that have it.
+/// Group per-epoch values over an arm's runs that did not diverge: for each epoch, the values of
+/// the runs that have it.
 pub fn per_epoch(
     arm: &Arm,
     value: impl Fn(&crate::train::EpochMetrics) -> f64,
 ) -> BTreeMap<usize, Vec<f64>> {
     let mut by_epoch: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-    for run in &arm.runs {
+    for run in arm.completed() {
         for m in &run.epochs {
             by_epoch.entry(m.epoch).or_default().push(value(m));
         }
@@ -267,7 +300,7 @@ pub(crate) mod tests {
         Summary {
             config: RunConfig {
                 label: label.into(),
-                model: ModelName::SmallCnn,
+                model: ModelName::SMALL_CNN,
                 optimizer: "sgd".into(),
                 hyper: Hyperparameters::default(),
                 lr: 0.1,
@@ -283,6 +316,7 @@ pub(crate) mod tests {
                 drop_last: Default::default(),
                 bn_batch: None,
                 device: Default::default(),
+                pretrained: None,
             },
             data: DataInfo {
                 name: "tiny".into(),
@@ -298,6 +332,7 @@ pub(crate) mod tests {
             epochs,
             seconds: 1.0,
             interrupted: false,
+            diverged: None,
         }
     }
 
@@ -323,5 +358,49 @@ pub(crate) mod tests {
             "{table}"
         );
         assert!(table.contains("| 2.0 ± 0.0 |"), "{table}");
+    }
+
+    /// A run that diverged is counted beside the label, left out of the means, the target and
+    /// the curves; an arm whose runs all diverged says so in every cell.
+    #[test]
+    fn diverged_runs_are_counted_not_averaged() {
+        let diverged = |label: &str, seed| Summary {
+            diverged: Some(crate::train::Diverged {
+                epoch: 2,
+                step: 5,
+                message: "the loss became NaN".into(),
+            }),
+            ..summary(label, seed, &[9.0], &[10.0])
+        };
+        let arms = arms(vec![
+            summary("sgd", 0, &[1.0, 0.5, 0.3], &[50.0, 60.0, 70.0]),
+            diverged("sgd", 1),
+            diverged("sgd_gc", 0),
+        ]);
+        assert_eq!(default_target(&arms), 0.3);
+        let table = table(&arms, 0.3);
+        assert!(
+            table.contains(
+                "| sgd (1 diverged) | 0.1 | 2 | 70.00 ± 0.00 | 70.00 ± 0.00 | 0.3000 ± 0.0000 | 3.0 ± 0.0 |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| sgd_gc (1 diverged) | 0.1 | 1 | diverged | diverged | diverged | diverged |"
+            ),
+            "{table}"
+        );
+        let accuracy = per_epoch(&arms[0], |m| m.test_top1);
+        assert_eq!(
+            accuracy[&1],
+            [50.0],
+            "the diverged run's epoch is not drawn"
+        );
+        assert_eq!(
+            plot::legend(&arms)[0].1,
+            "sgd (n=1, 1 diverged)",
+            "the legend counts both"
+        );
     }
 }

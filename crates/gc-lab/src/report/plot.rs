@@ -70,6 +70,9 @@ pub struct Figure {
     /// axis from 1 (epochs).
     pub x_names: Option<Vec<String>>,
     pub series: Vec<Vec<(f64, f64, f64, f64)>>,
+    /// Per series, the x positions where some of its runs diverged: a cross in its hue at the
+    /// foot of the chart (their points are the other runs' or absent). Empty: none.
+    pub diverged: Vec<Vec<f64>>,
 }
 
 /// Write `loss.{svg,png}` and `accuracy.{svg,png}` into `dir`.
@@ -91,6 +94,7 @@ pub fn curves(arms: &[Arm], dir: &Path) -> Result<Vec<PathBuf>> {
             y_label: curve.y_label.into(),
             x_names: None,
             series,
+            diverged: Vec::new(),
         };
         written.extend(write(&figure, &legend(arms), dir, curve.file)?);
     }
@@ -105,11 +109,16 @@ pub fn spread(x: f64, values: &[f64]) -> (f64, f64, f64, f64) {
     (x, mean, lo, hi)
 }
 
-/// Each arm's label and its name in a legend: the label and its number of runs.
+/// Each arm's label and its name in a legend: the label and its number of runs drawn (those
+/// that did not diverge), and of those that diverged.
 pub fn legend(arms: &[Arm]) -> Vec<(String, String)> {
     arms.iter()
         .map(|arm| {
-            let name = format!("{} (n={})", arm.label, arm.runs.len());
+            let drawn = arm.runs.len() - arm.diverged();
+            let name = match arm.diverged() {
+                0 => format!("{} (n={drawn})", arm.label),
+                d => format!("{} (n={drawn}, {d} diverged)", arm.label),
+            };
             (arm.label.clone(), name)
         })
         .collect()
@@ -193,6 +202,10 @@ where
         .axis_desc_style(("sans-serif", 18))
         .draw()
         .map_err(err)?;
+    for (xs, look) in figure.diverged.iter().zip(looks) {
+        let cross = |&x: &f64| Cross::new((x, lo - pad / 2.0), 8, look.hue.stroke_width(3));
+        chart.draw_series(xs.iter().map(cross)).map_err(err)?;
+    }
     for (points, look) in figure.series.iter().zip(looks) {
         let band: Vec<(f64, f64)> = points
             .iter()

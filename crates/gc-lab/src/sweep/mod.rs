@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 
-use crate::compare::{CompareArgs, compare, timestamp};
+use crate::compare::{CompareArgs, compare, resolve, timestamp};
 use crate::report::plot::{Figure, spread, write};
 use crate::report::{Arm, arms, find_summaries, mean_std, setup};
 use crate::train::STOP;
@@ -98,6 +98,9 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             args.over.name()
         );
     }
+    // The arms' labels, in the order given: the report's rows and legend follow it.
+    let (_, presets) = resolve(&args.compare)?;
+    let order: Vec<String> = presets.iter().map(|preset| preset.name()).collect();
     let out = args.compare.out.clone().unwrap_or_else(|| {
         let name = format!("sweep-{:?}-{}", args.compare.suite, timestamp());
         PathBuf::from("runs").join(name.to_lowercase())
@@ -126,7 +129,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             );
         }
     }
-    let report = report(args.over, &values, &out)?;
+    let report = report(args.over, &values, &order, &out)?;
     println!("\n{report}");
     println!("wrote {}", out.join("sweep.md").display());
     Ok(())
@@ -176,21 +179,27 @@ const MEASURES: [Measure; 2] = [
     },
 ];
 
-/// Writes `sweep.md` and the plots into `out`; returns the table.
-pub fn report(setting: Setting, values: &[f64], out: &Path) -> Result<String> {
+/// Writes `sweep.md` and the plots into `out`; returns the table. Arms are in the order of
+/// `order` (their labels), any other after them in the order first seen.
+pub fn report(setting: Setting, values: &[f64], order: &[String], out: &Path) -> Result<String> {
     let grid = grid(setting, values, out)?;
-    // Every arm seen at any value, in the order first seen.
+    // Every arm seen at any value.
     let mut labels: Vec<String> = Vec::new();
     for arm in grid.iter().flatten() {
         if !labels.contains(&arm.label) {
             labels.push(arm.label.clone());
         }
     }
+    labels.sort_by_key(|label| order.iter().position(|o| o == label).unwrap_or(order.len()));
     let at = |label: &str, i: usize| grid[i].iter().find(|a| a.label == label);
     let columns: Vec<String> = values.iter().map(|&v| folder(setting, v)).collect();
     let mut text = String::new();
     if let Some(run) = grid.iter().flatten().flat_map(|a| &a.runs).next() {
-        writeln!(text, "{}; mean ± std over seeds (runs)\n", setup(run))?;
+        writeln!(
+            text,
+            "{}; mean ± std over seeds (runs); runs that diverged are counted, not averaged\n",
+            setup(run)
+        )?;
     }
     // The legend gives the most runs an arm has at a value.
     let legend: Vec<(String, String)> = labels
@@ -203,15 +212,24 @@ pub fn report(setting: Setting, values: &[f64], out: &Path) -> Result<String> {
             (label.clone(), format!("{label} (n={runs})"))
         })
         .collect();
+    // Per arm, per value: how many of its runs diverged there.
+    let diverged: Vec<Vec<usize>> = labels
+        .iter()
+        .map(|label| {
+            (0..values.len())
+                .map(|i| at(label, i).map_or(0, Arm::diverged))
+                .collect()
+        })
+        .collect();
     for measure in &MEASURES {
-        // Per arm, per value: the measure of each of its runs there.
+        // Per arm, per value: the measure of each of its runs there that did not diverge.
         let cells: Vec<Vec<Vec<f64>>> = labels
             .iter()
             .map(|label| {
                 (0..values.len())
                     .map(|i| {
                         at(label, i)
-                            .map(|a| a.runs.iter().filter_map(measure.value).collect())
+                            .map(|a| a.completed().filter_map(measure.value).collect())
                             .unwrap_or_default()
                     })
                     .collect()
@@ -220,16 +238,23 @@ pub fn report(setting: Setting, values: &[f64], out: &Path) -> Result<String> {
         writeln!(text, "{}\n", measure.column)?;
         writeln!(text, "| arm | {} | best |", columns.join(" | "))?;
         writeln!(text, "|---|{}---|", "---|".repeat(columns.len()))?;
-        for (label, row_cells) in labels.iter().zip(&cells) {
+        for ((label, row_cells), row_diverged) in labels.iter().zip(&cells).zip(&diverged) {
             let mut row = format!("| {label} |");
             let mut best: Option<(f64, usize)> = None;
-            for (i, runs) in row_cells.iter().enumerate() {
+            for (i, (runs, &lost)) in row_cells.iter().zip(row_diverged).enumerate() {
                 if runs.is_empty() {
-                    row.push_str(" - |");
+                    match lost {
+                        0 => row.push_str(" - |"),
+                        n => row.push_str(&format!(" diverged ({n}) |")),
+                    }
                     continue;
                 }
                 let (mean, std) = mean_std(runs);
-                row.push_str(&format!(" {mean:.4} ± {std:.4} ({}) |", runs.len()));
+                let lost = match lost {
+                    0 => String::new(),
+                    n => format!(", {n} diverged"),
+                };
+                row.push_str(&format!(" {mean:.4} ± {std:.4} ({}{lost}) |", runs.len()));
                 let better =
                     best.is_none_or(|(b, _)| if measure.higher { mean > b } else { mean < b });
                 if better {
@@ -252,12 +277,25 @@ pub fn report(setting: Setting, values: &[f64], out: &Path) -> Result<String> {
                     .collect()
             })
             .collect();
+        let crosses: Vec<Vec<f64>> = diverged
+            .iter()
+            .map(|row| {
+                let at = row.iter().enumerate().filter(|&(_, &n)| n > 0);
+                at.map(|(i, _)| i as f64).collect()
+            })
+            .collect();
+        let title = if crosses.iter().any(|xs| !xs.is_empty()) {
+            format!("{} (× at the foot: runs that diverged)", measure.title)
+        } else {
+            measure.title.to_string()
+        };
         let figure = Figure {
-            title: measure.title.into(),
+            title,
             x_label: setting.name().into(),
             y_label: measure.y_label.into(),
             x_names: Some(values.iter().map(|v| v.to_string()).collect()),
             series,
+            diverged: crosses,
         };
         write(&figure, &legend, out, measure.file)?;
     }

@@ -78,6 +78,41 @@ fn a_sweep_runs_every_value_and_reports_the_grid() {
     std::fs::remove_dir_all(out).unwrap();
 }
 
+/// A rate that makes every run diverge is a result of the grid: the sweep goes on to the next
+/// value, its cells say so, the figure marks it, and resuming keeps those runs (the sweep stopped
+/// at the first diverging run before). The rows follow --arms (they followed the folders' names).
+#[test]
+fn a_diverging_value_is_a_result_of_the_grid() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let out = crate::test_dir("sweep-diverged");
+    let mut args = tiny_sweep(&out, false);
+    args.values = vec![0.01, 1e30];
+    // Rows in the order of --arms (the folders sort the other way).
+    args.compare.arms = Some(vec!["sgd_gc".into(), "sgd".into()]);
+    sweep(args.clone()).unwrap();
+    let big = folder(Setting::Lr, 1e30);
+    let summary = std::fs::read_to_string(out.join(&big).join("sgd/seed0/summary.json")).unwrap();
+    let table = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    for arm in ["sgd", "sgd_gc"] {
+        let row = table
+            .lines()
+            .find(|line| line.starts_with(&format!("| {arm} |")))
+            .unwrap();
+        assert!(row.ends_with("| diverged (2) | lr=0.01 |"), "{row}");
+    }
+    let row = |arm: &str| table.find(&format!("| {arm} |")).unwrap();
+    assert!(row("sgd_gc") < row("sgd"), "{table}");
+    let svg = std::fs::read_to_string(out.join("sweep-accuracy.svg")).unwrap();
+    assert!(svg.contains("runs that diverged"), "the figure says so");
+    let comparison = std::fs::read_to_string(out.join(&big).join("comparison.md")).unwrap();
+    assert!(comparison.contains("| sgd (2 diverged) |"), "{comparison}");
+    args.compare.resume = true;
+    sweep(args).unwrap();
+    let again = std::fs::read_to_string(out.join(&big).join("sgd/seed0/summary.json")).unwrap();
+    assert_eq!(summary, again, "a diverged run is kept on resuming");
+    std::fs::remove_dir_all(out).unwrap();
+}
+
 #[test]
 fn a_sweep_refuses_a_fixed_setting_and_bad_values() {
     let out = crate::test_dir("sweep-refused");

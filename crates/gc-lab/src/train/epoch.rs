@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::Result;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -13,7 +13,7 @@ use gradient_centralization::{check_gradients, check_lr};
 use indicatif::ProgressBar;
 
 use super::tensorboard::EventWriter;
-use super::{RunConfig, STOP, parallel, top_k_correct};
+use super::{Diverged, RunConfig, STOP, parallel, top_k_correct};
 use crate::data::augment::Rng;
 use crate::data::loader::{Batches, DropLast, EpochPlan};
 use crate::data::{Images, Normalize};
@@ -137,9 +137,9 @@ impl Epoch<'_> {
                 let loss = loss_fn.forward(logits.clone(), y);
                 let loss_value = loss.clone().into_scalar::<f32>() as f64;
                 if !loss_value.is_finite() {
-                    bail!(
-                        "{at}: the loss became {loss_value}; lower the learning rate or add warmup"
-                    );
+                    return Err(at.diverged(format!(
+                        "the loss became {loss_value}; lower the learning rate or add warmup"
+                    )));
                 }
                 let right = top_k_correct(logits.inner().into_data(), &labels, 1);
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -202,10 +202,21 @@ impl std::fmt::Display for StepAt<'_> {
 }
 
 impl StepAt<'_> {
+    /// The run diverged here: `what` stopped being finite. A [`Diverged`] error, which
+    /// [`run`](super::run) records as the run's result.
+    pub fn diverged(&self, what: String) -> anyhow::Error {
+        Diverged {
+            epoch: self.epoch + 1,
+            step: self.step + 1,
+            message: format!("{self}: {what}"),
+        }
+        .into()
+    }
+
     /// Stop before the optimizer takes a step on a NaN or infinite gradient, naming the
     /// parameter: the loss can be finite while a gradient overflows.
     pub fn check_gradients(&self, model: &Net, grads: &GradientsParams) -> Result<()> {
         check_gradients(model, grads)
-            .map_err(|err| anyhow!("{self}: {err}; the step was not taken"))
+            .map_err(|err| self.diverged(format!("{err}; the step was not taken")))
     }
 }

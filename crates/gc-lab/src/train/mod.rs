@@ -11,7 +11,7 @@ mod summary;
 pub mod tensorboard;
 
 pub use evaluate::top_k_correct;
-pub use summary::{DataInfo, EpochMetrics, Summary};
+pub use summary::{DataInfo, Diverged, EpochMetrics, Summary};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use crate::data::Splits;
 use crate::data::augment::Augment;
 use crate::data::loader::DropLast;
 use crate::device::Devices;
-use crate::models::{Init, ModelName, Net};
+use crate::models::{Init, ModelName, Net, pretrained};
 use epoch::{Epoch, EpochEnd};
 use files::write_atomic;
 use schedule::Schedule;
@@ -79,6 +79,11 @@ pub struct RunConfig {
     /// train data-parallel. A checkpoint resumes on the devices that wrote it.
     #[serde(default)]
     pub device: Devices,
+    /// A torchvision ResNet state dict the model starts from (`--pretrained`; see
+    /// [`crate::models::pretrained`]), its head kept when the classes differ. Absent from a
+    /// saved config that does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<PathBuf>,
 }
 
 impl RunConfig {
@@ -135,6 +140,10 @@ pub fn stop_on_ctrl_c() {
 /// numbers as a run that was never interrupted; without a checkpoint it starts afresh. With
 /// `options.tensorboard`, a resumed run starts a new event file there, from its first epoch
 /// not yet done.
+///
+/// A run whose loss or gradient stops being finite ends there and returns its summary with
+/// [`Summary::diverged`] set (the epochs before it kept): a learning-rate sweep's result, not an
+/// error.
 pub fn run(
     config: &RunConfig,
     splits: &Splits,
@@ -197,6 +206,18 @@ pub fn run(
         // The optimizer finds parameters by id, or by path where loading replaced the id, so it
         // may be built before or after this.
         model = checkpoint::load_model(dir, model)?;
+    } else if let Some(file) = &config.pretrained {
+        let classes = train.classes();
+        let (loaded, imported) = pretrained::load(model, config.model, classes, file)?;
+        model = loaded;
+        bar.suspend(|| {
+            println!(
+                "{} seed {}: starts from {}: {imported}",
+                config.label,
+                config.seed,
+                file.display()
+            )
+        });
     }
 
     let preset: Preset = config.optimizer.parse()?;
@@ -227,6 +248,7 @@ pub fn run(
         None => None,
     };
     let mut interrupted = false;
+    let mut diverged = None;
     let (mut trained_per_epoch, mut scored) = (0, 0);
     for index in first_epoch..config.epochs {
         let epoch = Epoch {
@@ -237,8 +259,16 @@ pub fn run(
             bar,
         };
         let epoch_started = Instant::now();
-        let (trained, end) =
-            epoch.train(model, &mut optimizer, &train, &normalize, events.as_mut())?;
+        let trained = epoch.train(model, &mut optimizer, &train, &normalize, events.as_mut());
+        let (trained, end) = match trained.map_err(|err| err.downcast::<Diverged>()) {
+            Ok(trained) => trained,
+            Err(Ok(at)) => {
+                bar.suspend(|| println!("{at}; recorded as diverged"));
+                diverged = Some(at);
+                break;
+            }
+            Err(Err(err)) => return Err(err),
+        };
         model = trained;
         let train_seconds = epoch_started.elapsed().as_secs_f64();
         let EpochEnd::Finished {
@@ -310,7 +340,7 @@ pub fn run(
         scored,
     };
     let seconds = started.elapsed().as_secs_f64();
-    let summary = Summary::new(config, data, epochs, seconds, interrupted);
+    let summary = Summary::new(config, data, epochs, seconds, interrupted, diverged);
     folder::finish(out_dir, &summary)?;
     Ok(summary)
 }

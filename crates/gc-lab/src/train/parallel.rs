@@ -13,7 +13,7 @@
 //! PyTorch's `DataParallel` keeps them. So N devices with batch N·B give the numbers of one device
 //! with batch N·B and batch norm groups of B, to rounding.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, MultiGradientsParams};
@@ -115,10 +115,10 @@ pub(super) fn step(
     let mut correct = 0;
     for (pass, device) in passes.iter().zip(devices) {
         if !pass.loss.is_finite() {
-            bail!(
-                "{at}: the loss on {device:?} became {}; lower the learning rate or add warmup",
+            return Err(at.diverged(format!(
+                "the loss on {device:?} became {}; lower the learning rate or add warmup",
                 pass.loss
-            );
+            )));
         }
         at.check_gradients(&model, &pass.grads)?;
         loss += pass.loss * pass.images as f64 / images as f64;

@@ -60,9 +60,11 @@ pub struct Summary {
     pub data: DataInfo,
     /// Every finished epoch.
     pub epochs: Vec<EpochMetrics>,
-    /// Test top-1 after the last finished epoch.
+    /// Test top-1 after the last finished epoch (NaN without one: saved as `null`).
+    #[serde(deserialize_with = "nan_if_null")]
     pub final_test_top1: f64,
-    /// Best test top-1 and its epoch.
+    /// Best test top-1 and its epoch (NaN without an epoch, as above).
+    #[serde(deserialize_with = "nan_if_null")]
     pub best_test_top1: f64,
     /// Epoch of the best test top-1.
     pub best_epoch: usize,
@@ -70,6 +72,35 @@ pub struct Summary {
     pub seconds: f64,
     /// Whether the run stopped early on Ctrl-C.
     pub interrupted: bool,
+    /// Where and why the run diverged, when it did: a result (a rate too high to train with),
+    /// kept as such; `epochs` are the ones finished before.
+    #[serde(default)]
+    pub diverged: Option<Diverged>,
+}
+
+/// A run's loss or one of its gradients stopped being finite: the run ends there, and its
+/// summary says so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diverged {
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// The step within the epoch, from 1.
+    pub step: usize,
+    /// What was not finite, with the run's label, epoch, step and rate.
+    pub message: String,
+}
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diverged {}
+
+/// A number JSON holds as `null` when it is NaN (serde_json writes NaN so): NaN again.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 /// Which data a run saw.
@@ -101,6 +132,7 @@ impl Summary {
         epochs: Vec<EpochMetrics>,
         seconds: f64,
         interrupted: bool,
+        diverged: Option<Diverged>,
     ) -> Summary {
         let (best_epoch, best_test_top1) =
             epochs
@@ -122,6 +154,7 @@ impl Summary {
             epochs,
             seconds,
             interrupted,
+            diverged,
         }
     }
 }

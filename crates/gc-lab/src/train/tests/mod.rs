@@ -55,7 +55,7 @@ fn splits() -> Splits {
 fn config(lr: f64) -> RunConfig {
     RunConfig {
         label: "sgd_gc".into(),
-        model: ModelName::SmallCnn,
+        model: ModelName::SMALL_CNN,
         optimizer: "SGD_GC".into(),
         hyper: Hyperparameters {
             momentum: Some(0.9),
@@ -74,6 +74,7 @@ fn config(lr: f64) -> RunConfig {
         drop_last: DropLast::default(),
         bn_batch: None,
         device: test_device().into(),
+        pretrained: None,
     }
 }
 
@@ -237,8 +238,8 @@ fn a_resumed_run_ends_with_the_numbers_of_an_uninterrupted_one() {
     assert_eq!(csv.lines().count(), 4, "{csv}");
     // The final weights agree: the same outputs on the same input, to the last bit.
     assert_eq!(
-        checkpointed_logits(&straight_dir, ModelName::SmallCnn),
-        checkpointed_logits(&dir, ModelName::SmallCnn)
+        checkpointed_logits(&straight_dir, ModelName::SMALL_CNN),
+        checkpointed_logits(&dir, ModelName::SMALL_CNN)
     );
 
     // A different config is refused.
@@ -250,24 +251,51 @@ fn a_resumed_run_ends_with_the_numbers_of_an_uninterrupted_one() {
     std::fs::remove_dir_all(straight_dir).unwrap();
 }
 
+/// A run whose loss stops being finite ends there, and its summary (returned and saved) says
+/// where and why: a result, not an error.
 #[test]
-fn a_diverging_loss_stops_the_run_naming_epoch_and_step() {
+fn a_diverging_run_ends_with_a_summary_naming_epoch_and_step() {
     let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = crate::test_dir("run-nan");
-    let err = run_on_splits(&config(1e30), &dir, false)
-        .unwrap_err()
-        .to_string();
+    let summary = run_on_splits(&config(1e30), &dir, false).unwrap();
+    let diverged = summary.diverged.clone().expect("the run diverged");
+    assert_eq!(diverged.epoch, 1);
+    let message = &diverged.message;
     assert!(
-        err.contains("at epoch 1, step") && err.contains("lower the learning rate"),
-        "{err}"
+        message.contains(&format!("at epoch 1, step {}", diverged.step))
+            && message.contains("lower the learning rate"),
+        "{message}"
     );
+    assert!(summary.epochs.is_empty() && !summary.interrupted);
+    let saved: Summary =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    // Without an epoch the accuracies are NaN, saved as null: they read back (they did not).
+    assert_eq!(saved.diverged, summary.diverged);
+    assert!(saved.final_test_top1.is_nan() && saved.best_test_top1.is_nan());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A run given `--pretrained` loads it before its first step (the import itself is tested in
+/// `models::pretrained`): a model that takes no torchvision file stops the run, before any
+/// epoch, saying so.
+#[test]
+fn a_pretrained_file_is_loaded_when_the_run_starts() {
+    let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = crate::test_dir("run-pretrained");
+    let cfg = RunConfig {
+        pretrained: Some(PathBuf::from("tests/fixtures/pretrained/tiny-r18.pth")),
+        ..config(0.1)
+    };
+    let err = run_on_splits(&cfg, &dir, false).unwrap_err().to_string();
+    assert!(err.contains("small-cnn does not take one"), "{err}");
+    assert!(!dir.join("metrics.jsonl").exists(), "no epoch ran");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn a_non_finite_gradient_stops_the_step_naming_parameter_epoch_and_step() {
     let device = Device::flex().autodiff();
-    let model = Net::seeded(ModelName::SmallCnn, Init::Torch, 1, 28, 10, 7, &device);
+    let model = Net::seeded(ModelName::SMALL_CNN, Init::Torch, 1, 28, 10, 7, &device);
     let x = Tensor::<4>::ones([2, 1, 28, 28], &device);
     let mut grads = GradientsParams::from_grads(model.forward(x).sum().backward(), &model);
     let at = StepAt {
@@ -353,7 +381,7 @@ fn bn_batch_splits_the_batch_norm_statistics() {
     let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = crate::test_dir("run-bn-batch");
     let mut cfg = config(0.05);
-    cfg.model = ModelName::ResNet20;
+    cfg.model = ModelName::RESNET20;
     cfg.epochs = 1;
     let mut losses = Vec::new();
     for bn_batch in [None, Some(16), Some(4)] {

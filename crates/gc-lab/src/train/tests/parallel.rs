@@ -13,7 +13,7 @@ fn n_devices_with_batch_b_train_as_one_with_batch_n_b() {
     let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = crate::test_dir("run-parallel");
     let mut cfg = config(0.05);
-    cfg.model = ModelName::ResNet20;
+    cfg.model = ModelName::RESNET20;
     cfg.epochs = 2;
     let one = test_device();
     let mut pairs = vec![(one, format!("{one},{one}"))];
