@@ -8,7 +8,8 @@ forward pass are torchvision's; only the stage widths are 4, 8, 16, 32 instead o
 512, which keeps the files small. Every parameter and running statistic is drawn at random (a
 fresh BatchNorm's statistics, 0 and 1, would hide a mapping mistake).
 
-Writes into OUT: `tiny-r18.pth`, `tiny-r50.pth` (`torch.save(model.state_dict())`, 5 classes)
+Writes into OUT: `tiny-r18.pth`, `tiny-r50.pth` (`torch.save(model.state_dict())`, 5 classes),
+`tiny-r18-module.pth` (the ResNet-18's keys under `module.`, as a checkpoint of `DataParallel`)
 and `tiny-logits.json` (the input and each model's logits in eval mode). Run by
 `crates/gc-lab/reference/make_pretrained.sh`; the test `models::pretrained::tests` reads them.
 """
@@ -78,6 +79,10 @@ def main(out):
     for name, block, layers in [("r18", BasicBlock, [2, 2, 2, 2]), ("r50", Bottleneck, [3, 4, 6, 3])]:
         model = randomized(TinyResNet(block, layers), generator)
         torch.save(model.state_dict(), out / f"tiny-{name}.pth")
+        if name == "r18":
+            # As the seed saves its models, from inside DataParallel: every key under `module.`.
+            wrapped = {f"module.{key}": value for key, value in model.state_dict().items()}
+            torch.save(wrapped, out / "tiny-r18-module.pth")
         with torch.no_grad():
             record[f"logits_{name}"] = model(x).flatten().tolist()
     (out / "tiny-logits.json").write_text(json.dumps(record) + "\n")

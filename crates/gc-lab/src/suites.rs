@@ -313,8 +313,8 @@ mod tests {
     /// `r50` is what each suite's seed commands call so (`GC_code/CIFAR100/main.py`, line 81: the
     /// CIFAR ResNet-50; `GC_code/Mini_ImageNet/main.py`, line 155, and
     /// `Fine-grained_classification/main.py`, line 160: torchvision's), and on every suite of
-    /// image files the bare depths are ImageNet ResNets; `r50p` (pretrained) is refused with the
-    /// reason.
+    /// image files the bare depths are ImageNet ResNets; `r50p` (pretrained) is `imagenet-r50`
+    /// with `--pretrained` and refused, with the reason, without.
     #[test]
     fn model_names_mean_what_the_suites_seed_commands_mean() {
         let imagenet_r50: ModelName = "imagenet-r50".parse().unwrap();

@@ -9,7 +9,7 @@ use clap::Args;
 use gradient_centralization::{Family, Hyperparameters, Preset};
 
 use crate::device::Devices;
-use crate::models::Init;
+use crate::models::{Init, pretrained};
 use crate::report::{arms, show_report};
 use crate::seed_arms;
 use crate::suites::{Suite, SuiteSettings, hyper_for, lr_for};
@@ -163,6 +163,9 @@ pub(crate) fn resolve(args: &CompareArgs) -> Result<(SuiteSettings, Vec<Preset>)
         .collect::<Result<_>>()?;
     if let Some(model) = &args.model {
         settings.model = args.suite.model(model, args.pretrained.is_some())?;
+    }
+    if let Some(file) = &args.pretrained {
+        pretrained::check(settings.model, file)?;
     }
     if let Some(lr) = args.base_lr {
         settings.sgd_lr = lr;

@@ -96,6 +96,39 @@ fn refuses_zero_seeds_and_unknown_arms() {
     std::fs::remove_dir_all(out).unwrap();
 }
 
+/// `--pretrained` is checked before anything runs: a model that takes no torchvision file (not a
+/// torchvision ResNet, or one with Weight Standardization) or a file that is not there stops the
+/// comparison before it reads data or makes its folder.
+#[test]
+fn a_pretrained_file_is_checked_before_anything_runs() {
+    let dir = crate::test_dir("compare-pretrained");
+    let out = dir.join("out");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pretrained/tiny-r18.pth");
+    let with = |model: &str, file: &Path| CompareArgs {
+        model: Some(model.into()),
+        pretrained: Some(file.to_path_buf()),
+        ..tiny(&out, false)
+    };
+    for (model, file, says) in [
+        ("small-cnn", file.as_path(), "small-cnn does not take one"),
+        (
+            "imagenet-r50-ws",
+            file.as_path(),
+            "imagenet-r50-ws does not take one",
+        ),
+        (
+            "imagenet-r18",
+            Path::new("absent.pth"),
+            "absent.pth: no such file",
+        ),
+    ] {
+        let err = compare(with(model, file)).unwrap_err().to_string();
+        assert!(err.contains(says), "{err}");
+        assert!(!out.exists(), "{model}: the folder was made");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Without `--arms` a suite runs its own (the seed's) arms; the overrides reach the settings;
 /// the seed's aliasing is refused where no arm has it.
 #[test]

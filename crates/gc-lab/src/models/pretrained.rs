@@ -19,6 +19,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use burn::store::{ModuleSnapshot, ModuleStore, PytorchStore};
 
+use super::resnet::NormKind;
 use super::{ModelName, Net};
 
 /// What an import did, for the run's log.
@@ -57,29 +58,41 @@ const RENAMES: [(&str, &str); 7] = [
 /// The most names of each kind a refusal lists.
 const LISTED: usize = 12;
 
-/// Loads `file` into `net`, built as `model` (which names it in messages) for `classes` classes.
-/// Only torchvision's ImageNet ResNets (without conv biases) take torchvision's files.
+/// Whether `model` takes a torchvision file, and `file` is there: what a comparison checks before
+/// it starts. torchvision's ResNets have BatchNorm, no Weight Standardization (its weights would
+/// compute something else through standardized convolutions) and no conv biases.
+pub fn check(model: ModelName, file: &Path) -> Result<()> {
+    let torchvision = matches!(
+        model,
+        ModelName::ImageNet {
+            norm: NormKind::Batch,
+            ws: false,
+            conv_bias: false,
+            ..
+        }
+    );
+    if !torchvision {
+        bail!(
+            "--pretrained loads a torchvision ResNet state dict into imagenet-r18/34/50/101 (the \
+             lab's torchvision ResNets: BatchNorm, no Weight Standardization, no conv biases); \
+             {model} does not take one"
+        );
+    }
+    if !file.is_file() {
+        bail!("--pretrained {}: no such file", file.display());
+    }
+    Ok(())
+}
+
+/// Loads `file` into `net`, built as `model` (which names it in messages) for `classes` classes
+/// (see [`check`] for the models that take one).
 pub fn load(
     mut net: Net,
     model: ModelName,
     classes: usize,
     file: &Path,
 ) -> Result<(Net, Imported)> {
-    if !matches!(
-        model,
-        ModelName::ImageNet {
-            conv_bias: false,
-            ..
-        }
-    ) {
-        bail!(
-            "--pretrained loads a torchvision ResNet state dict into imagenet-r18/34/50/101 (the \
-             lab's torchvision ResNets); {model} does not take one"
-        );
-    }
-    if !file.is_file() {
-        bail!("--pretrained {}: no such file", file.display());
-    }
+    check(model, file)?;
     let store = || {
         RENAMES
             .iter()

@@ -202,8 +202,11 @@ where
         .axis_desc_style(("sans-serif", 18))
         .draw()
         .map_err(err)?;
-    for (xs, look) in figure.diverged.iter().zip(looks) {
-        let cross = |&x: &f64| Cross::new((x, lo - pad / 2.0), 8, look.hue.stroke_width(3));
+    // Each series' crosses a little apart, so that every arm's shows where several diverged.
+    let arms = figure.diverged.len().max(1) as f64;
+    for (i, (xs, look)) in figure.diverged.iter().zip(looks).enumerate() {
+        let dx = 0.3 * ((i as f64 + 0.5) / arms - 0.5);
+        let cross = |&x: &f64| Cross::new((x + dx, lo - pad / 2.0), 8, look.hue.stroke_width(3));
         chart.draw_series(xs.iter().map(cross)).map_err(err)?;
     }
     for (points, look) in figure.series.iter().zip(looks) {

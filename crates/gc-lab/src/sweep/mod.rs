@@ -201,15 +201,21 @@ pub fn report(setting: Setting, values: &[f64], order: &[String], out: &Path) ->
             setup(run)
         )?;
     }
-    // The legend gives the most runs an arm has at a value.
+    // The legend gives the most runs an arm has drawn at a value, and how many diverged in all.
     let legend: Vec<(String, String)> = labels
         .iter()
         .map(|label| {
-            let runs = (0..values.len())
-                .filter_map(|i| at(label, i).map(|a| a.runs.len()))
+            let arms = (0..values.len()).filter_map(|i| at(label, i));
+            let drawn = arms
+                .clone()
+                .map(|a| a.completed().count())
                 .max()
                 .unwrap_or(0);
-            (label.clone(), format!("{label} (n={runs})"))
+            let name = match arms.map(Arm::diverged).sum::<usize>() {
+                0 => format!("{label} (n={drawn})"),
+                d => format!("{label} (n={drawn}, {d} diverged)"),
+            };
+            (label.clone(), name)
         })
         .collect();
     // Per arm, per value: how many of its runs diverged there.

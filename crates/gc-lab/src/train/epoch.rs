@@ -113,6 +113,7 @@ impl Epoch<'_> {
             check_lr(lr)?;
             let at = StepAt {
                 label: &config.label,
+                seed: config.seed,
                 epoch,
                 step,
                 steps: steps_per_epoch,
@@ -137,9 +138,7 @@ impl Epoch<'_> {
                 let loss = loss_fn.forward(logits.clone(), y);
                 let loss_value = loss.clone().into_scalar::<f32>() as f64;
                 if !loss_value.is_finite() {
-                    return Err(at.diverged(format!(
-                        "the loss became {loss_value}; lower the learning rate or add warmup"
-                    )));
+                    return Err(at.diverged(format!("the loss became {loss_value}")));
                 }
                 let right = top_k_correct(logits.inner().into_data(), &labels, 1);
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -181,6 +180,7 @@ impl Epoch<'_> {
 /// Where a training step is, for the messages that stop a run.
 pub(super) struct StepAt<'a> {
     pub label: &'a str,
+    pub seed: u64,
     pub epoch: usize,
     pub step: usize,
     pub steps: usize,
@@ -191,8 +191,9 @@ impl std::fmt::Display for StepAt<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: at epoch {}, step {} of {} (lr {:e})",
+            "{} seed {}: at epoch {}, step {} of {} (lr {:e})",
             self.label,
+            self.seed,
             self.epoch + 1,
             self.step + 1,
             self.steps,
@@ -208,7 +209,7 @@ impl StepAt<'_> {
         Diverged {
             epoch: self.epoch + 1,
             step: self.step + 1,
-            message: format!("{self}: {what}"),
+            message: format!("{self}: {what}; lower the learning rate or add warmup"),
         }
         .into()
     }

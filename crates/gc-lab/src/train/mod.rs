@@ -264,6 +264,10 @@ pub fn run(
             Ok(trained) => trained,
             Err(Ok(at)) => {
                 bar.suspend(|| println!("{at}; recorded as diverged"));
+                // The steps up to the divergence: the curve people look at.
+                if let Some(events) = events.as_mut() {
+                    events.commit()?;
+                }
                 diverged = Some(at);
                 break;
             }

@@ -115,10 +115,7 @@ pub(super) fn step(
     let mut correct = 0;
     for (pass, device) in passes.iter().zip(devices) {
         if !pass.loss.is_finite() {
-            return Err(at.diverged(format!(
-                "the loss on {device:?} became {}; lower the learning rate or add warmup",
-                pass.loss
-            )));
+            return Err(at.diverged(format!("the loss on {device:?} became {}", pass.loss)));
         }
         at.check_gradients(&model, &pass.grads)?;
         loss += pass.loss * pass.images as f64 / images as f64;

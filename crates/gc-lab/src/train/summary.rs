@@ -6,26 +6,35 @@ use serde::{Deserialize, Serialize};
 
 use super::RunConfig;
 
-/// One epoch's numbers.
+/// One epoch's numbers. A number that is not finite (a test pass on a model about to
+/// diverge) is saved as `null` and reads back as NaN.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// Epoch, from 1.
     pub epoch: usize,
     /// Learning rate at the epoch's last step.
+    #[serde(deserialize_with = "nan_if_null")]
     pub lr: f64,
     /// Mean training loss over the epoch's batches.
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f64,
     /// Training top-1 accuracy (%), measured on the fly.
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_top1: f64,
     /// Test loss.
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_loss: f64,
     /// Test top-1 accuracy (%).
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_top1: f64,
     /// Test top-5 accuracy (%).
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_top5: f64,
     /// Wall-clock seconds of the epoch (training and test).
+    #[serde(deserialize_with = "nan_if_null")]
     pub seconds: f64,
     /// Training images per second.
+    #[serde(deserialize_with = "nan_if_null")]
     pub images_per_second: f64,
 }
 
@@ -156,5 +165,33 @@ impl Summary {
             interrupted,
             diverged,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A test pass on a model about to diverge can give a NaN or infinite loss: serde_json saves
+    /// it as null, and the line must read back (it did not: the run's metrics.jsonl and summary
+    /// became unreadable, and a resumed comparison trained the run again each time).
+    #[test]
+    fn non_finite_metrics_read_back_as_nan() {
+        let metrics = EpochMetrics {
+            epoch: 1,
+            lr: 0.1,
+            train_loss: 2.3,
+            train_top1: 10.0,
+            test_loss: f64::INFINITY,
+            test_top1: 10.0,
+            test_top5: 50.0,
+            seconds: 1.0,
+            images_per_second: f64::NAN,
+        };
+        let line = serde_json::to_string(&metrics).unwrap();
+        assert!(line.contains("\"test_loss\":null"), "{line}");
+        let back: EpochMetrics = serde_json::from_str(&line).unwrap();
+        assert!(back.test_loss.is_nan() && back.images_per_second.is_nan());
+        assert_eq!(back.train_loss, 2.3);
     }
 }

@@ -108,8 +108,13 @@ fn names_and_inapplicable_hyperparameters() {
 #[test]
 fn every_preset_name_parses_back_to_the_preset() {
     for &preset in Preset::ALL {
-        let wrapped = (preset.family != Family::Ranger)
-            .then(|| [preset.lookahead(), preset.rank_rule().lookahead()]);
+        let wrapped = (preset.family != Family::Ranger).then(|| {
+            [
+                preset.lookahead(),
+                preset.rank_rule().lookahead(),
+                preset.burn_rank().lookahead(),
+            ]
+        });
         for p in [preset, preset.rank_rule(), preset.burn_rank()]
             .into_iter()
             .chain(wrapped.into_iter().flatten())

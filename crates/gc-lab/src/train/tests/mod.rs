@@ -262,8 +262,10 @@ fn a_diverging_run_ends_with_a_summary_naming_epoch_and_step() {
     assert_eq!(diverged.epoch, 1);
     let message = &diverged.message;
     assert!(
-        message.contains(&format!("at epoch 1, step {}", diverged.step))
-            && message.contains("lower the learning rate"),
+        message.contains(&format!(
+            "sgd_gc seed 3: at epoch 1, step {}",
+            diverged.step
+        )) && message.contains("lower the learning rate"),
         "{message}"
     );
     assert!(summary.epochs.is_empty() && !summary.interrupted);
@@ -276,8 +278,8 @@ fn a_diverging_run_ends_with_a_summary_naming_epoch_and_step() {
 }
 
 /// A run given `--pretrained` loads it before its first step (the import itself is tested in
-/// `models::pretrained`): a model that takes no torchvision file stops the run, before any
-/// epoch, saying so.
+/// `models::pretrained`): a model that takes no torchvision file, or a file that does not fit
+/// it, stops the run before any epoch, saying so.
 #[test]
 fn a_pretrained_file_is_loaded_when_the_run_starts() {
     let _turn = crate::TEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
@@ -289,6 +291,17 @@ fn a_pretrained_file_is_loaded_when_the_run_starts() {
     let err = run_on_splits(&cfg, &dir, false).unwrap_err().to_string();
     assert!(err.contains("small-cnn does not take one"), "{err}");
     assert!(!dir.join("metrics.jsonl").exists(), "no epoch ran");
+    // A torchvision ResNet reads the file: the tiny one does not fit ImageNet ResNet-18's widths.
+    let cfg = RunConfig {
+        model: "imagenet-r18".parse().unwrap(),
+        ..cfg
+    };
+    let err = run_on_splits(&cfg, &dir, false).unwrap_err().to_string();
+    assert!(
+        err.contains("tiny-r18.pth does not fit imagenet-r18"),
+        "{err}"
+    );
+    assert!(!dir.join("metrics.jsonl").exists(), "no epoch ran");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -299,7 +312,8 @@ fn a_non_finite_gradient_stops_the_step_naming_parameter_epoch_and_step() {
     let x = Tensor::<4>::ones([2, 1, 28, 28], &device);
     let mut grads = GradientsParams::from_grads(model.forward(x).sum().backward(), &model);
     let at = StepAt {
-        label: "sgd_gc seed 1",
+        label: "sgd_gc",
+        seed: 1,
         epoch: 2,
         step: 40,
         steps: 94,
@@ -323,9 +337,14 @@ fn a_non_finite_gradient_stops_the_step_naming_parameter_epoch_and_step() {
             &device.clone().inner(),
         ),
     );
-    let err = at.check_gradients(&model, &grads).unwrap_err().to_string();
+    let err = at.check_gradients(&model, &grads).unwrap_err();
+    // A divergence, which the run records as its result.
+    let diverged = err.downcast_ref::<Diverged>().expect("a Diverged error");
+    assert_eq!((diverged.epoch, diverged.step), (3, 41));
+    let err = err.to_string();
     assert!(
         err.starts_with("sgd_gc seed 1: at epoch 3, step 41 of 94 (lr 1e-1)")
+            && err.ends_with("the step was not taken; lower the learning rate or add warmup")
             && err.contains(&format!(
                 "gradient of `{}` is not finite (2 NaN/Inf",
                 entry.path
