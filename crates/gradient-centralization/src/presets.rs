@@ -174,12 +174,7 @@ impl Preset {
     /// The same preset with GC decided by the seed's rank rule (`rank > 1` for `_gc`, `rank > 3` for
     /// `_gcc`), for parity checks against the seed.
     pub fn rank_rule(self) -> Self {
-        let scope = match self.scope {
-            Scope::ConvLinear => Scope::RANK_RULE_GC,
-            Scope::ConvOnly => Scope::RANK_RULE_GCC,
-            other => other,
-        };
-        Self { scope, ..self }
+        self.rescoped(Scope::RANK_RULE_GC, Scope::RANK_RULE_GCC)
     }
 
     /// The same preset with GC decided as a rank-based port does on burn's layouts (`rank > 1`
@@ -187,9 +182,14 @@ impl Preset {
     /// input row; see [`Scope::RankOnBurnLayout`]), for measuring what such ports cost. Its name
     /// carries `:burn_rank`.
     pub fn burn_rank(self) -> Self {
+        self.rescoped(Scope::BURN_RANK_GC, Scope::BURN_RANK_GCC)
+    }
+
+    /// `gc` in place of the `_gc` scope, `gcc` of the `_gcc` one; other scopes as they are.
+    fn rescoped(self, gc: Scope, gcc: Scope) -> Self {
         let scope = match self.scope {
-            Scope::ConvLinear => Scope::BURN_RANK_GC,
-            Scope::ConvOnly => Scope::BURN_RANK_GCC,
+            Scope::ConvLinear => gc,
+            Scope::ConvOnly => gcc,
             other => other,
         };
         Self { scope, ..self }
