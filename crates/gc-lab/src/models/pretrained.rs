@@ -93,18 +93,15 @@ pub fn load(
     file: &Path,
 ) -> Result<(Net, Imported)> {
     check(model, file)?;
-    let store = || {
-        RENAMES
-            .iter()
-            .fold(PytorchStore::from_file(file), |store, (from, to)| {
-                store.with_key_remapping(from, *to)
-            })
-            .map_indices_contiguous(false)
-            .skip_enum_variants(true)
-            .allow_partial(true)
-            .validate(false)
-    };
-    let mut reading = store();
+    let mut reading = RENAMES
+        .iter()
+        .fold(PytorchStore::from_file(file), |store, (from, to)| {
+            store.with_key_remapping(from, *to)
+        })
+        .map_indices_contiguous(false)
+        .skip_enum_variants(true)
+        .allow_partial(true)
+        .validate(false);
     let tensors = reading.get_all_tensors().map_err(|err| {
         anyhow::anyhow!(
             "--pretrained {}: not a PyTorch state dict burn can read ({err}); save one with \
