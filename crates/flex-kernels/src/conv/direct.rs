@@ -30,6 +30,7 @@
 //! padded copy, the blocking and the packing, and each one's SAFETY argument rests on them.)
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -37,7 +38,7 @@ use rayon::prelude::*;
 
 use super::geometry::Geometry;
 use super::shifted::{Padded, embed, extract, with_buffers};
-use super::spread::{each_image, per_image, sum_over_images};
+use super::spread::{as_uninit, images_into, per_image, sum_over_images};
 use super::wide;
 
 /// f32 lanes of an AVX register.
@@ -184,9 +185,8 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     };
     // With `Rows::Wide`, the last block of the last plane reads up to `nr - 2` elements past it.
     let x_len = cg * pad.plane + nr;
-    let mut y = vec![0f32; g.n * image_out];
     let spread = per_image(g.n);
-    let one = |(b, out): (usize, &mut [f32])| {
+    let one = |(b, out): (usize, &mut [MaybeUninit<f32>])| {
         let image = &x[b * image_in..][..image_in];
         let tile_len = if rowwise { 0 } else { rows * wide };
         with_buffers(x_len, tile_len, |xpad, tile| {
@@ -203,7 +203,7 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                 // Output channel rows `stride` apart: the image's own output planes (`p`), or the
                 // wide tile's rows.
                 let stride = if rowwise { p } else { wide };
-                let block = |((first, mr), out): ((usize, usize), &mut [f32])| {
+                let block = |((first, mr), out): ((usize, usize), &mut [MaybeUninit<f32>])| {
                     let w = &weights[first * cg * taps..][..mr * cg * taps];
                     // The block's two vectors lie `steps` apart in the input and the output: 8
                     // (16 consecutive positions) or, for pairs of 8-wide rows, one padded row
@@ -216,7 +216,7 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                     // AVX-512 two) and this block of channels.
                     let run = |spots: &[(usize, usize)]| {
                         let (q, at) = spots[0];
-                        let (x, out) = (xpad[q..].as_ptr(), out[at..].as_mut_ptr());
+                        let (x, out) = (xpad[q..].as_ptr(), out[at..].as_mut_ptr().cast::<f32>());
                         // Where each block lies from the first, in the input and the output
                         // (`spots` ascend in both).
                         let from = |j: usize| {
@@ -290,7 +290,8 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                 let mut rest = if rowwise {
                     &mut dst[..]
                 } else {
-                    &mut tile[..rows * wide]
+                    // SAFETY: the kernel stores initialized floats only.
+                    unsafe { as_uninit(&mut tile[..rows * wide]) }
                 };
                 let mut work = Vec::with_capacity(blocks.len());
                 for &(first, mr) in &blocks {
@@ -317,8 +318,11 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
             }
         });
     };
-    each_image(&mut y, image_out, spread, one);
-    y
+    // SAFETY: every element of the image is written: with rows whole or in pairs, the kernel
+    // stores each block of 16 positions of every output row (`spots`) for every block of
+    // channels (`blocks` cover `0..og`, `og` even: no padded channel); else `extract` copies the
+    // `oh x ow` positions of each of the `og` planes out of the tile.
+    unsafe { images_into(g.n, image_out, spread, one) }
 }
 
 /// `weight` (`[o, cg, kh, kw]`) as the kernel reads it: per group (`og` rounded up to even

@@ -18,11 +18,14 @@
 //! [`with_method`](super::dispatch::with_method) overrides, for tests and benches.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::dispatch::{Method, Pass, method};
 use super::geometry::{Geometry, flipped};
-use super::spread::{each_image, inner, matmul, per_image, sum_over_images, tile_height, tiles};
+use super::spread::{
+    images_into, inner, matmul, matmul_into, per_image, sum_over_images, tile_height, tiles,
+};
 use super::{direct, shifted};
 
 thread_local! {
@@ -197,10 +200,12 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
         Method::Direct => return direct::forward(g, x, weight),
         _ => {}
     }
-    let mut y = vec![0f32; g.n * image_out];
+    if k == 0 {
+        return vec![0f32; g.n * image_out];
+    }
     let spread = per_image(g.n);
     let taps = g.patch_rows();
-    let one = |(b, out): (usize, &mut [f32])| {
+    let one = |(b, out): (usize, &mut [MaybeUninit<f32>])| {
         let image = &x[b * image_in..][..image_in];
         for group in 0..g.groups {
             let planes = &image[group * cg * g.h * g.w..][..cg * g.h * g.w];
@@ -208,17 +213,7 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
             let w = &weight[group * og * k..][..og * k];
             if g.pointwise() {
                 let shape = (og, p, k);
-                matmul(
-                    shape,
-                    dst,
-                    [p, 1],
-                    false,
-                    w,
-                    [k, 1],
-                    planes,
-                    [p, 1],
-                    inner(spread),
-                );
+                matmul_into(shape, dst, [p, 1], w, [k, 1], planes, [p, 1], inner(spread));
                 continue;
             }
             for rows in g.tiles() {
@@ -228,23 +223,15 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                     g.im2col(&taps, planes, rows, col);
                     let dst = &mut dst[first..];
                     let shape = (og, cols, k);
-                    matmul(
-                        shape,
-                        dst,
-                        [p, 1],
-                        false,
-                        w,
-                        [k, 1],
-                        col,
-                        [cols, 1],
-                        inner(spread),
-                    );
+                    matmul_into(shape, dst, [p, 1], w, [k, 1], col, [cols, 1], inner(spread));
                 });
             }
         }
     };
-    each_image(&mut y, image_out, spread, one);
-    y
+    // SAFETY: per group, the products write the `og` output planes whole: at once for a 1x1
+    // convolution, else by tiles of output rows that cover `0..oh` (`k > 0`: gemm writes each
+    // element).
+    unsafe { images_into(g.n, image_out, spread, one) }
 }
 
 /// The gradient of the loss with respect to the weight, given `dy` (`[n, o, oh, ow]`).
@@ -337,21 +324,24 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
         }
         Method::Im2col | Method::Direct => {}
     }
-    let mut dx = vec![0f32; g.n * image_in];
     let spread = per_image(g.n);
     let taps = g.patch_rows();
-    let one = |(b, image): (usize, &mut [f32])| {
+    // A 1x1 convolution's products write the image whole; col2im adds into zeros.
+    let pointwise = g.pointwise() && og > 0;
+    let one = |(b, image): (usize, &mut [MaybeUninit<f32>])| {
+        if !pointwise {
+            image.fill(MaybeUninit::new(0.0));
+        }
         for group in 0..g.groups {
             let planes = &mut image[group * cg * g.h * g.w..][..cg * g.h * g.w];
             let grad = &dy[b * image_out + group * og * p..][..og * p];
             let w = &weight[group * og * k..][..og * k];
-            if g.pointwise() {
+            if pointwise {
                 let shape = (k, p, og);
-                matmul(
+                matmul_into(
                     shape,
                     planes,
                     [p, 1],
-                    false,
                     w,
                     [1, k],
                     grad,
@@ -376,11 +366,13 @@ pub fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
                         [p, 1],
                         inner(spread),
                     );
-                    g.col2im(&taps, col, rows, planes);
+                    // SAFETY: the image was filled with zeros above.
+                    g.col2im(&taps, col, rows, unsafe { planes.assume_init_mut() });
                 });
             }
         }
     };
-    each_image(&mut dx, image_in, spread, one);
-    dx
+    // SAFETY: a 1x1 convolution's products (depth `og > 0`) write each group's `cg` planes
+    // whole; otherwise the image is filled with zeros first.
+    unsafe { images_into(g.n, image_in, spread, one) }
 }

@@ -23,12 +23,13 @@
 //! gives ±Inf.
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use super::geometry::Geometry;
-use super::spread::{each_image, inner, matmul, per_image, sum_over_images, tile_height, tiles};
+use super::spread::{images_into, inner, matmul, per_image, sum_over_images, tile_height, tiles};
 
 thread_local! {
     /// This thread's padded image and its output or gradient tile (also the direct kernels'),
@@ -134,12 +135,13 @@ pub(super) fn embed(
 }
 
 /// The inverse of [`embed`]: `dst`'s `rows x cols` planes read from `src`'s (`plane` apart,
-/// `src_cols` wide) at `top` rows down and `left` columns in.
+/// `src_cols` wide) at `top` rows down and `left` columns in; every element of those planes in
+/// `dst` is written (`dst` may be uninitialized).
 pub(super) fn extract(
     src: &[f32],
     (plane, src_cols): (usize, usize),
     (top, left): (usize, usize),
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     (planes, rows, cols): (usize, usize, usize),
 ) {
     assert!(left + cols <= src_cols && (top + rows) * src_cols <= plane);
@@ -147,7 +149,7 @@ pub(super) fn extract(
         let src = &src[c * plane..][..plane];
         let dst = &mut dst[c * rows * cols..][..rows * cols];
         for (y, line) in dst.chunks_exact_mut(cols.max(1)).enumerate() {
-            line.copy_from_slice(&src[(top + y) * src_cols + left..][..cols]);
+            line.write_copy_of_slice(&src[(top + y) * src_cols + left..][..cols]);
         }
     }
 }
@@ -157,10 +159,9 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, p, og, cg, taps) = (g.k(), g.p(), g.og(), g.cg(), g.kh * g.kw);
     let pad = Padded::of(g);
     let (image_in, image_out) = (g.image_in(), g.image_out());
-    let mut y = vec![0f32; g.n * image_out];
     let spread = per_image(g.n);
     let rows = pad.tile_rows(g);
-    let one = |(b, out): (usize, &mut [f32])| {
+    let one = |(b, out): (usize, &mut [MaybeUninit<f32>])| {
         let image = &x[b * image_in..][..image_in];
         with_buffers(cg * pad.plane, og * rows * pad.wp, |xpad, tile| {
             for group in 0..g.groups {
@@ -205,8 +206,9 @@ pub(super) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
             }
         });
     };
-    each_image(&mut y, image_out, spread, one);
-    y
+    // SAFETY: for each group, the tiles' spans cover the output rows `0..oh` and `extract`
+    // writes each span's rows of every one of the group's `og` planes: the whole image.
+    unsafe { images_into(g.n, image_out, spread, one) }
 }
 
 /// See [`super::im2col::weight_grad`], which checks the buffers' lengths and calls this.
@@ -284,9 +286,8 @@ pub(super) fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     let pad = Padded::of(g);
     let (image_in, image_out) = (g.image_in(), g.image_out());
     let wide = g.oh * pad.wp;
-    let mut dx = vec![0f32; g.n * image_in];
     let spread = per_image(g.n);
-    let one = |(b, image): (usize, &mut [f32])| {
+    let one = |(b, image): (usize, &mut [MaybeUninit<f32>])| {
         with_buffers(cg * pad.plane, og * wide, |dxpad, grad| {
             for group in 0..g.groups {
                 embed(
@@ -325,6 +326,6 @@ pub(super) fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
             }
         });
     };
-    each_image(&mut dx, image_in, spread, one);
-    dx
+    // SAFETY: `extract` writes each group's `cg` planes of `h x w`: the whole image.
+    unsafe { images_into(g.n, image_in, spread, one) }
 }

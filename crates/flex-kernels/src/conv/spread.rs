@@ -2,6 +2,7 @@
 //! enough of them, else inside each matrix product; sums over images in a fixed order; tiles of
 //! output rows sized for the L2 cache.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use gemm::Parallelism;
@@ -23,6 +24,51 @@ pub(super) fn matmul(
     b_strides: [usize; 2],
     parallelism: Parallelism,
 ) {
+    let operands = (a, a_strides, b, b_strides);
+    // SAFETY: `dst` is initialized, so gemm may read it where it accumulates.
+    let dst = unsafe { as_uninit(dst) };
+    gemm_into(
+        (m, n, k),
+        dst,
+        dst_strides,
+        accumulate,
+        operands,
+        parallelism,
+    );
+}
+
+/// `dst[m, n] = a[m, k] · b[k, n]` as [`matmul`], into a `dst` that may be uninitialized: every
+/// element the strides reach is written (gemm does not read `dst` when it does not accumulate).
+/// `k` is at least 1 (a product of depth 0 might leave `dst` as it is).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul_into(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [MaybeUninit<f32>],
+    dst_strides: [usize; 2],
+    a: &[f32],
+    a_strides: [usize; 2],
+    b: &[f32],
+    b_strides: [usize; 2],
+    parallelism: Parallelism,
+) {
+    assert!(k > 0, "a product of depth 0");
+    let operands = (a, a_strides, b, b_strides);
+    gemm_into((m, n, k), dst, dst_strides, false, operands, parallelism);
+}
+
+/// A product's two operands, each with its row and column strides.
+type Operands<'a> = (&'a [f32], [usize; 2], &'a [f32], [usize; 2]);
+
+/// The product of [`matmul`] and [`matmul_into`]; `dst` is read only with `accumulate`, and
+/// then it is initialized (both callers' contracts).
+fn gemm_into(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [MaybeUninit<f32>],
+    dst_strides: [usize; 2],
+    accumulate: bool,
+    (a, a_strides, b, b_strides): Operands,
+    parallelism: Parallelism,
+) {
     let last = |s: [usize; 2], rows: usize, cols: usize| {
         (rows.max(1) - 1) * s[0] + (cols.max(1) - 1) * s[1]
     };
@@ -32,13 +78,14 @@ pub(super) fn matmul(
     assert!(m == 0 || k == 0 || last(a_strides, m, k) < a.len());
     assert!(k == 0 || n == 0 || last(b_strides, k, n) < b.len());
     // SAFETY: the asserts above keep every element the strides reach inside its slice; `dst`
-    // is borrowed mutably, so it overlaps neither operand.
+    // is borrowed mutably, so it overlaps neither operand; gemm reads `dst` only with
+    // `accumulate`, where it is initialized, and writes initialized floats.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.as_mut_ptr().cast::<f32>(),
             dst_strides[1] as isize,
             dst_strides[0] as isize,
             accumulate,
@@ -56,6 +103,16 @@ pub(super) fn matmul(
             parallelism,
         )
     }
+}
+
+/// `values` seen as `MaybeUninit<f32>`, so that one code path stores into initialized and
+/// uninitialized buffers alike.
+///
+/// # Safety
+/// Only initialized floats are written through the view (`values` stays initialized).
+pub(super) unsafe fn as_uninit(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout; the caller writes initialized values only.
+    unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
 /// Rows per tile of `rows` output rows, `bytes_per_row` each, so that a tile fits
@@ -122,17 +179,44 @@ pub(super) fn per_image(n: usize) -> bool {
 
 /// Calls `one((b, chunk))` for image `b`'s `len`-long chunk of `buf`: over the pool when
 /// `spread`, else in turn.
-pub(super) fn each_image(
-    buf: &mut [f32],
+pub(super) fn each_image<T: Send>(
+    buf: &mut [T],
     len: usize,
     spread: bool,
-    one: impl Fn((usize, &mut [f32])) + Sync + Send,
+    one: impl Fn((usize, &mut [T])) + Sync + Send,
 ) {
     if spread {
         buf.par_chunks_mut(len.max(1)).enumerate().for_each(one);
     } else {
         buf.chunks_mut(len.max(1)).enumerate().for_each(one);
     }
+}
+
+/// A fresh vector of `n` images of `len` elements, image `b`'s chunk written by `one((b,
+/// chunk))` as [`each_image`] calls it, without filling it with zeros first: an output that
+/// every element of is stored saves the allocator's `memset` and a write of the whole buffer.
+///
+/// # Safety
+/// `one` writes every element of the chunk it is given.
+pub(super) unsafe fn images_into(
+    n: usize,
+    len: usize,
+    spread: bool,
+    one: impl Fn((usize, &mut [MaybeUninit<f32>])) + Sync + Send,
+) -> Vec<f32> {
+    let total = n * len;
+    let mut out: Vec<f32> = Vec::with_capacity(total);
+    let chunks = &mut out.spare_capacity_mut()[..total];
+    // Debug builds (the tests) start from NaN, so that an element `one` leaves out shows in the
+    // results instead of whatever the allocator's memory held.
+    if cfg!(debug_assertions) {
+        chunks.fill(MaybeUninit::new(f32::NAN));
+    }
+    each_image(chunks, len, spread, one);
+    // SAFETY: the chunks cover `0..total` and `one` wrote every element of each (the caller's
+    // contract).
+    unsafe { out.set_len(total) };
+    out
 }
 
 pub(super) fn inner(per_image: bool) -> Parallelism {
