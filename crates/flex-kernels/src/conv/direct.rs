@@ -535,15 +535,53 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     dw
 }
 
-/// `to[q · cols + o] = from[o · p + q]` for every plane `o` of `from` and position `q < p`, in
-/// tiles of [`TILE`] positions: a tile's rows of `to` stay in L1 while every plane writes into
-/// them (position by position over a whole plane, the rows of a 16-channel layer's image, 64 KiB,
-/// left L1 before the next plane came back to them).
-fn transpose(from: &[f32], p: usize, to: &mut [f32], cols: usize) {
-    for q0 in (0..p).step_by(TILE) {
-        let q1 = (q0 + TILE).min(p);
+/// `to[q · cols + o] = from[o · p + q]` for every plane `o` of `from` and position `q < p`. With
+/// AVX-512, blocks of 16 planes by 16 positions are turned in registers ([`wide::transpose`]);
+/// the planes and positions past the last whole block go through [`transpose_range`].
+pub(super) fn transpose(from: &[f32], p: usize, to: &mut [f32], cols: usize) {
+    let planes = from.len() / p.max(1);
+    assert!(planes <= cols && to.len() >= p * cols);
+    let (whole_q, whole_o) = match isa() {
+        Isa::Avx512 => (p - p % wide::LANES, planes - planes % wide::LANES),
+        Isa::Avx2 => (0, 0),
+    };
+    #[cfg(target_arch = "x86_64")]
+    for q0 in (0..whole_q).step_by(wide::LANES) {
+        for o0 in (0..whole_o).step_by(wide::LANES) {
+            // SAFETY: `isa` says AVX-512F only where the CPU has it; the block reads planes
+            // `o0..o0 + 16 <= planes` at positions `q0..q0 + 16 <= p`, inside `from`, and writes
+            // rows `q0..q0 + 16` of `to` at `o0..o0 + 16 <= cols` (asserted above).
+            unsafe {
+                wide::transpose(
+                    from[o0 * p + q0..].as_ptr(),
+                    p,
+                    to[q0 * cols + o0..].as_mut_ptr(),
+                    cols,
+                )
+            };
+        }
+    }
+    transpose_range(from, p, to, cols, whole_o..planes, 0..p);
+    transpose_range(from, p, to, cols, 0..whole_o, whole_q..p);
+}
+
+/// [`transpose`] of the planes `planes` at the positions `positions`, in tiles of [`TILE`]
+/// positions: a tile's rows of `to` stay in L1 while every plane writes into them (position by
+/// position over a whole plane, the rows of a 16-channel layer's image, 64 KiB, left L1 before
+/// the next plane came back to them).
+fn transpose_range(
+    from: &[f32],
+    p: usize,
+    to: &mut [f32],
+    cols: usize,
+    planes: Range<usize>,
+    positions: Range<usize>,
+) {
+    for q0 in positions.clone().step_by(TILE) {
+        let q1 = (q0 + TILE).min(positions.end);
         let rows = &mut to[q0 * cols..q1 * cols];
-        for (o, plane) in from.chunks_exact(p).enumerate() {
+        for o in planes.clone() {
+            let plane = &from[o * p..][..p];
             for (row, v) in rows.chunks_exact_mut(cols).zip(&plane[q0..q1]) {
                 row[o] = *v;
             }
@@ -551,7 +589,7 @@ fn transpose(from: &[f32], p: usize, to: &mut [f32], cols: usize) {
     }
 }
 
-/// Positions per tile of [`transpose`].
+/// Positions per tile of [`transpose_range`].
 const TILE: usize = 16;
 
 /// The sizes [`kernel_dw`] walks: output rows and columns, padded width, `dy`'s row length,

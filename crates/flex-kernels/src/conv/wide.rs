@@ -122,3 +122,54 @@ pub(super) unsafe fn kernel_dw<const T: usize>(
         lanes
     })
 }
+
+/// `to[q · cols + o] = from[o · p + q]` for `o`, `q` < 16: a 16 x 16 block turned in registers
+/// (16 loads, 64 shuffles, 16 stores, against 256 scalar stores 64 bytes or more apart).
+///
+/// # Safety
+/// The CPU has AVX-512F; `from` is readable at `o · p + (0..16)` and `to` writable at `q · cols +
+/// (0..16)` for `o`, `q` < 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn transpose(from: *const f32, p: usize, to: *mut f32, cols: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY (the loads and stores): the caller's contract.
+    let r: [__m512; 16] = std::array::from_fn(|o| unsafe { _mm512_loadu_ps(from.add(o * p)) });
+    // Rows 2i and 2i + 1 interleaved: per 128-bit lane k, t[2i] holds their columns 4k and
+    // 4k + 1, t[2i + 1] their columns 4k + 2 and 4k + 3.
+    let t: [__m512d; 16] = std::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        _mm512_castps_pd(if i % 2 == 0 {
+            _mm512_unpacklo_ps(a, b)
+        } else {
+            _mm512_unpackhi_ps(a, b)
+        })
+    });
+    // u[4g + j], lane k: column 4k + j of rows 4g..4g + 4.
+    let u: [__m512; 16] = std::array::from_fn(|i| {
+        let (g, j) = (i / 4, i % 4);
+        let (a, b) = (t[4 * g + j / 2], t[4 * g + 2 + j / 2]);
+        _mm512_castpd_ps(if j % 2 == 0 {
+            _mm512_unpacklo_pd(a, b)
+        } else {
+            _mm512_unpackhi_pd(a, b)
+        })
+    });
+    for j in 0..4 {
+        // Lanes 0, 1 of rows 0-3 and 4-7, of rows 8-11 and 12-15; then lanes 2, 3.
+        let v0 = _mm512_shuffle_f32x4::<0x44>(u[j], u[4 + j]);
+        let w0 = _mm512_shuffle_f32x4::<0x44>(u[8 + j], u[12 + j]);
+        let v1 = _mm512_shuffle_f32x4::<0xEE>(u[j], u[4 + j]);
+        let w1 = _mm512_shuffle_f32x4::<0xEE>(u[8 + j], u[12 + j]);
+        // Column 4k + j: lane k of u[j], u[4 + j], u[8 + j], u[12 + j].
+        let columns = [
+            _mm512_shuffle_f32x4::<0x88>(v0, w0),
+            _mm512_shuffle_f32x4::<0xDD>(v0, w0),
+            _mm512_shuffle_f32x4::<0x88>(v1, w1),
+            _mm512_shuffle_f32x4::<0xDD>(v1, w1),
+        ];
+        for (k, column) in columns.into_iter().enumerate() {
+            unsafe { _mm512_storeu_ps(to.add((4 * k + j) * cols), column) };
+        }
+    }
+}
