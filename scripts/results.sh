@@ -15,9 +15,14 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo build --release -p gc-lab --quiet
-gclab=target/release/gclab
 runs=runs/study
 mkdir -p "$runs"
+# The grids run a copy of the binary, so that a build meanwhile cannot change it between two
+# comparisons, and each grid's line in timings.txt names the tree it was built from.
+gclab=$runs/.gclab
+cp target/release/gclab "$gclab"
+built=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || built="$built with local changes to the code"
 
 common=(--suite fashion-full --seeds 3 --resume)
 
@@ -71,7 +76,7 @@ grids=(lr wd placement norm_small norm_resnet20)
 for grid in "${grids[@]}"; do
     started=$SECONDS
     "grid_$grid"
-    echo "$grid: $(( (SECONDS - started) / 60 )) min ($(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD))" \
+    echo "$grid: $(( (SECONDS - started) / 60 )) min ($(date -u +%Y-%m-%dT%H:%MZ), built from $built)" \
         | tee -a "$runs/timings.txt"
 done
 

@@ -337,7 +337,15 @@ fn transposes_dy_exactly() {
             }
         }
     };
-    let shapes = [(16, 16), (32, 64), (64, 48), (19, 37), (35, 16), (16, 21), (3, 5)];
+    let shapes = [
+        (16, 16),
+        (32, 64),
+        (64, 48),
+        (19, 37),
+        (35, 16),
+        (16, 21),
+        (3, 5),
+    ];
     for (planes, p) in shapes {
         transposed(planes, p);
         if direct::avx512_available() {

@@ -87,8 +87,9 @@ fn classify(label: &str) -> (Optimizer, bool) {
 mod tests {
     use super::*;
 
-    /// docs/results/all's nine arms (scripts/results.sh): the palette there repeated blue, red
-    /// and green across optimizers; here no two arms look alike.
+    /// The nine arms of the first study's figure (SGD, Adam, AdamW and Adagrad with their GC
+    /// arms): the palette there repeated blue, red and green across optimizers; here no two
+    /// arms look alike.
     #[test]
     fn every_arm_of_the_results_figure_looks_different() {
         let labels = [
