@@ -14,10 +14,12 @@ pub mod malloc;
 #[cfg(test)]
 mod testing;
 
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{Bytes, DType, Shape};
+use rayon::prelude::*;
 
 static BURNS: AtomicBool = AtomicBool::new(false);
 
@@ -66,4 +68,35 @@ fn flex_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
 /// Whether the kernels here take these tensors (all f32); others go to burn-flex's own.
 fn all_f32(tensors: &[&FlexTensor]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+/// A fresh vector of `n` images of `len` elements, image `b`'s chunk written by `one((b,
+/// chunk))`, over the pool when `spread`, else in turn, without filling it with zeros first: an
+/// output that every element of is stored saves the allocator's `memset` and a write of the
+/// whole buffer. Debug builds (the tests) start from NaN, so that an element `one` leaves out
+/// shows in the results instead of whatever the allocator's memory held.
+///
+/// # Safety
+/// `one` writes every element of the chunk it is given.
+unsafe fn images_into(
+    n: usize,
+    len: usize,
+    spread: bool,
+    one: impl Fn((usize, &mut [MaybeUninit<f32>])) + Sync + Send,
+) -> Vec<f32> {
+    let total = n * len;
+    let mut out: Vec<f32> = Vec::with_capacity(total);
+    let chunks = &mut out.spare_capacity_mut()[..total];
+    if cfg!(debug_assertions) {
+        chunks.fill(MaybeUninit::new(f32::NAN));
+    }
+    if spread {
+        chunks.par_chunks_mut(len.max(1)).enumerate().for_each(one);
+    } else {
+        chunks.chunks_mut(len.max(1)).enumerate().for_each(one);
+    }
+    // SAFETY: the chunks cover `0..total` and `one` wrote every element of each (the caller's
+    // contract).
+    unsafe { out.set_len(total) };
+    out
 }

@@ -157,19 +157,14 @@ fn planes_into(
     [_, c, s]: [usize; 3],
     fill: impl Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
-    let image = (c * s).max(1);
-    let mut out: Vec<f32> = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len]
-        .par_chunks_mut(image)
-        .enumerate()
-        .for_each(|(b, out)| {
-            for (ci, plane) in out.chunks_mut(s.max(1)).enumerate() {
-                fill(b * image + ci * s, ci, plane);
-            }
-        });
-    // SAFETY: the planes cover `0..len` and `fill` writes every element of each (see callers).
-    unsafe { out.set_len(len) };
-    out
+    let image = c * s;
+    let one = |(b, out): (usize, &mut [MaybeUninit<f32>])| {
+        for (ci, plane) in out.chunks_mut(s.max(1)).enumerate() {
+            fill(b * image + ci * s, ci, plane);
+        }
+    };
+    // SAFETY: an image's planes cover its chunk, and `fill` writes each whole (see callers).
+    unsafe { crate::images_into(len / image.max(1), image, true, one) }
 }
 
 /// Per channel, what the output is computed with: `(x − mean) · scale + beta`, `scale` =

@@ -38,8 +38,9 @@ use rayon::prelude::*;
 
 use super::geometry::Geometry;
 use super::shifted::{Padded, embed, extract, with_buffers};
-use super::spread::{as_uninit, images_into, per_image, sum_over_images};
+use super::spread::{as_uninit, per_image, sum_over_images};
 use super::wide;
+use crate::images_into;
 
 /// f32 lanes of an AVX register.
 const LANES: usize = 8;

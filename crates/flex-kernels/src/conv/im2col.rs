@@ -23,10 +23,9 @@ use std::ops::Range;
 
 use super::dispatch::{Method, Pass, method};
 use super::geometry::{Geometry, flipped};
-use super::spread::{
-    images_into, inner, matmul, matmul_into, per_image, sum_over_images, tile_height, tiles,
-};
+use super::spread::{inner, matmul, matmul_into, per_image, sum_over_images, tile_height, tiles};
 use super::{direct, shifted};
+use crate::images_into;
 
 thread_local! {
     /// The patch matrix of the image this thread works on, kept for the next call (it only grows).

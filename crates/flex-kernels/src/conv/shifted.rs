@@ -29,7 +29,8 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::geometry::Geometry;
-use super::spread::{images_into, inner, matmul, per_image, sum_over_images, tile_height, tiles};
+use super::spread::{inner, matmul, per_image, sum_over_images, tile_height, tiles};
+use crate::images_into;
 
 thread_local! {
     /// This thread's padded image and its output or gradient tile (also the direct kernels'),

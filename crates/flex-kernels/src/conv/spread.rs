@@ -177,48 +177,6 @@ pub(super) fn per_image(n: usize) -> bool {
     n >= rayon::current_num_threads()
 }
 
-/// Calls `one((b, chunk))` for image `b`'s `len`-long chunk of `buf`: over the pool when
-/// `spread`, else in turn.
-pub(super) fn each_image<T: Send>(
-    buf: &mut [T],
-    len: usize,
-    spread: bool,
-    one: impl Fn((usize, &mut [T])) + Sync + Send,
-) {
-    if spread {
-        buf.par_chunks_mut(len.max(1)).enumerate().for_each(one);
-    } else {
-        buf.chunks_mut(len.max(1)).enumerate().for_each(one);
-    }
-}
-
-/// A fresh vector of `n` images of `len` elements, image `b`'s chunk written by `one((b,
-/// chunk))` as [`each_image`] calls it, without filling it with zeros first: an output that
-/// every element of is stored saves the allocator's `memset` and a write of the whole buffer.
-///
-/// # Safety
-/// `one` writes every element of the chunk it is given.
-pub(super) unsafe fn images_into(
-    n: usize,
-    len: usize,
-    spread: bool,
-    one: impl Fn((usize, &mut [MaybeUninit<f32>])) + Sync + Send,
-) -> Vec<f32> {
-    let total = n * len;
-    let mut out: Vec<f32> = Vec::with_capacity(total);
-    let chunks = &mut out.spare_capacity_mut()[..total];
-    // Debug builds (the tests) start from NaN, so that an element `one` leaves out shows in the
-    // results instead of whatever the allocator's memory held.
-    if cfg!(debug_assertions) {
-        chunks.fill(MaybeUninit::new(f32::NAN));
-    }
-    each_image(chunks, len, spread, one);
-    // SAFETY: the chunks cover `0..total` and `one` wrote every element of each (the caller's
-    // contract).
-    unsafe { out.set_len(total) };
-    out
-}
-
 pub(super) fn inner(per_image: bool) -> Parallelism {
     if per_image {
         Parallelism::None
