@@ -3,7 +3,7 @@
 # learning-rate and weight-decay robustness, GC's placement and scope, the rank rule on burn's
 # layouts). Every grid is resumable: run the script again after an interruption and finished runs
 # are kept. Runs are deterministic (seeded weights, shuffling and augmentation), so the same commit
-# gives the same tables. About four hours on 2 cores, alone on the machine.
+# gives the same tables. About three and a half hours on 2 cores, alone on the machine.
 #
 #   scripts/install-data.sh        # once: Debian's full Fashion-MNIST
 #   scripts/results.sh [GRID ...]  # all grids, or those named (see `grids` below)
