@@ -1,44 +1,108 @@
 //! The arithmetic of training-mode batch norm on `[n, c, s]` f32 buffers: statistics per
 //! channel, the normalized output (optionally through a ReLU), and the three gradients.
 
+use std::cell::Cell;
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-/// Lane count of the sums below: each plane is summed in this many f32 partial sums (which the
-/// compiler keeps in vector registers), combined in f64 per plane and across planes.
-const LANES: usize = 16;
+use super::wide::{self, LANES};
 
-/// Σ f(i) over one plane, f(i) computed from element i of each slice in `planes`.
-fn lane_sum<const K: usize>(planes: [&[f32]; K], f: impl Fn([f32; K]) -> f32) -> f64 {
-    let len = planes[0].len();
-    let mut lanes = [0f32; LANES];
-    let full = len - len % LANES;
-    for start in (0..full).step_by(LANES) {
-        for (l, lane) in lanes.iter_mut().enumerate() {
-            *lane += f(planes.map(|p| p[start + l]));
+thread_local! {
+    /// Whether this thread keeps to the portable loops ([`with_portable`]).
+    static PORTABLE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the batch norms called from this thread on the portable loops, also on a CPU
+/// with AVX-512: to test the two forms against each other, and to measure them.
+pub fn with_portable<R>(f: impl FnOnce() -> R) -> R {
+    /// Puts the previous setting back, also when `f` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PORTABLE.set(self.0);
         }
     }
-    let tail: f64 = (full..len).map(|i| f(planes.map(|p| p[i])) as f64).sum();
+    let _restore = Restore(PORTABLE.replace(true));
+    f()
+}
+
+/// Whether a kernel called from this thread runs the AVX-512 forms ([`wide`]). Read once per
+/// call, on the caller's thread, and handed to the pool's tasks.
+fn runs_wide() -> bool {
+    wide::available() && !PORTABLE.get()
+}
+
+/// The end of a plane's whole vectors of [`LANES`]: the loops here take `..full` in lanes and
+/// the rest element by element.
+fn whole(len: usize) -> usize {
+    len - len % LANES
+}
+
+/// The sum of a plane's lanes and of its rest: `Σ v` (`centre` none) or `Σ (v − m)²` (`centre`
+/// m), in [`LANES`] f32 partial sums (lane `l` the elements `l` modulo 16) combined in f64.
+fn plane_sum(plane: &[f32], centre: Option<f32>, wide: bool) -> f64 {
+    let full = whole(plane.len());
+    let term = |v: f32| centre.map_or(v, |m| (v - m) * (v - m));
+    let lanes = {
+        #[cfg(target_arch = "x86_64")]
+        if wide {
+            // SAFETY: `wide` only where the CPU has AVX-512F; `..full` is whole vectors.
+            unsafe { wide::lane_sums(&plane[..full], centre) }
+        } else {
+            portable_lane_sums(&plane[..full], term)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = wide;
+            portable_lane_sums(&plane[..full], term)
+        }
+    };
+    let tail: f64 = plane[full..].iter().map(|&v| term(v) as f64).sum();
     lanes.iter().map(|&v| v as f64).sum::<f64>() + tail
 }
 
+/// The portable lanes of [`plane_sum`] over whole vectors.
+fn portable_lane_sums(plane: &[f32], term: impl Fn(f32) -> f32) -> [f32; LANES] {
+    let mut lanes = [0f32; LANES];
+    for chunk in plane.chunks_exact(LANES) {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += term(v);
+        }
+    }
+    lanes
+}
+
 /// Over one plane: Σ g' and Σ g' · (x − m), where g' is `dy` where the forward pass's output
-/// `(x − m) · a + b` is above 0 with `RELU` (with `mask` = (a, b)), else `dy`. One read of each,
-/// in lanes as [`lane_sum`].
-pub(super) fn gradient_sums<const RELU: bool>(
+/// `(x − m) · a + b` is above 0 with `mask` = (a, b) (a ReLU followed), else `dy`. One read of
+/// each, in lanes as [`plane_sum`].
+pub(super) fn gradient_sums(
     dy: &[f32],
     x: &[f32],
     m: f32,
-    (a, b): (f32, f32),
+    mask: Option<(f32, f32)>,
+    wide: bool,
 ) -> (f64, f64) {
-    let len = dy.len();
-    let full = len - len % LANES;
-    let (sums, dots) = lane_gradient_sums::<RELU>(&dy[..full], &x[..full], m, (a, b));
+    assert_eq!(dy.len(), x.len());
+    let full = whole(dy.len());
+    let (sums, dots) = {
+        #[cfg(target_arch = "x86_64")]
+        if wide {
+            // SAFETY: `wide` only where the CPU has AVX-512F; `..full` is whole vectors of both.
+            unsafe { wide::gradient_sums(&dy[..full], &x[..full], m, mask) }
+        } else {
+            portable_gradient_sums(&dy[..full], &x[..full], m, mask)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = wide;
+            portable_gradient_sums(&dy[..full], &x[..full], m, mask)
+        }
+    };
     let (mut sum, mut dot) = (0f64, 0f64);
-    for i in full..len {
-        let d = x[i] - m;
-        let g = masked::<RELU>(dy[i], d, (a, b));
+    for (&g, &v) in dy[full..].iter().zip(&x[full..]) {
+        let d = v - m;
+        let g = masked(g, d, mask);
         sum += g as f64;
         dot += (g * d) as f64;
     }
@@ -46,31 +110,34 @@ pub(super) fn gradient_sums<const RELU: bool>(
     (total(sums) + sum, total(dots) + dot)
 }
 
-/// `g` where there is no ReLU or its output `d · a + b` (`d` = x − m) is above 0, else 0.
+/// `g` where there is no ReLU or its output `d · a + b` (`d` = x − m, `mask` = (a, b)) is above 0,
+/// else 0.
 #[inline(always)]
-fn masked<const RELU: bool>(g: f32, d: f32, (a, b): (f32, f32)) -> f32 {
-    if !RELU || d * a + b > 0.0 { g } else { 0.0 }
+fn masked(g: f32, d: f32, mask: Option<(f32, f32)>) -> f32 {
+    match mask {
+        Some((a, b)) => {
+            if d * a + b > 0.0 {
+                g
+            } else {
+                0.0
+            }
+        }
+        None => g,
+    }
 }
 
-/// The lanes of [`gradient_sums`] over whole chunks of [`LANES`] (`dy.len()` a multiple of it):
-/// `sums[l]` = Σ g' and `dots[l]` = Σ g' · (x − m) over the elements `l` modulo `LANES`.
-fn lane_gradient_sums<const RELU: bool>(
+/// The portable lanes of [`gradient_sums`] over whole vectors.
+fn portable_gradient_sums(
     dy: &[f32],
     x: &[f32],
     m: f32,
-    (a, b): (f32, f32),
+    mask: Option<(f32, f32)>,
 ) -> ([f32; LANES], [f32; LANES]) {
-    assert!(dy.len() == x.len() && dy.len().is_multiple_of(LANES));
-    #[cfg(target_arch = "x86_64")]
-    if crate::conv::direct::avx512_available() {
-        // SAFETY: the CPU has AVX-512F; the slices are as long, a multiple of 16 (asserted).
-        return unsafe { lane_gradient_sums_avx512::<RELU>(dy, x, m, (a, b)) };
-    }
     let (mut sums, mut dots) = ([0f32; LANES], [0f32; LANES]);
     for (dy, x) in dy.chunks_exact(LANES).zip(x.chunks_exact(LANES)) {
         for l in 0..LANES {
             let d = x[l] - m;
-            let g = masked::<RELU>(dy[l], d, (a, b));
+            let g = masked(dy[l], d, mask);
             sums[l] += g;
             dots[l] += g * d;
         }
@@ -78,70 +145,69 @@ fn lane_gradient_sums<const RELU: bool>(
     (sums, dots)
 }
 
-/// [`lane_gradient_sums`] in AVX-512 registers, the same arithmetic lane by lane (no fused
-/// multiply-adds, so the same sums to the bit). The compiler's own vectorization of the
-/// portable loop turns the ReLU's select into one masked load per lane.
-///
-/// # Safety
-/// The CPU has AVX-512F; `dy` and `x` are as long, a multiple of 16.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn lane_gradient_sums_avx512<const RELU: bool>(
-    dy: &[f32],
+/// `out = (x − m) · a + b`, then with `relu` 0 where that is not above 0.
+fn normalize(
+    out: &mut [MaybeUninit<f32>],
     x: &[f32],
-    m: f32,
-    (a, b): (f32, f32),
-) -> ([f32; LANES], [f32; LANES]) {
-    use std::arch::x86_64::*;
-    let (mv, av, bv, zero) = (
-        _mm512_set1_ps(m),
-        _mm512_set1_ps(a),
-        _mm512_set1_ps(b),
-        _mm512_setzero_ps(),
-    );
-    let (mut sums, mut dots) = (zero, zero);
-    for start in (0..dy.len()).step_by(LANES) {
-        // SAFETY: `start + 16 <= len` for both (the caller's contract).
-        let (g, xv) = unsafe {
-            (
-                _mm512_loadu_ps(dy.as_ptr().add(start)),
-                _mm512_loadu_ps(x.as_ptr().add(start)),
+    (m, a, b): (f32, f32, f32),
+    relu: bool,
+    wide: bool,
+) {
+    assert_eq!(out.len(), x.len());
+    let full = if wide { whole(x.len()) } else { 0 };
+    #[cfg(target_arch = "x86_64")]
+    if wide {
+        // SAFETY: `wide` only where the CPU has AVX-512F; `..full` is whole vectors of both.
+        unsafe { wide::normalize(&mut out[..full], &x[..full], (m, a, b), relu) };
+    }
+    for (o, &x) in out[full..].iter_mut().zip(&x[full..]) {
+        let v = (x - m) * a + b;
+        o.write(if !relu || v > 0.0 { v } else { 0.0 });
+    }
+}
+
+/// `out = g · k − (x − m) · q − r`, `g` = `dy` masked by the ReLU's `mask` where there is one.
+fn input_grad(
+    out: &mut [MaybeUninit<f32>],
+    (dy, x): (&[f32], &[f32]),
+    (m, k, q, r): (f32, f32, f32, f32),
+    mask: Option<(f32, f32)>,
+    wide: bool,
+) {
+    assert!(out.len() == x.len() && dy.len() == x.len());
+    let full = if wide { whole(x.len()) } else { 0 };
+    #[cfg(target_arch = "x86_64")]
+    if wide {
+        // SAFETY: `wide` only where the CPU has AVX-512F; `..full` is whole vectors of all three.
+        unsafe {
+            wide::input_grad(
+                &mut out[..full],
+                &dy[..full],
+                &x[..full],
+                (m, k, q, r),
+                mask,
             )
         };
-        let d = _mm512_sub_ps(xv, mv);
-        let g = if RELU {
-            let above =
-                _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_add_ps(_mm512_mul_ps(d, av), bv), zero);
-            _mm512_maskz_mov_ps(above, g)
-        } else {
-            g
-        };
-        sums = _mm512_add_ps(sums, g);
-        dots = _mm512_add_ps(dots, _mm512_mul_ps(g, d));
     }
-    let (mut s, mut t) = ([0f32; LANES], [0f32; LANES]);
-    // SAFETY: each array holds 16 floats.
-    unsafe {
-        _mm512_storeu_ps(s.as_mut_ptr(), sums);
-        _mm512_storeu_ps(t.as_mut_ptr(), dots);
+    for ((o, &g), &x) in out[full..].iter_mut().zip(&dy[full..]).zip(&x[full..]) {
+        let d = x - m;
+        let g = masked(g, d, mask);
+        o.write(g * k - d * q - r);
     }
-    (s, t)
 }
 
 /// The per-channel statistics of `x` (`[n, c, s]` flattened): mean and biased variance (two
 /// passes: the mean first, then the squared deviations from it).
-pub(super) fn statistics(x: &[f32], [n, c, s]: [usize; 3]) -> Vec<(f64, f64)> {
+pub(super) fn statistics(x: &[f32], [n, c, s]: [usize; 3], wide: bool) -> Vec<(f64, f64)> {
     let count = (n * s) as f64;
     (0..c)
         .into_par_iter()
         .map(|ci| {
             let planes = || (0..n).map(move |b| &x[(b * c + ci) * s..][..s]);
-            let sum: f64 = planes().map(|p| lane_sum([p], |[v]| v)).sum();
+            let sum: f64 = planes().map(|p| plane_sum(p, None, wide)).sum();
             let mean = sum / count;
             let m = mean as f32;
-            let squares: f64 = planes()
-                .map(|p| lane_sum([p], |[v]| (v - m) * (v - m)))
-                .sum();
+            let squares: f64 = planes().map(|p| plane_sum(p, Some(m), wide)).sum();
             // The deviations were taken from the f32-rounded mean: correct for the difference.
             let shift = mean - m as f64;
             (mean, (squares / count - shift * shift).max(0.0))
@@ -187,25 +253,16 @@ pub fn forward_kernel(
     epsilon: f64,
     relu: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let stats = statistics(x, shape);
+    let wide = runs_wide();
+    let stats = statistics(x, shape, wide);
     let mean: Vec<f32> = stats.iter().map(|&(m, _)| m as f32).collect();
     let variance: Vec<f32> = stats.iter().map(|&(_, v)| v as f32).collect();
     let scale = scales(gamma, &variance, epsilon);
     // The mean subtracted first, as burn does (x · a + b would cancel large terms when the mean
     // is large against the spread).
     let y = planes_into(x.len(), shape, |at, ci, out| {
-        let (m, a, b) = (mean[ci], scale[ci], beta[ci]);
         let x = &x[at..at + out.len()];
-        if relu {
-            for (o, &x) in out.iter_mut().zip(x) {
-                let v = (x - m) * a + b;
-                o.write(if v > 0.0 { v } else { 0.0 });
-            }
-        } else {
-            for (o, &x) in out.iter_mut().zip(x) {
-                o.write((x - m) * a + b);
-            }
-        }
+        normalize(out, x, (mean[ci], scale[ci], beta[ci]), relu, wide);
     });
     (y, mean, variance)
 }
@@ -230,22 +287,18 @@ pub fn backward_kernel(
         .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
         .collect();
     let scale = scales(gamma, variance, epsilon);
-    let mask = |ci: usize| (scale[ci], relu_beta.map_or(0.0, |b| b[ci]));
+    let mask = |ci: usize| relu_beta.map(|b| (scale[ci], b[ci]));
+    let wide = runs_wide();
     // Per channel: the sum of dy (beta's gradient) and of dy · x̂ (gamma's), dy masked by the
     // ReLU's where there is one.
     let sums: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
         .map(|ci| {
-            let m = mean[ci];
             let (mut sum, mut dot) = (0f64, 0f64);
             for b in 0..n {
                 let at = (b * c + ci) * s;
                 let (g, v) = (&dy[at..][..s], &x[at..][..s]);
-                let (plane_sum, plane_dot) = if relu_beta.is_some() {
-                    gradient_sums::<true>(g, v, m, mask(ci))
-                } else {
-                    gradient_sums::<false>(g, v, m, mask(ci))
-                };
+                let (plane_sum, plane_dot) = gradient_sums(g, v, mean[ci], mask(ci), wide);
                 sum += plane_sum;
                 dot += plane_dot;
             }
@@ -266,20 +319,14 @@ pub fn backward_kernel(
         r[ci] = (g * mean_dy) as f32;
     }
     let dx = planes_into(x.len(), shape, |at, ci, out| {
-        let (m, k, q, r) = (mean[ci], k[ci], q[ci], r[ci]);
         let (dy, x) = (&dy[at..at + out.len()], &x[at..at + out.len()]);
-        if relu_beta.is_some() {
-            let (a, b) = mask(ci);
-            for ((o, &g), &x) in out.iter_mut().zip(dy).zip(x) {
-                let d = x - m;
-                let g = if d * a + b > 0.0 { g } else { 0.0 };
-                o.write(g * k - d * q - r);
-            }
-        } else {
-            for ((o, &g), &x) in out.iter_mut().zip(dy).zip(x) {
-                o.write(g * k - (x - m) * q - r);
-            }
-        }
+        input_grad(
+            out,
+            (dy, x),
+            (mean[ci], k[ci], q[ci], r[ci]),
+            mask(ci),
+            wide,
+        );
     });
     let gamma_grad = sums.iter().map(|&(_, d)| d as f32).collect();
     let beta_grad = sums.iter().map(|&(s, _)| s as f32).collect();

@@ -9,8 +9,9 @@
 //! read of the output gradient and the input, the input gradient in one more pass. With the ReLU
 //! ([`forward_relu`]) the output is clamped as it is written, and the backward pass masks the
 //! output gradient with the output's sign, computed again from the input (the ReLU's own passes,
-//! one forward and one backward, and the output it keeps for its backward pass, are gone). The
-//! definitions are burn's (biased variance, `y = (x − mean) / sqrt(var + eps) · gamma + beta`);
+//! one forward and one backward, and the output it keeps for its backward pass, are gone). Each
+//! loop over a plane runs in AVX-512 registers where the CPU has them (`wide.rs`), to the bit as
+//! the portable loops compute it. The definitions are burn's (biased variance, `y = (x − mean) / sqrt(var + eps) · gamma + beta`);
 //! results agree to rounding.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -28,8 +29,9 @@ pub mod ghost;
 mod kernels;
 #[cfg(test)]
 mod tests;
+mod wide;
 
-pub use kernels::{backward_kernel, forward_kernel};
+pub use kernels::{backward_kernel, forward_kernel, with_portable};
 
 use crate::{all_f32, contiguous, flex_tensor, values};
 

@@ -206,3 +206,61 @@ fn ghost_groups_of_the_whole_batch_change_nothing() {
         "the size leaked out of with_group"
     );
 }
+
+/// Inputs for the kernels' own tests: `x` offset from 0 (a mean far from it), `dy`, gamma and
+/// beta, from the tests' generator.
+fn kernel_inputs(shape: [usize; 3], seed: u64) -> [Vec<f32>; 4] {
+    let device = Device::flex();
+    let [n, c, s] = shape;
+    [
+        to_vec(
+            tensor([n, c, s], seed, &device)
+                .mul_scalar(3.0)
+                .add_scalar(5.0),
+        ),
+        to_vec(tensor([n, c, s], seed + 1, &device)),
+        to_vec(tensor([c], seed + 2, &device).add_scalar(1.5)),
+        to_vec(tensor([c], seed + 3, &device)),
+    ]
+}
+
+/// The AVX-512 forms (on a CPU that has them) and the portable loops give the same outputs,
+/// statistics and gradients, bit for bit, with and without the ReLU, on planes of whole vectors,
+/// with a rest, and shorter than one vector.
+#[test]
+fn avx512_forms_are_the_portable_loops_to_the_bit() {
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for (shape, seed) in [([4, 3, 64], 1), ([3, 5, 37], 5), ([6, 4, 7], 9)] {
+        let [x, dy, gamma, beta] = kernel_inputs(shape, seed);
+        for relu in [false, true] {
+            let run = || {
+                let (y, mean, var) = forward_kernel(&x, shape, &gamma, &beta, 1e-5, relu);
+                let relu_beta = relu.then_some(&beta[..]);
+                let (dx, dg, db) =
+                    backward_kernel(&x, shape, &gamma, &mean, &var, 1e-5, relu_beta, &dy);
+                [y, mean, var, dx, dg, db].map(|v| bits(&v))
+            };
+            let (wide, portable) = (run(), with_portable(run));
+            let names = ["output", "mean", "variance", "dx", "dgamma", "dbeta"];
+            for (k, name) in names.iter().enumerate() {
+                assert_eq!(wide[k], portable[k], "{shape:?} relu {relu}: {name}");
+            }
+        }
+        // The sums themselves, in f64 before they are rounded to the f32 results.
+        if super::wide::available() {
+            let [n, c, s] = shape;
+            assert_eq!(
+                kernels::statistics(&x, shape, true),
+                kernels::statistics(&x, shape, false),
+                "{shape:?}: statistics"
+            );
+            for (at, m) in [(0, 5.1), ((n * c - 1) * s, 4.7)] {
+                for mask in [None, Some((0.8, -0.1))] {
+                    let (dy, x) = (&dy[at..at + s], &x[at..at + s]);
+                    let sums = |wide| kernels::gradient_sums(dy, x, m, mask, wide);
+                    assert_eq!(sums(true), sums(false), "{shape:?} {mask:?}: gradient sums");
+                }
+            }
+        }
+    }
+}
