@@ -14,8 +14,10 @@ pub mod malloc;
 #[cfg(test)]
 mod testing;
 
+use std::cell::Cell;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::LocalKey;
 
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{Bytes, DType, Shape};
@@ -65,6 +67,24 @@ fn flex_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     )
 }
 
+/// Runs `f` with this thread's `setting` at `value`, and puts the previous value back after it,
+/// also when `f` panics: the per-thread switches of the kernels (a convolution's method, the
+/// instruction set, batch norm's groups and running statistics).
+fn with_setting<T: Copy + 'static, R>(
+    setting: &'static LocalKey<Cell<T>>,
+    value: T,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore<T: Copy + 'static>(&'static LocalKey<Cell<T>>, T);
+    impl<T: Copy + 'static> Drop for Restore<T> {
+        fn drop(&mut self) {
+            self.0.set(self.1);
+        }
+    }
+    let _restore = Restore(setting, setting.replace(value));
+    f()
+}
+
 /// Whether the kernels here take these tensors (all f32); others go to burn-flex's own.
 fn all_f32(tensors: &[&FlexTensor]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32)
@@ -99,4 +119,29 @@ unsafe fn images_into(
     // contract).
     unsafe { out.set_len(total) };
     out
+}
+
+#[cfg(test)]
+mod setting_tests {
+    use std::cell::Cell;
+
+    use super::with_setting;
+
+    thread_local! {
+        static SETTING: Cell<u8> = const { Cell::new(0) };
+    }
+
+    /// A setting holds inside `f`, nested ones inside theirs, and the previous value comes back
+    /// after each, also when `f` panics.
+    #[test]
+    fn settings_hold_inside_and_come_back_after_a_panic() {
+        let seen = with_setting(&SETTING, 1, || {
+            let inner = with_setting(&SETTING, 2, || SETTING.get());
+            (inner, SETTING.get())
+        });
+        assert_eq!((seen, SETTING.get()), ((2, 1), 0));
+        let panicked = std::panic::catch_unwind(|| with_setting(&SETTING, 3, || panic!("inside")));
+        assert!(panicked.is_err());
+        assert_eq!(SETTING.get(), 0);
+    }
 }

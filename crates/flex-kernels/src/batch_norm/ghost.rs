@@ -23,15 +23,6 @@ thread_local! {
     static RUNNING: Cell<bool> = const { Cell::new(true) };
 }
 
-/// Puts the previous size back when dropped (also when `f` panics).
-struct Restore(Option<usize>);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        GROUP.with(|group| group.set(self.0));
-    }
-}
-
 /// Run `f` with every training-mode batch norm of this thread normalizing groups of `group`
 /// samples (`None`, or a size at least the batch: the whole batch, as usual). A batch that `group`
 /// does not divide ends with a smaller group.
@@ -50,8 +41,7 @@ impl Drop for Restore {
 /// assert!(half.abs().max().into_scalar::<f32>() < 1e-5);
 /// ```
 pub fn with_group<T>(group: Option<usize>, f: impl FnOnce() -> T) -> T {
-    let _restore = Restore(GROUP.with(|current| current.replace(group)));
-    f()
+    crate::with_setting(&GROUP, group, f)
 }
 
 /// Run `f` with every training-mode batch norm of this thread leaving the running statistics alone:
@@ -74,14 +64,7 @@ pub fn with_group<T>(group: Option<usize>, f: impl FnOnce() -> T) -> T {
 /// assert_ne!(bn.running_mean.value_sync().into_data(), before);
 /// ```
 pub fn without_running<T>(f: impl FnOnce() -> T) -> T {
-    struct Put(bool);
-    impl Drop for Put {
-        fn drop(&mut self) {
-            RUNNING.with(|running| running.set(self.0));
-        }
-    }
-    let _restore = Put(RUNNING.with(|running| running.replace(false)));
-    f()
+    crate::with_setting(&RUNNING, false, f)
 }
 
 /// Whether training-mode batch norms of this thread update the running statistics.

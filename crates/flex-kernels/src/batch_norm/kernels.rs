@@ -16,15 +16,7 @@ thread_local! {
 /// Runs `f` with the batch norms called from this thread on the portable loops, also on a CPU
 /// with AVX-512: to test the two forms against each other, and to measure them.
 pub fn with_portable<R>(f: impl FnOnce() -> R) -> R {
-    /// Puts the previous setting back, also when `f` panics.
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            PORTABLE.set(self.0);
-        }
-    }
-    let _restore = Restore(PORTABLE.replace(true));
-    f()
+    crate::with_setting(&PORTABLE, true, f)
 }
 
 /// Whether a kernel called from this thread runs the AVX-512 forms ([`wide`]). Read once per

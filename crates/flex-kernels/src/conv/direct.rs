@@ -77,15 +77,7 @@ thread_local! {
 /// Runs `f` with the direct kernels called from this thread in their AVX2 forms, also on a CPU
 /// with AVX-512: to measure one against the other, and to test both on one machine.
 pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-    /// Puts the previous setting back, also when `f` panics.
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            AVX2_ONLY.set(self.0);
-        }
-    }
-    let _restore = Restore(AVX2_ONLY.replace(true));
-    f()
+    crate::with_setting(&AVX2_ONLY, true, f)
 }
 
 /// Whether this CPU has AVX-512F (with the AVX2 and FMA that [`available`] needs).

@@ -37,15 +37,7 @@ pub enum Method {
 /// needs stride 1; `Flipped` stride 1 and only computes input gradients), elsewhere by im2col,
 /// instead of the methods chosen for their sizes: to compare them.
 pub fn with_method<R>(method: Method, f: impl FnOnce() -> R) -> R {
-    /// Puts the previous override back, also when `f` panics.
-    struct Restore(Option<Method>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            METHOD.set(self.0);
-        }
-    }
-    let _restore = Restore(METHOD.replace(Some(method)));
-    f()
+    crate::with_setting(&METHOD, Some(method), f)
 }
 
 /// One of the three computations of a convolution.
