@@ -16,6 +16,7 @@ mod testing;
 
 use std::cell::Cell;
 use std::mem::MaybeUninit;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::LocalKey;
 
@@ -65,6 +66,22 @@ fn flex_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
         Layout::contiguous(shape),
         DType::F32,
     )
+}
+
+/// Whether this CPU has AVX-512F, which the kernels' 16-lane forms (`conv/wide.rs`,
+/// `batch_norm/wide.rs`) need: asked once.
+fn has_avx512f() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
 }
 
 /// Runs `f` with this thread's `setting` at `value`, and puts the previous value back after it,

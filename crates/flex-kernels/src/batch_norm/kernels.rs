@@ -22,7 +22,7 @@ pub fn with_portable<R>(f: impl FnOnce() -> R) -> R {
 /// Whether a kernel called from this thread runs the AVX-512 forms ([`wide`]). Read once per
 /// call, on the caller's thread, and handed to the pool's tasks.
 fn runs_wide() -> bool {
-    wide::available() && !PORTABLE.get()
+    crate::has_avx512f() && !PORTABLE.get()
 }
 
 /// The end of a plane's whole vectors of [`LANES`]: the loops here take `..full` in lanes and
@@ -35,31 +35,31 @@ fn whole(len: usize) -> usize {
 /// m), in [`LANES`] f32 partial sums (lane `l` the elements `l` modulo 16) combined in f64.
 fn plane_sum(plane: &[f32], centre: Option<f32>, wide: bool) -> f64 {
     let full = whole(plane.len());
-    let term = |v: f32| centre.map_or(v, |m| (v - m) * (v - m));
-    let lanes = {
-        #[cfg(target_arch = "x86_64")]
-        if wide {
-            // SAFETY: `wide` only where the CPU has AVX-512F; `..full` is whole vectors.
-            unsafe { wide::lane_sums(&plane[..full], centre) }
-        } else {
-            portable_lane_sums(&plane[..full], term)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = wide;
-            portable_lane_sums(&plane[..full], term)
-        }
-    };
-    let tail: f64 = plane[full..].iter().map(|&v| term(v) as f64).sum();
+    let lanes = lane_sums(&plane[..full], centre, wide);
+    let tail: f64 = plane[full..].iter().map(|&v| term(v, centre) as f64).sum();
     lanes.iter().map(|&v| v as f64).sum::<f64>() + tail
 }
 
-/// The portable lanes of [`plane_sum`] over whole vectors.
-fn portable_lane_sums(plane: &[f32], term: impl Fn(f32) -> f32) -> [f32; LANES] {
+/// What [`plane_sum`] adds up for `v`.
+#[inline(always)]
+fn term(v: f32, centre: Option<f32>) -> f32 {
+    centre.map_or(v, |m| (v - m) * (v - m))
+}
+
+/// The lanes of [`plane_sum`] over whole vectors, in AVX-512 registers with `wide`.
+fn lane_sums(plane: &[f32], centre: Option<f32>, wide: bool) -> [f32; LANES] {
+    assert!(plane.len().is_multiple_of(LANES));
+    #[cfg(target_arch = "x86_64")]
+    if wide {
+        // SAFETY: `wide` only where the CPU has AVX-512F; the plane is whole vectors (asserted).
+        return unsafe { wide::lane_sums(plane, centre) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = wide;
     let mut lanes = [0f32; LANES];
     for chunk in plane.chunks_exact(LANES) {
         for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += term(v);
+            *lane += term(v, centre);
         }
     }
     lanes
@@ -77,20 +77,7 @@ pub(super) fn gradient_sums(
 ) -> (f64, f64) {
     assert_eq!(dy.len(), x.len());
     let full = whole(dy.len());
-    let (sums, dots) = {
-        #[cfg(target_arch = "x86_64")]
-        if wide {
-            // SAFETY: `wide` only where the CPU has AVX-512F; `..full` is whole vectors of both.
-            unsafe { wide::gradient_sums(&dy[..full], &x[..full], m, mask) }
-        } else {
-            portable_gradient_sums(&dy[..full], &x[..full], m, mask)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = wide;
-            portable_gradient_sums(&dy[..full], &x[..full], m, mask)
-        }
-    };
+    let (sums, dots) = lane_gradient_sums(&dy[..full], &x[..full], m, mask, wide);
     let (mut sum, mut dot) = (0f64, 0f64);
     for (&g, &v) in dy[full..].iter().zip(&x[full..]) {
         let d = v - m;
@@ -118,13 +105,23 @@ fn masked(g: f32, d: f32, mask: Option<(f32, f32)>) -> f32 {
     }
 }
 
-/// The portable lanes of [`gradient_sums`] over whole vectors.
-fn portable_gradient_sums(
+/// The lanes of [`gradient_sums`] over whole vectors, in AVX-512 registers with `wide`.
+fn lane_gradient_sums(
     dy: &[f32],
     x: &[f32],
     m: f32,
     mask: Option<(f32, f32)>,
+    wide: bool,
 ) -> ([f32; LANES], [f32; LANES]) {
+    assert!(dy.len() == x.len() && dy.len().is_multiple_of(LANES));
+    #[cfg(target_arch = "x86_64")]
+    if wide {
+        // SAFETY: `wide` only where the CPU has AVX-512F; the slices are as long, whole vectors
+        // (asserted).
+        return unsafe { wide::gradient_sums(dy, x, m, mask) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = wide;
     let (mut sums, mut dots) = ([0f32; LANES], [0f32; LANES]);
     for (dy, x) in dy.chunks_exact(LANES).zip(x.chunks_exact(LANES)) {
         for l in 0..LANES {

@@ -247,7 +247,7 @@ fn avx512_forms_are_the_portable_loops_to_the_bit() {
             }
         }
         // The sums themselves, in f64 before they are rounded to the f32 results.
-        if super::wide::available() {
+        if crate::has_avx512f() {
             let [n, c, s] = shape;
             assert_eq!(
                 kernels::statistics(&x, shape, true),

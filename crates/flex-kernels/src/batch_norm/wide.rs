@@ -2,7 +2,7 @@
 //! normalized output, the two gradient sums and the input gradient, 16 f32 lanes per register.
 //! The crate is compiled for any x86-64, where the portable loops run four lanes wide (SSE) at
 //! best, and the sums, whose lanes the compiler keeps in an array, one element at a time; these
-//! run where the CPU has AVX-512F ([`available`]).
+//! run where the CPU has AVX-512F.
 //!
 //! Each is the portable loop's arithmetic to the bit: the same operations in the same order for
 //! each element (no fused multiply-adds), and each sum's lane `l` gathers the elements `l` modulo
@@ -13,25 +13,9 @@
 use std::arch::x86_64::*;
 #[cfg(target_arch = "x86_64")]
 use std::mem::MaybeUninit;
-use std::sync::OnceLock;
 
 /// f32 lanes of a register, and of the portable sums.
 pub(super) const LANES: usize = 16;
-
-/// Whether this CPU runs the forms here (AVX-512F).
-pub(super) fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::is_x86_feature_detected!("avx512f")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
-}
 
 /// The 16 lanes of a vector as an array.
 #[cfg(target_arch = "x86_64")]

@@ -82,17 +82,7 @@ pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
 
 /// Whether this CPU has AVX-512F (with the AVX2 and FMA that [`available`] needs).
 pub fn avx512_available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            available() && std::is_x86_feature_detected!("avx512f")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
+    available() && crate::has_avx512f()
 }
 
 /// The kernels' form for a call from this thread.
