@@ -18,7 +18,9 @@
 //!
 //! On CPUs with AVX-512F both kernels run in their 16-lane forms (`conv/wide.rs`): one register
 //! holds a forward block's 16 positions (blocks of 8 output channels, two blocks of positions
-//! per call) or a weight-gradient block's 16 output channels (calls of 12 fan-in elements);
+//! per call) or a weight-gradient block's 16 output channels (calls of up to 24 fan-in
+//! elements: whole kernel rows 3, 5 or 7 taps wide, whose taps share the broadcast input;
+//! other kernels tap by tap);
 //! [`with_avx2`] keeps a thread on the AVX2 forms, to compare them and to test both.
 //!
 //! The forward kernel's output positions past the last row and in the discarded columns read
@@ -398,9 +400,10 @@ const _: () = assert!(OB == wide::LANES);
 /// [`fits`] holds. The output channels lie in the vector lanes: the images of a thread's range go
 /// in batches that fit [`BATCH_BYTES`], each image copied padded and its `dy` transposed
 /// (`[position][og rounded up to 16]`, the real positions only); then per block of 16 output
-/// channels and chunk of six fan-in elements `f = ci · taps + t`, one call of `kernel_dw` sums
-/// `dy[oy·ow + ox][o..o + 16] · xpad[ci][oy·wp + ox + off_t]` over every output position (`oy`,
-/// `ox`) of the batch's images in twelve vector accumulators. Against the output positions in the
+/// channels and chunk of fan-in elements `f = ci · taps + t` (six with AVX2; with AVX-512
+/// whole kernel rows, see [`wide::kernel_dw`]), one call of `kernel_dw` sums `dy[oy·ow +
+/// ox][o..o + 16] · xpad[ci][oy·wp + ox + off_t]` over every output position (`oy`, `ox`) of
+/// the batch's images in one vector accumulator per fan-in element (two with AVX2). Against the output positions in the
 /// lanes (as the forward kernel has them), this needs no sums across lanes at the end of a call and
 /// reads no discarded columns; it is slower only where the transposition of `dy` weighs most
 /// against the fan-in (a 3-channel first layer).
@@ -413,19 +416,26 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let pad = Padded::of(g);
     let (image_in, image_out) = (g.image_in(), g.image_out());
     let cols = og.next_multiple_of(OB);
-    // Where fan-in element `f` reads in an image's padded planes, relative to the position.
+    let isa = isa();
+    // Kernel columns the kernel takes as one row (`wide::kernel_dw`'s `KW`; 1: tap by tap),
+    // and fan-in elements per kernel call (whole rows).
+    let kw = match isa {
+        Isa::Avx512 if g.dilation[1] == 1 && wide::ROW_WIDTHS.contains(&g.kw) => g.kw,
+        _ => 1,
+    };
+    let fan = match isa {
+        Isa::Avx2 => 6,
+        Isa::Avx512 => kw * wide::rows_per_call(kw),
+    };
+    // Where the row starting at fan-in element `f` reads in an image's padded planes,
+    // relative to the position.
     let reads: Vec<usize> = (0..k)
+        .step_by(kw)
         .map(|f| (f / taps) * pad.plane + pad.offset(g, f % taps))
         .collect();
     let (x_len, dy_len) = (cg * pad.plane, p * cols);
     let batch = (BATCH_BYTES / 4 / (x_len + dy_len)).max(1);
     let spread = per_image(g.n);
-    let isa = isa();
-    // Fan-in elements per kernel call.
-    let fan = match isa {
-        Isa::Avx2 => 6,
-        Isa::Avx512 => wide::FAN,
-    };
     let shape = Shape {
         oh: g.oh,
         ow: g.ow,
@@ -465,29 +475,41 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     }
                     let (xpad, grad) = (&*xpad, &*grad);
                     let chunk = |(c, dst): (usize, &mut [f32])| {
-                        let at = &reads[fan * c..(fan * c + fan).min(k)];
+                        let at = &reads[fan * c / kw..(fan * c + fan).min(k) / kw];
                         for ob in (0..cols).step_by(OB) {
                             let (dy, x) = (grad[ob..].as_ptr(), xpad.as_ptr());
                             // Each kernel call's sums, added to `dst`'s rows.
                             macro_rules! call {
                                 ($kernel:ident; $($t:literal)+) => {
                                     match at.len() {
-                                        $($t => add(dst, cols, ob, $kernel::<$t>(dy, x, at, shape, count)),)+
+                                        $($t => add(dst, cols, ob, &$kernel::<$t>(dy, x, at, shape, count)),)+
                                         n => unreachable!("{n} fan-in elements in a call"),
+                                    }
+                                };
+                                ($kernel:ident, $kw:literal; $($r:literal)+) => {
+                                    match at.len() {
+                                        $($r => add(dst, cols, ob, $kernel::<$r, $kw>(dy, x, at, shape, count).as_flattened()),)+
+                                        n => unreachable!("{n} kernel rows in a call"),
                                     }
                                 };
                             }
                             // SAFETY: `fits` checked AVX2 and FMA, `isa` AVX-512F where it
                             // says `Avx512`. For each of the `count` images the kernel reads
                             // `dy` at `q · cols + ob + (0..16)` for the `p` positions, inside the
-                            // image's `dy_len`, and `x` at `read + oy · wp + ox` for the real
-                            // positions, below `plane · cg` (`Padded::of`).
+                            // image's `dy_len`, and `x` at `read + oy · wp + ox + kx` (`kx <
+                            // kw`) for the real positions, below `plane · cg` (`Padded::of`).
                             #[cfg(target_arch = "x86_64")]
                             unsafe {
                                 use wide::kernel_dw as kernel_dw512;
-                                match isa {
-                                    Isa::Avx2 => call!(kernel_dw; 1 2 3 4 5 6),
-                                    Isa::Avx512 => call!(kernel_dw512; 1 2 3 4 5 6 7 8 9 10 11 12),
+                                match (isa, kw) {
+                                    (Isa::Avx2, _) => call!(kernel_dw; 1 2 3 4 5 6),
+                                    (Isa::Avx512, 1) => {
+                                        call!(kernel_dw512, 1; 1 2 3 4 5 6 7 8 9 10 11 12)
+                                    }
+                                    (Isa::Avx512, 3) => call!(kernel_dw512, 3; 1 2 3 4 5 6 7 8),
+                                    (Isa::Avx512, 5) => call!(kernel_dw512, 5; 1 2 3 4),
+                                    (Isa::Avx512, 7) => call!(kernel_dw512, 7; 1 2 3),
+                                    (Isa::Avx512, kw) => unreachable!("no kernel for rows of {kw}"),
                                 }
                             }
                             #[cfg(not(target_arch = "x86_64"))]
@@ -589,8 +611,8 @@ pub(super) struct Shape {
 
 /// Adds a kernel call's sums, one row of 16 output channels per fan-in element, onto the rows
 /// of `dst` (`cols` long) at columns `ob..ob + 16`.
-fn add<const T: usize>(dst: &mut [f32], cols: usize, ob: usize, sums: [[f32; OB]; T]) {
-    for (row, sums) in dst.chunks_exact_mut(cols).zip(&sums) {
+fn add(dst: &mut [f32], cols: usize, ob: usize, sums: &[[f32; OB]]) {
+    for (row, sums) in dst.chunks_exact_mut(cols).zip(sums) {
         for (d, s) in row[ob..ob + OB].iter_mut().zip(sums) {
             *d += *s;
         }

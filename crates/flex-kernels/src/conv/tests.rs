@@ -54,9 +54,12 @@ const fn case(
 /// input gradient, on one image); 21 and 22 have 6 rows 8 wide (the direct kernel two rows a
 /// block, forward and flipped input gradient; 22 on one image); 23 pads 3 after and none
 /// before (its flipped input gradient pads -1 after: `dy`'s last row and column are left
-/// out of the padded copy). Every case runs with each method where it applies (the shifted and
+/// out of the padded copy); 24-26 are stride-1 kernels 5, 7 and 3 wide (the AVX-512 weight
+/// gradient's rows of 5 and 7 taps; 25 has output rows 4 wide, narrower than the 6 columns at
+/// each end of a row where its taps are checked; 26 has 51 kernel rows, so a last call of 3 rows,
+/// and two blocks of output channels). Every case runs with each method where it applies (the shifted and
 /// the direct one: stride 1; the flipped one: the input gradient at stride 1).
-const CASES: [Case; 24] = [
+const CASES: [Case; 27] = [
     case([3, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
     case([1, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
     case(
@@ -153,6 +156,25 @@ const CASES: [Case; 24] = [
     case([2, 4, 6, 8], 4, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
     case([1, 4, 6, 8], 6, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
     case([2, 3, 7, 7], 4, [3, 3], [1, 1], [(0, 3), (0, 3)], [1, 1], 1),
+    case(
+        [2, 4, 8, 10],
+        6,
+        [5, 5],
+        [1, 1],
+        [(2, 2), (2, 2)],
+        [1, 1],
+        1,
+    ),
+    case([2, 3, 9, 4], 5, [3, 7], [1, 1], [(1, 1), (3, 3)], [1, 1], 1),
+    case(
+        [1, 17, 5, 6],
+        18,
+        [3, 3],
+        [1, 1],
+        [(1, 1), (1, 1)],
+        [1, 1],
+        1,
+    ),
 ];
 
 const METHODS: [Method; 4] = [

@@ -3,10 +3,10 @@
 //! says otherwise). The blocks of positions are the AVX2 kernels' (16 positions each), so the
 //! callers' layouts and bounds carry over: the forward kernel holds `MR` output channels (up to
 //! 8) by one or two such blocks, one register per channel and block, and the weight gradient 16
-//! output channels (one register) by up to 12 fan-in elements. With two blocks, a step of the
-//! forward kernel loads two input vectors and `MR` broadcast weights for `2 · MR` fused
-//! multiply-adds (one block alone: one load per `MR` FMAs plus the broadcasts, which left the
-//! loads, not the FMA units, setting the pace).
+//! output channels (one register) by up to 24 fan-in elements, whole kernel rows where it can.
+//! With two blocks, a step of the forward kernel loads two input vectors and `MR` broadcast
+//! weights for `2 · MR` fused multiply-adds (one block alone: one load per `MR` FMAs plus the
+//! broadcasts, which left the loads, not the FMA units, setting the pace).
 
 /// f32 lanes of an AVX-512 register: the 16 positions of a forward block, the 16 output
 /// channels of a weight-gradient block.
@@ -16,8 +16,17 @@ pub(super) const LANES: usize = 16;
 /// latency keep 8 independent sums busy).
 pub(super) const MR: usize = 8;
 
-/// Fan-in elements per call of the weight-gradient kernel.
-pub(super) const FAN: usize = 12;
+/// Kernel columns the weight-gradient kernel takes as one kernel row ([`kernel_dw`]'s `KW`):
+/// the kernel widths it has a form for, where the columns lie one position apart (no
+/// dilation across). Other kernels go tap by tap, each tap a row of one column.
+pub(super) const ROW_WIDTHS: [usize; 3] = [3, 5, 7];
+
+/// Kernel rows per call of the weight-gradient kernel, `KW` columns each: `R · KW` sums (at
+/// most 24, and at most 12 rows), `KW` vectors of `dy` and a broadcast fit the 32 registers.
+pub(super) const fn rows_per_call(kw: usize) -> usize {
+    let rows = 24 / kw;
+    if rows > 12 { 12 } else { rows }
+}
 
 /// The forward kernel: for each of the `NB` vectors `j` at `(xd, od) = at[j]`, `out[od + r ·
 /// stride + l]` for `r < M`, `l < 16` is the sum over `ci < cg` and the taps `t` of `w[(ci ·
@@ -81,45 +90,92 @@ pub(super) unsafe fn kernel<const M: usize, const NB: usize, const SPLIT: bool>(
     }
 }
 
-/// The weight-gradient kernel: for each of the `T` reads `r`, the 16 sums over the images `i`
-/// and the positions `(oy, ox)` of `dy[i · dy_len + (oy · ow + ox) · cols + (0..16)] · x[i ·
-/// x_len + r + oy · wp + ox]`.
+/// The weight-gradient kernel over `R` kernel rows of `KW` taps each (kernel columns one
+/// position apart): for row `r` and column `kx`, the 16 sums over the images `i` and the
+/// positions `(oy, ox)` of `dy[i · dy_len + (oy · ow + ox) · cols + (0..16)] · x[i · x_len +
+/// reads[r] + oy · wp + ox + kx]`.
+///
+/// The kernel walks the input row, not the output row: at input column `j` it broadcasts
+/// `x[.. + j]` once per kernel row and multiplies it into the `KW` sums whose tap reads it,
+/// those of output columns `j − kx`. A step of `R` kernel rows costs `KW` loads of `dy` and
+/// `R` broadcasts for `R · KW` fused multiply-adds (tap by tap it was 13 loads for 12), so
+/// that the FMA units, not the loads, set the pace. The first and last `KW − 1` columns skip
+/// the taps whose output column lies outside the row; each sum adds its products in the
+/// order of the output columns, as a sum per tap does.
 ///
 /// # Safety
-/// The CPU has AVX-512F; `reads` has `T` elements; for each of the `count` images, `dy` is
+/// The CPU has AVX-512F; `reads` has `R` elements; for each of the `count` images, `dy` is
 /// readable at every such index and `x` at every such index.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn kernel_dw<const T: usize>(
+pub(super) unsafe fn kernel_dw<const R: usize, const KW: usize>(
     dy: *const f32,
     x: *const f32,
     reads: &[usize],
     s: super::direct::Shape,
     count: usize,
-) -> [[f32; LANES]; T] {
+) -> [[[f32; LANES]; KW]; R] {
     use std::arch::x86_64::*;
-    let reads: [usize; T] = reads.try_into().expect("T reads");
-    let mut acc = [_mm512_setzero_ps(); T];
+    let reads: [usize; R] = reads.try_into().expect("R reads");
+    let mut acc = [[_mm512_setzero_ps(); KW]; R];
+    // The input columns whose taps all have their output column inside the row.
     for i in 0..count {
         for oy in 0..s.oh {
-            // SAFETY (all pointer arithmetic and reads below): the caller's contract.
-            let mut d = unsafe { dy.add(i * s.dy_len + oy * s.ow * s.cols) };
-            let row = unsafe { x.add(i * s.x_len + oy * s.wp) };
-            for ox in 0..s.ow {
-                let dv = unsafe { _mm512_loadu_ps(d) };
-                for t in 0..T {
-                    let xv = _mm512_set1_ps(unsafe { *row.add(reads[t] + ox) });
-                    acc[t] = _mm512_fmadd_ps(dv, xv, acc[t]);
+            // SAFETY (all pointer arithmetic and reads below): the caller's contract; input
+            // column `j` is read for the output columns `j − kx` in `0..ow` only.
+            let d = unsafe { dy.add(i * s.dy_len + oy * s.ow * s.cols) };
+            let rows: [*const f32; R] =
+                std::array::from_fn(|r| unsafe { x.add(i * s.x_len + reads[r] + oy * s.wp) });
+            // Input column `j`, with the taps `kx` for which `$takes` holds.
+            macro_rules! column {
+                ($j:expr, $takes:expr) => {{
+                    let j: usize = $j;
+                    let takes: [bool; KW] = std::array::from_fn($takes);
+                    let dv: [__m512; KW] = std::array::from_fn(|kx| {
+                        if takes[kx] {
+                            unsafe { _mm512_loadu_ps(d.add((j - kx) * s.cols)) }
+                        } else {
+                            _mm512_setzero_ps()
+                        }
+                    });
+                    for r in 0..R {
+                        let xv = _mm512_set1_ps(unsafe { *rows[r].add(j) });
+                        for kx in 0..KW {
+                            if takes[kx] {
+                                acc[r][kx] = _mm512_fmadd_ps(dv[kx], xv, acc[r][kx]);
+                            }
+                        }
+                    }
+                }};
+            }
+            if s.ow >= KW - 1 {
+                // The first and last `KW − 1` columns, whose taps the column's place alone
+                // decides (constants once the short loops are unrolled), and every tap in the
+                // columns between.
+                for e in 0..KW - 1 {
+                    column!(e, |kx| kx <= e);
                 }
-                d = unsafe { d.add(s.cols) };
+                for j in KW - 1..s.ow {
+                    column!(j, |_| true);
+                }
+                for e in 0..KW - 1 {
+                    column!(s.ow + e, |kx| kx > e);
+                }
+            } else {
+                // A row narrower than the kernel: every column checks both ends.
+                for j in 0..s.ow + KW - 1 {
+                    column!(j, |kx| j >= kx && j - kx < s.ow);
+                }
             }
         }
     }
-    acc.map(|v| {
-        let mut lanes = [0f32; LANES];
-        // SAFETY: `lanes` holds 16 floats.
-        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
-        lanes
+    acc.map(|row| {
+        row.map(|v| {
+            let mut lanes = [0f32; LANES];
+            // SAFETY: `lanes` holds 16 floats.
+            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+            lanes
+        })
     })
 }
 
