@@ -87,6 +87,12 @@ pub fn avx512_available() -> bool {
     available() && crate::has_avx512f()
 }
 
+/// Whether the kernels called from this thread run in their AVX-512 forms (the CPU has them,
+/// and [`with_avx2`] does not hold).
+pub fn runs_avx512() -> bool {
+    isa() == Isa::Avx512
+}
+
 /// The kernels' form for a call from this thread.
 fn isa() -> Isa {
     if avx512_available() && !AVX2_ONLY.get() {

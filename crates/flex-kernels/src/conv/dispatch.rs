@@ -1,8 +1,9 @@
 //! Which method computes each pass of a convolution: [`method`] reads the table of measured
 //! thresholds below; [`with_method`] overrides it for tests and benches.
 //!
-//! The thresholds come from `benches/conv_layers.rs` on the project's 2-core AVX2 machine
-//! (docs/PERFORMANCE-LOG.md, "Convolution methods", has the figures).
+//! The thresholds come from `benches/conv_layers.rs` on the project's 2-core AVX2 machine, the
+//! direct kernel's bounds for its AVX-512 form from the same bench on the AVX-512 machine that
+//! followed (docs/PERFORMANCE-LOG.md, "Convolution methods", has the figures).
 
 use std::cell::Cell;
 
@@ -74,6 +75,10 @@ pub struct Rule {
     pub ungrouped: bool,
     /// Output channels per group, at most.
     pub max_out_channels: usize,
+    /// Output channels per group, at most, where the direct kernel runs in its AVX-512 form
+    /// (measured apart: the 16-lane kernels stay ahead of the products further); none: as
+    /// `max_out_channels`.
+    pub max_out_channels_avx512: Option<usize>,
     /// Input channels per group, at least.
     pub min_in_channels: usize,
     /// Output pixels per image, at least.
@@ -90,6 +95,7 @@ const ANY: Rule = Rule {
     method: Method::Im2col,
     ungrouped: false,
     max_out_channels: usize::MAX,
+    max_out_channels_avx512: None,
     min_in_channels: 0,
     min_pixels: 0,
     min_work: 0,
@@ -104,8 +110,8 @@ const ANY: Rule = Rule {
 /// |---|---|---|---|---|---|---|
 /// | input grad | flipped, on the direct kernel | none | | >= 3 | | |
 /// | input grad | flipped, through im2col | none | | >= 16 | | >= 2^21 |
-/// | forward | direct | any | <= 64 | >= 1 | | |
-/// | weight grad | direct | any | <= 64 | >= 3 | | |
+/// | forward | direct | any | <= 64 (AVX-512: <= 256) | >= 1 | | |
+/// | weight grad | direct | any | <= 64 (AVX-512: <= 128) | >= 3 | | |
 /// | weight grad | shifted | none | <= 32 | >= 3 | >= 256 | |
 /// | input grad | shifted | none | <= 16 | >= 3 | >= 256 | |
 ///
@@ -131,6 +137,7 @@ pub const RULES: [Rule; 6] = [
         pass: Pass::Forward,
         method: Method::Direct,
         max_out_channels: 64,
+        max_out_channels_avx512: Some(256),
         min_in_channels: 1,
         ..ANY
     },
@@ -138,6 +145,7 @@ pub const RULES: [Rule; 6] = [
         pass: Pass::WeightGrad,
         method: Method::Direct,
         max_out_channels: 64,
+        max_out_channels_avx512: Some(128),
         min_in_channels: 3,
         ..ANY
     },
@@ -174,9 +182,13 @@ impl Rule {
             Pass::InputGrad => g.h * g.w,
             Pass::Forward | Pass::WeightGrad => g.oh * g.ow,
         };
+        let max_out_channels = match self.max_out_channels_avx512 {
+            Some(wide) if direct::runs_avx512() => wide,
+            _ => self.max_out_channels,
+        };
         fits && g.kh * g.kw > 1
             && (!self.ungrouped || g.groups == 1)
-            && g.og() <= self.max_out_channels
+            && g.og() <= max_out_channels
             && g.cg() >= self.min_in_channels
             && g.oh * g.ow >= self.min_pixels
             && g.cg() * g.og() * g.kh * g.kw * pixels >= self.min_work
@@ -206,7 +218,9 @@ mod tests {
     /// above 1x1 from 16 input channels and 2^21 multiply-adds per image; the shifted method for
     /// the weight gradient up to 32 output channels and the input gradient up to 16, stride 1,
     /// kernels above 1x1, at least 3 input channels and 16x16 output pixels only. (`d(m)`: the
-    /// direct kernel where the CPU has it, else `m`; `f(m)` likewise the flipped input gradient.)
+    /// direct kernel where the CPU has it, else `m`; `f(m)` likewise the flipped input gradient;
+    /// `w(m)` the direct kernel where it runs in its AVX-512 form, whose forward pass goes up to
+    /// 256 output channels and weight gradient up to 128.)
     #[test]
     fn picks_each_pass_its_measured_method() {
         let pick_on = |c: usize, o: usize, k: usize, stride: usize, size: usize| {
@@ -224,7 +238,18 @@ mod tests {
         assert_eq!(pick_at(16, 16, 32), [d(I), d(S), F]);
         assert_eq!(pick(32, 32, 3, 1), [d(I), d(S), F]);
         assert_eq!(pick(64, 64, 3, 1), [d(I), d(I), F]);
-        assert_eq!(pick(128, 128, 3, 1), [I, I, F]);
+        // With the AVX-512 kernels, the direct forward pass up to 256 output channels and the
+        // weight gradient up to 128 (the input gradient follows the flipped forward pass).
+        let wide = direct::runs_avx512();
+        let w = |m| if wide { D } else { m };
+        assert_eq!(pick(128, 128, 3, 1), [w(I), w(I), F]);
+        assert_eq!(pick(256, 256, 3, 1), [w(I), I, F]);
+        assert_eq!(pick(257, 257, 3, 1), [I, I, F]);
+        assert_eq!(pick(8, 256, 3, 1), [w(I), I, f(I)]);
+        if wide {
+            let on_avx2 = direct::with_avx2(|| [pick(128, 128, 3, 1), pick(16, 65, 3, 1)]);
+            assert_eq!(on_avx2, [[I, I, F], [I, I, F]]);
+        }
         assert_eq!(pick(16, 16, 3, 2), [I, I, I]);
         assert_eq!(pick(16, 16, 1, 1), [I, I, I]);
         assert_eq!(pick(3, 16, 3, 1), [d(I), d(S), f(S)]);
@@ -234,7 +259,7 @@ mod tests {
         assert_eq!(pick_at(16, 32, 14), [d(I), d(I), f(I)]);
         assert_eq!(pick_at(32, 32, 16), [d(I), d(S), F]);
         assert_eq!(pick_at(32, 32, 8), [d(I), d(I), f(I)]);
-        assert_eq!(pick(16, 65, 3, 1), [I, I, F]);
+        assert_eq!(pick(16, 65, 3, 1), [w(I), w(I), F]);
         assert_eq!(
             with_method(Method::Shifted, || pick(64, 64, 1, 1)),
             [S, S, S]
