@@ -401,6 +401,15 @@ const BATCH_BYTES: usize = 256 << 10;
 /// Output channels per block of the transposed weight gradient: two AVX2 vectors, one AVX-512.
 const OB: usize = 2 * LANES;
 const _: () = assert!(OB == wide::LANES);
+// `weight_grad`'s calls of the AVX-512 kernel list these row counts (1 to 12 rows of 1 column,
+// to 8 of 3, 4 of 5, 3 of 7) and the row widths of `wide::ROW_WIDTHS`.
+const _: () = assert!(
+    wide::rows_per_call(1) == 12
+        && wide::rows_per_call(3) == 8
+        && wide::rows_per_call(5) == 4
+        && wide::rows_per_call(7) == 3
+);
+const _: () = assert!(matches!(wide::ROW_WIDTHS, [3, 5, 7]));
 
 /// See [`super::im2col::weight_grad`], which checks the buffers' lengths and calls this where
 /// [`fits`] holds. The output channels lie in the vector lanes: the images of a thread's range go
