@@ -118,7 +118,6 @@ pub(super) unsafe fn kernel_dw<const R: usize, const KW: usize>(
     use std::arch::x86_64::*;
     let reads: [usize; R] = reads.try_into().expect("R reads");
     let mut acc = [[_mm512_setzero_ps(); KW]; R];
-    // The input columns whose taps all have their output column inside the row.
     for i in 0..count {
         for oy in 0..s.oh {
             // SAFETY (all pointer arithmetic and reads below): the caller's contract; input
