@@ -4,7 +4,8 @@
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 
-use super::channels::channels_into;
+use rayon::prelude::*;
+
 use super::wide::{self, LANES};
 
 thread_local! {
@@ -184,30 +185,52 @@ fn input_grad(
     }
 }
 
-/// Channel `ci`'s mean and biased variance in two passes over its planes: the mean first, then
-/// the squared deviations from it.
-pub(super) fn channel_statistics(
-    x: &[f32],
-    [n, c, s]: [usize; 3],
-    ci: usize,
-    wide: bool,
-) -> (f64, f64) {
+/// The per-channel statistics of `x` (`[n, c, s]` flattened): mean and biased variance (two
+/// passes: the mean first, then the squared deviations from it).
+pub(super) fn statistics(x: &[f32], [n, c, s]: [usize; 3], wide: bool) -> Vec<(f64, f64)> {
     let count = (n * s) as f64;
-    let planes = || (0..n).map(move |b| &x[(b * c + ci) * s..][..s]);
-    let sum: f64 = planes().map(|p| plane_sum(p, None, wide)).sum();
-    let mean = sum / count;
-    let m = mean as f32;
-    let squares: f64 = planes().map(|p| plane_sum(p, Some(m), wide)).sum();
-    // The deviations were taken from the f32-rounded mean: correct for the difference.
-    let shift = mean - m as f64;
-    (mean, (squares / count - shift * shift).max(0.0))
+    (0..c)
+        .into_par_iter()
+        .map(|ci| {
+            let planes = || (0..n).map(move |b| &x[(b * c + ci) * s..][..s]);
+            let sum: f64 = planes().map(|p| plane_sum(p, None, wide)).sum();
+            let mean = sum / count;
+            let m = mean as f32;
+            let squares: f64 = planes().map(|p| plane_sum(p, Some(m), wide)).sum();
+            // The deviations were taken from the f32-rounded mean: correct for the difference.
+            let shift = mean - m as f64;
+            (mean, (squares / count - shift * shift).max(0.0))
+        })
+        .collect()
+}
+
+/// A fresh `[n, c, s]` vector whose image `b`, channel `ci` plane is written by
+/// `fill(b * c * s + ci * s, ci, plane)` (once, not zeroed first), images in parallel. Contract
+/// (why this stays private): `fill` writes every element of the plane it is given.
+fn planes_into(
+    len: usize,
+    [_, c, s]: [usize; 3],
+    fill: impl Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let image = c * s;
+    let one = |(b, out): (usize, &mut [MaybeUninit<f32>])| {
+        for (ci, plane) in out.chunks_mut(s.max(1)).enumerate() {
+            fill(b * image + ci * s, ci, plane);
+        }
+    };
+    // SAFETY: an image's planes cover its chunk, and `fill` writes each whole (see callers).
+    unsafe { crate::images_into(len / image.max(1), image, true, one) }
 }
 
 /// Per channel, what the output is computed with: `(x − mean) · scale + beta`, `scale` =
 /// `gamma / sqrt(variance + epsilon)` from the f32 variance the forward pass returns (so that the
 /// backward pass gets the same scale, and a ReLU's mask, bit for bit).
-fn scale(gamma: f32, variance: f32, epsilon: f64) -> f32 {
-    (gamma as f64 / (variance as f64 + epsilon).sqrt()) as f32
+pub(super) fn scales(gamma: &[f32], variance: &[f32], epsilon: f64) -> Vec<f32> {
+    gamma
+        .iter()
+        .zip(variance)
+        .map(|(&g, &v)| (g as f64 / (v as f64 + epsilon).sqrt()) as f32)
+        .collect()
 }
 
 /// Forward: (output, mean, variance); with `relu`, the output is `max(0, ·)`'s.
@@ -219,26 +242,17 @@ pub fn forward_kernel(
     epsilon: f64,
     relu: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let [n, c, s] = shape;
     let wide = runs_wide();
-    // Channel by channel: the statistics, then the output planes while the channel's input is
-    // still in the core's cache.
-    // SAFETY: `normalize` writes every element of each of the channel's planes.
-    let (y, stats) = unsafe {
-        channels_into(shape, |ci, mut planes| {
-            let (mean, variance) = channel_statistics(x, shape, ci, wide);
-            let (m, v) = (mean as f32, variance as f32);
-            let a = scale(gamma[ci], v, epsilon);
-            // The mean subtracted first, as burn does (x · a + b would cancel large terms when
-            // the mean is large against the spread).
-            for b in 0..n {
-                let x = &x[(b * c + ci) * s..][..s];
-                normalize(planes.plane(b), x, (m, a, beta[ci]), relu, wide);
-            }
-            (m, v)
-        })
-    };
-    let (mean, variance) = stats.into_iter().unzip();
+    let stats = statistics(x, shape, wide);
+    let mean: Vec<f32> = stats.iter().map(|&(m, _)| m as f32).collect();
+    let variance: Vec<f32> = stats.iter().map(|&(_, v)| v as f32).collect();
+    let scale = scales(gamma, &variance, epsilon);
+    // The mean subtracted first, as burn does (x · a + b would cancel large terms when the mean
+    // is large against the spread).
+    let y = planes_into(x.len(), shape, |at, ci, out| {
+        let x = &x[at..at + out.len()];
+        normalize(out, x, (mean[ci], scale[ci], beta[ci]), relu, wide);
+    });
     (y, mean, variance)
 }
 
@@ -257,39 +271,52 @@ pub fn backward_kernel(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let [n, c, s] = shape;
     let count = (n * s) as f64;
+    let inv_std: Vec<f64> = variance
+        .iter()
+        .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
+        .collect();
+    let scale = scales(gamma, variance, epsilon);
+    let mask = |ci: usize| relu_beta.map(|b| (scale[ci], b[ci]));
     let wide = runs_wide();
-    // Channel by channel: the sum of dy (beta's gradient) and of dy · x̂ (gamma's), dy masked by
-    // the ReLU's where there is one, then the input gradient's planes while the channel's dy and
-    // x are still in the core's cache.
-    // SAFETY: `input_grad` writes every element of each of the channel's planes.
-    let (dx, sums) = unsafe {
-        channels_into(shape, |ci, mut planes| {
-            let inv_std = 1.0 / (variance[ci] as f64 + epsilon).sqrt();
-            let a = scale(gamma[ci], variance[ci], epsilon);
-            let mask = relu_beta.map(|b| (a, b[ci]));
+    // Per channel: the sum of dy (beta's gradient) and of dy · x̂ (gamma's), dy masked by the
+    // ReLU's where there is one.
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ci| {
             let (mut sum, mut dot) = (0f64, 0f64);
             for b in 0..n {
                 let at = (b * c + ci) * s;
                 let (g, v) = (&dy[at..][..s], &x[at..][..s]);
-                let (plane_sum, plane_dot) = gradient_sums(g, v, mean[ci], mask, wide);
+                let (plane_sum, plane_dot) = gradient_sums(g, v, mean[ci], mask(ci), wide);
                 sum += plane_sum;
                 dot += plane_dot;
             }
-            let dot = dot * inv_std;
-            // dx = gamma · inv_std · (dy − mean(dy) − x̂ · mean(dy · x̂)) with x̂ = (x − m) ·
-            // inv_std: dx = dy · k − (x − m) · q − r.
-            let g = gamma[ci] as f64 * inv_std;
-            let k = g as f32;
-            let q = (g * inv_std * (dot / count)) as f32;
-            let r = (g * (sum / count)) as f32;
-            for b in 0..n {
-                let at = (b * c + ci) * s;
-                let (dy, x) = (&dy[at..][..s], &x[at..][..s]);
-                input_grad(planes.plane(b), (dy, x), (mean[ci], k, q, r), mask, wide);
-            }
-            (sum, dot)
+            (sum, dot * inv_std[ci])
         })
-    };
+        .collect();
+    // dx = gamma · inv_std · (dy − mean(dy) − x̂ · mean(dy · x̂)) with x̂ = (x − m) · inv_std:
+    // dx = dy · k − (x − m) · q − r per channel.
+    let mut k = vec![0f32; c];
+    let mut q = vec![0f32; c];
+    let mut r = vec![0f32; c];
+    for ci in 0..c {
+        let g = gamma[ci] as f64 * inv_std[ci];
+        let mean_dy = sums[ci].0 / count;
+        let mean_dyxhat = sums[ci].1 / count;
+        k[ci] = g as f32;
+        q[ci] = (g * inv_std[ci] * mean_dyxhat) as f32;
+        r[ci] = (g * mean_dy) as f32;
+    }
+    let dx = planes_into(x.len(), shape, |at, ci, out| {
+        let (dy, x) = (&dy[at..at + out.len()], &x[at..at + out.len()]);
+        input_grad(
+            out,
+            (dy, x),
+            (mean[ci], k[ci], q[ci], r[ci]),
+            mask(ci),
+            wide,
+        );
+    });
     let gamma_grad = sums.iter().map(|&(_, d)| d as f32).collect();
     let beta_grad = sums.iter().map(|&(s, _)| s as f32).collect();
     (dx, gamma_grad, beta_grad)

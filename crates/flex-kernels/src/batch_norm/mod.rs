@@ -6,9 +6,7 @@
 //! elementwise passes; its backward pass copies twice more and makes about ten passes. Here: the
 //! statistics per channel in two reads (mean, then squared deviations; f32 lanes combined in
 //! f64), the output in one more read and one write; backward, the two sums per channel in one
-//! read of the output gradient and the input, the input gradient in one more pass. Both go
-//! channel by channel (`channels.rs`), so that a channel's later passes read it from the core's
-//! cache, not from memory. With the ReLU
+//! read of the output gradient and the input, the input gradient in one more pass. With the ReLU
 //! ([`forward_relu`]) the output is clamped as it is written, and the backward pass masks the
 //! output gradient with the output's sign, computed again from the input (the ReLU's own passes,
 //! one forward and one backward, and the output it keeps for its backward pass, are gone). Each
@@ -27,7 +25,6 @@ use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, ba
 use burn::nn::BatchNorm;
 use burn::tensor::{Shape, Tensor};
 
-mod channels;
 pub mod ghost;
 mod kernels;
 #[cfg(test)]
