@@ -18,9 +18,11 @@ data=$(mktemp)
 fifos=$(mktemp -d)
 trap 'rm -rf "$data" "$fifos"' EXIT
 mkfifo "$fifos/ctl" "$fifos/ack"
-# Sampling starts after the warm-up steps (the bench enables it through perf's control FIFO):
-# the warm-up's first touch of memory (page faults) is not part of a step.
-GC_PERF_CTL="$fifos/ctl" GC_PERF_ACK="$fifos/ack" perf record -q -e cpu-clock -F 97 \
+# 499 samples a second: about 800 over ResNet-20's measured steps (97 gave about 170, too few to
+# rank the kinds within a few percent). Sampling starts after the warm-up steps (the bench
+# enables it through perf's control FIFO): the warm-up's first touch of memory (page faults) is
+# not part of a step.
+GC_PERF_CTL="$fifos/ctl" GC_PERF_ACK="$fifos/ack" perf record -q -e cpu-clock -F 499 \
     --call-graph dwarf,16384 --delay=-1 --control "fifo:$fifos/ctl,$fifos/ack" \
     -o "$data" "$bench" "$model" --quick --no-gc-share
 perf script -i "$data" 2> /dev/null | python3 scripts/profile_ops.py

@@ -22,7 +22,7 @@ CATEGORIES = [
     ("bench setup (random inputs, model init)", r"RngExt::sample|ElementRandom|TensorData::random|Config::init|Net::seeded"),
     ("optimizer step", r"gradient_centralization::|ModuleOptimizer"),
     ("kernel: page faults, TLB shootdowns", r"exc_page_fault|clear_page|flush_tlb|do_wp_page|do_anonymous_page"),
-    ("flex_kernels::conv: direct kernel, weight gradients", r"flex_kernels::conv::(direct|wide)::kernel_dw|\bkernel_dw<\d+>"),
+    ("flex_kernels::conv: direct kernel, weight gradients", r"flex_kernels::conv::(direct|wide)::kernel_dw|\bkernel_dw<\d+(, \d+)?>"),
     ("flex_kernels::conv: dy transposed for the direct weight gradients", r"flex_kernels::conv::direct::transpose"),
     ("flex_kernels::conv: direct kernel, forward and flipped input gradients", r"flex_kernels::conv::(direct|wide)::kernel|\bkernel<\d+(, \d+)?(, (true|false))?>"),
     ("flex_kernels::conv: padded copies (direct, shifted)", r"flex_kernels::conv::shifted::(embed|extract)"),
