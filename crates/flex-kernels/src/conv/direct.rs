@@ -402,14 +402,13 @@ const BATCH_BYTES: usize = 256 << 10;
 const OB: usize = 2 * LANES;
 const _: () = assert!(OB == wide::LANES);
 // `weight_grad`'s calls of the AVX-512 kernel list these row counts (1 to 12 rows of 1 column,
-// to 8 of 3, 4 of 5, 3 of 7) and the row widths of `wide::ROW_WIDTHS`.
+// to 8 of 3, 4 of 5, 3 of 7).
 const _: () = assert!(
     wide::rows_per_call(1) == 12
         && wide::rows_per_call(3) == 8
         && wide::rows_per_call(5) == 4
         && wide::rows_per_call(7) == 3
 );
-const _: () = assert!(matches!(wide::ROW_WIDTHS, [3, 5, 7]));
 
 /// See [`super::im2col::weight_grad`], which checks the buffers' lengths and calls this where
 /// [`fits`] holds. The output channels lie in the vector lanes: the images of a thread's range go
@@ -418,10 +417,10 @@ const _: () = assert!(matches!(wide::ROW_WIDTHS, [3, 5, 7]));
 /// channels and chunk of fan-in elements `f = ci · taps + t` (six with AVX2; with AVX-512
 /// whole kernel rows, see [`wide::kernel_dw`]), one call of `kernel_dw` sums `dy[oy·ow +
 /// ox][o..o + 16] · xpad[ci][oy·wp + ox + off_t]` over every output position (`oy`, `ox`) of
-/// the batch's images in one vector accumulator per fan-in element (two with AVX2). Against the output positions in the
-/// lanes (as the forward kernel has them), this needs no sums across lanes at the end of a call and
-/// reads no discarded columns; it is slower only where the transposition of `dy` weighs most
-/// against the fan-in (a 3-channel first layer).
+/// the batch's images in one vector accumulator per fan-in element (two with AVX2). Against the
+/// output positions in the lanes (as the forward kernel has them), this needs no sums across
+/// lanes at the end of a call and reads no discarded columns; it is slower only where the
+/// transposition of `dy` weighs most against the fan-in (a 3-channel first layer).
 pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert!(
         fits(g),
@@ -432,10 +431,11 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (image_in, image_out) = (g.image_in(), g.image_out());
     let cols = og.next_multiple_of(OB);
     let isa = isa();
-    // Kernel columns the kernel takes as one row (`wide::kernel_dw`'s `KW`; 1: tap by tap),
-    // and fan-in elements per kernel call (whole rows).
+    // Kernel columns the kernel takes as one row (`wide::kernel_dw`'s `KW`): the widths it is
+    // called with below, where the columns lie one position apart (no dilation across); 1, tap
+    // by tap, otherwise. And fan-in elements per kernel call (whole rows).
     let kw = match isa {
-        Isa::Avx512 if g.dilation[1] == 1 && wide::ROW_WIDTHS.contains(&g.kw) => g.kw,
+        Isa::Avx512 if g.dilation[1] == 1 && matches!(g.kw, 3 | 5 | 7) => g.kw,
         _ => 1,
     };
     let fan = match isa {

@@ -56,9 +56,9 @@ const fn case(
 /// before (its flipped input gradient pads -1 after: `dy`'s last row and column are left
 /// out of the padded copy); 24-26 are stride-1 kernels 5, 7 and 3 wide (the AVX-512 weight
 /// gradient's rows of 5 and 7 taps; 25 has output rows 4 wide, narrower than the 6 columns at
-/// each end of a row where its taps are checked; 26 has 51 kernel rows, so a last call of 3 rows,
-/// and two blocks of output channels). Every case runs with each method where it applies (the shifted and
-/// the direct one: stride 1; the flipped one: the input gradient at stride 1).
+/// each end of a row where its taps are checked; 26 has 51 kernel rows, so a last call of 3
+/// rows, and two blocks of output channels). Every case runs with each method where it applies
+/// (the shifted and the direct one: stride 1; the flipped one: the input gradient at stride 1).
 const CASES: [Case; 27] = [
     case([3, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
     case([1, 4, 9, 9], 5, [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),

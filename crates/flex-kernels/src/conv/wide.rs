@@ -16,11 +16,6 @@ pub(super) const LANES: usize = 16;
 /// latency keep 8 independent sums busy).
 pub(super) const MR: usize = 8;
 
-/// Kernel columns the weight-gradient kernel takes as one kernel row ([`kernel_dw`]'s `KW`):
-/// the kernel widths it has a form for, where the columns lie one position apart (no
-/// dilation across). Other kernels go tap by tap, each tap a row of one column.
-pub(super) const ROW_WIDTHS: [usize; 3] = [3, 5, 7];
-
 /// Kernel rows per call of the weight-gradient kernel, `KW` columns each: `R · KW` sums (at
 /// most 24, and at most 12 rows), `KW` vectors of `dy` and a broadcast fit the 32 registers.
 pub(super) const fn rows_per_call(kw: usize) -> usize {
