@@ -134,23 +134,27 @@ fn lane_gradient_sums(
     (sums, dots)
 }
 
-/// `out = (x − m) · a + b`, then with `relu` 0 where that is not above 0.
+/// `out = (x − m) · a + b`, plus `residual` where there is one, then with `relu` 0 where that is
+/// not above 0.
 fn normalize(
     out: &mut [MaybeUninit<f32>],
     x: &[f32],
     (m, a, b): (f32, f32, f32),
-    relu: bool,
+    (residual, relu): (Option<&[f32]>, bool),
     wide: bool,
 ) {
     assert_eq!(out.len(), x.len());
+    assert!(residual.is_none_or(|r| r.len() == x.len()));
     let full = if wide { whole(x.len()) } else { 0 };
     #[cfg(target_arch = "x86_64")]
     if wide {
-        // SAFETY: `wide` only where the CPU has AVX-512F; `..full` is whole vectors of both.
-        unsafe { wide::normalize(&mut out[..full], &x[..full], (m, a, b), relu) };
+        let residual = residual.map(|r| &r[..full]);
+        // SAFETY: `wide` only where the CPU has AVX-512F; `..full` is whole vectors of all.
+        unsafe { wide::normalize(&mut out[..full], &x[..full], (m, a, b), residual, relu) };
     }
-    for (o, &x) in out[full..].iter_mut().zip(&x[full..]) {
+    for (i, (o, &x)) in out.iter_mut().zip(x).enumerate().skip(full) {
         let v = (x - m) * a + b;
+        let v = residual.map_or(v, |r| v + r[i]);
         o.write(if !relu || v > 0.0 { v } else { 0.0 });
     }
 }
@@ -183,6 +187,27 @@ fn input_grad(
         let g = masked(g, d, mask);
         o.write(g * k - d * q - r);
     }
+}
+
+/// `f(b, ci)` for every image `b < n` and channel `ci < c`, as a table `[n][c]`: images over
+/// the pool, each task reading its images' planes in memory order (a channel's planes lie
+/// `c · s` apart: one channel per task reads 4 KiB or less per jump, which the prefetchers
+/// follow worse). The caller sums the table's column `ci` in image order, the order of a
+/// channel-by-channel loop, so that the sums are that loop's to the bit.
+fn per_plane<T: Copy + Default + Send>(
+    [n, c, _]: [usize; 3],
+    f: impl Fn(usize, usize) -> T + Sync,
+) -> Vec<T> {
+    let mut table = vec![T::default(); n * c];
+    table
+        .par_chunks_mut(c.max(1))
+        .enumerate()
+        .for_each(|(b, row)| {
+            for (ci, cell) in row.iter_mut().enumerate() {
+                *cell = f(b, ci);
+            }
+        });
+    table
 }
 
 /// The per-channel statistics of `x` (`[n, c, s]` flattened): mean and biased variance (two
@@ -242,6 +267,33 @@ pub fn forward_kernel(
     epsilon: f64,
     relu: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    forward_with(x, shape, (gamma, beta), epsilon, (None, relu))
+}
+
+/// Forward with a residual: `max(0, bn(x) + residual)`, (output, mean, variance); the sum in the
+/// order of `relu(bn(x) + residual)` computed apart, so that the two agree to the bit.
+pub fn forward_add_relu_kernel(
+    x: &[f32],
+    shape: [usize; 3],
+    (gamma, beta): (&[f32], &[f32]),
+    residual: &[f32],
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert_eq!(
+        residual.len(),
+        x.len(),
+        "the residual is shaped as the input"
+    );
+    forward_with(x, shape, (gamma, beta), epsilon, (Some(residual), true))
+}
+
+fn forward_with(
+    x: &[f32],
+    shape: [usize; 3],
+    (gamma, beta): (&[f32], &[f32]),
+    epsilon: f64,
+    (residual, relu): (Option<&[f32]>, bool),
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let wide = runs_wide();
     let stats = statistics(x, shape, wide);
     let mean: Vec<f32> = stats.iter().map(|&(m, _)| m as f32).collect();
@@ -251,7 +303,14 @@ pub fn forward_kernel(
     // is large against the spread).
     let y = planes_into(x.len(), shape, |at, ci, out| {
         let x = &x[at..at + out.len()];
-        normalize(out, x, (mean[ci], scale[ci], beta[ci]), relu, wide);
+        let residual = residual.map(|r| &r[at..at + out.len()]);
+        normalize(
+            out,
+            x,
+            (mean[ci], scale[ci], beta[ci]),
+            (residual, relu),
+            wide,
+        );
     });
     (y, mean, variance)
 }
@@ -280,14 +339,16 @@ pub fn backward_kernel(
     let wide = runs_wide();
     // Per channel: the sum of dy (beta's gradient) and of dy · x̂ (gamma's), dy masked by the
     // ReLU's where there is one.
+    let planes = per_plane(shape, |b, ci| {
+        let at = (b * c + ci) * s;
+        let (g, v) = (&dy[at..][..s], &x[at..][..s]);
+        gradient_sums(g, v, mean[ci], mask(ci), wide)
+    });
     let sums: Vec<(f64, f64)> = (0..c)
-        .into_par_iter()
         .map(|ci| {
             let (mut sum, mut dot) = (0f64, 0f64);
             for b in 0..n {
-                let at = (b * c + ci) * s;
-                let (g, v) = (&dy[at..][..s], &x[at..][..s]);
-                let (plane_sum, plane_dot) = gradient_sums(g, v, mean[ci], mask(ci), wide);
+                let (plane_sum, plane_dot) = planes[b * c + ci];
                 sum += plane_sum;
                 dot += plane_dot;
             }

@@ -27,11 +27,13 @@ use burn::tensor::{Shape, Tensor};
 
 pub mod ghost;
 mod kernels;
+mod residual;
 #[cfg(test)]
 mod tests;
 mod wide;
 
-pub use kernels::{backward_kernel, forward_kernel, with_portable};
+pub use kernels::{backward_kernel, forward_add_relu_kernel, forward_kernel, with_portable};
+pub use residual::{ResidualNormOps, forward_add_relu};
 
 use crate::{all_f32, contiguous, flex_tensor, values};
 
@@ -339,18 +341,28 @@ fn whole<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool, update: bool)
         relu,
     );
     if update {
-        let (mean, variance): (Tensor<1>, Tensor<1>) =
-            (Tensor::from_dispatch(mean), Tensor::from_dispatch(variance));
-        let momentum = bn.momentum;
-        let running = |state: &burn::module::RunningState<Tensor<1>>, batch: Tensor<1>| {
-            let old = state.value_sync().to_device(&device);
-            let new = old
-                .mul_scalar(1.0 - momentum)
-                .add(batch.detach().mul_scalar(momentum));
-            state.update(new.detach());
-        };
-        running(&bn.running_mean, mean);
-        running(&bn.running_var, variance);
+        update_running(bn, mean, variance, &device);
     }
     Tensor::from_dispatch(y)
+}
+
+/// The running statistics moved towards a batch's `mean` and `variance`, as burn moves them.
+fn update_running(
+    bn: &BatchNorm,
+    mean: FloatTensor<Dispatch>,
+    variance: FloatTensor<Dispatch>,
+    device: &burn::tensor::Device,
+) {
+    let (mean, variance): (Tensor<1>, Tensor<1>) =
+        (Tensor::from_dispatch(mean), Tensor::from_dispatch(variance));
+    let momentum = bn.momentum;
+    let running = |state: &burn::module::RunningState<Tensor<1>>, batch: Tensor<1>| {
+        let old = state.value_sync().to_device(device);
+        let new = old
+            .mul_scalar(1.0 - momentum)
+            .add(batch.detach().mul_scalar(momentum));
+        state.update(new.detach());
+    };
+    running(&bn.running_mean, mean);
+    running(&bn.running_var, variance);
 }

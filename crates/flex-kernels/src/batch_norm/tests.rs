@@ -82,6 +82,84 @@ fn training_matches_burn_on_features() {
     matches_burn([6, 4], true);
 }
 
+/// `relu(bn(x) + residual)` as one operation ([`forward_add_relu`]) against the three apart on
+/// burn's batch norm: two training steps' outputs, running statistics and the four gradients
+/// of `sum(y · r)`; the output also bit for bit against the kernels' batch norm with the sum
+/// and the ReLU apart.
+fn residual_matches_burn<const D: usize>(shape: [usize; D]) {
+    let device = Device::flex().autodiff();
+    let c = shape[1];
+    let (ours, theirs, apart) = (module(c, &device), module(c, &device), module(c, &device));
+    for step in 0..2 {
+        let run = |bn: &BatchNorm, how: u8| {
+            let x = tensor(shape, 30 + step, &device)
+                .mul_scalar(3.0)
+                .add_scalar(5.0);
+            let (x, skip) = (
+                x.require_grad(),
+                tensor(shape, 40 + step, &device).require_grad(),
+            );
+            let y = match how {
+                0 => forward_add_relu(bn, x.clone(), skip.clone()),
+                1 => burn::tensor::activation::relu(bn.forward(x.clone()) + skip.clone()),
+                _ => burn::tensor::activation::relu(forward(bn, x.clone()) + skip.clone()),
+            };
+            let r = tensor(shape, 50 + step, &device);
+            let grads = (y.clone() * r).sum().backward();
+            [
+                to_vec(y),
+                to_vec(x.grad(&grads).unwrap()),
+                to_vec(skip.grad(&grads).unwrap()),
+                to_vec(bn.gamma.grad(&grads).unwrap()),
+                to_vec(bn.beta.grad(&grads).unwrap()),
+                to_vec(bn.running_mean.value()),
+                to_vec(bn.running_var.value()),
+            ]
+        };
+        let (a, b, kernels_apart) = (run(&ours, 0), run(&theirs, 1), run(&apart, 2));
+        let names = [
+            "output",
+            "dx",
+            "dresidual",
+            "dgamma",
+            "dbeta",
+            "running mean",
+            "running var",
+        ];
+        for (k, name) in names.iter().enumerate() {
+            assert_close(&a[k], &b[k], &format!("{shape:?} step {step}: {name}"));
+        }
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&a[0]),
+            bits(&kernels_apart[0]),
+            "{shape:?} step {step}: output"
+        );
+        // The ReLU's mask: the residual's gradient is r where the output is above 0, else 0.
+        let r = to_vec(tensor(shape, 50 + step, &device));
+        let masked: Vec<f32> = a[0]
+            .iter()
+            .zip(&r)
+            .map(|(&y, &r)| if y > 0.0 { r } else { 0.0 })
+            .collect();
+        assert_eq!(
+            bits(&a[2]),
+            bits(&masked),
+            "{shape:?} step {step}: dresidual"
+        );
+    }
+}
+
+#[test]
+fn residual_block_end_matches_burn() {
+    let _turn = crate::testing::TURN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    residual_matches_burn([4, 3, 5, 6]);
+    residual_matches_burn([2, 5, 8, 8]);
+    residual_matches_burn([6, 4]);
+}
+
 #[test]
 fn inference_is_burns() {
     let device = Device::flex();
@@ -246,6 +324,12 @@ fn avx512_forms_are_the_portable_loops_to_the_bit() {
                 assert_eq!(wide[k], portable[k], "{shape:?} relu {relu}: {name}");
             }
         }
+        let with_residual = || {
+            let (y, ..) = forward_add_relu_kernel(&x, shape, (&gamma, &beta), &dy, 1e-5);
+            bits(&y)
+        };
+        let (wide, portable) = (with_residual(), with_portable(with_residual));
+        assert_eq!(wide, portable, "{shape:?}: output with a residual");
         // The sums themselves, in f64 before they are rounded to the f32 results.
         if crate::has_avx512f() {
             let [n, c, s] = shape;

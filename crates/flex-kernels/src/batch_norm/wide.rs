@@ -57,16 +57,18 @@ pub(super) unsafe fn lane_sums(plane: &[f32], centre: Option<f32>) -> [f32; LANE
     lanes(sum)
 }
 
-/// `out[i] = (x[i] − m) · a + b`, then with `relu` 0 where that is not above 0.
+/// `out[i] = (x[i] − m) · a + b`, plus `residual[i]` where there is one, then with `relu` 0
+/// where that is not above 0.
 ///
 /// # Safety
-/// The CPU has AVX-512F; `out` and `x` are as long, a multiple of 16.
+/// The CPU has AVX-512F; `out`, `x` and `residual` are as long, a multiple of 16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn normalize(
     out: &mut [MaybeUninit<f32>],
     x: &[f32],
     (m, a, b): (f32, f32, f32),
+    residual: Option<&[f32]>,
     relu: bool,
 ) {
     let (mv, av, bv, zero) = (
@@ -77,9 +79,14 @@ pub(super) unsafe fn normalize(
     );
     let to = out.as_mut_ptr().cast::<f32>();
     for i in (0..x.len()).step_by(LANES) {
-        // SAFETY: `i + 16 <= len` for both (the caller's contract).
+        // SAFETY: `i + 16 <= len` for all (the caller's contract).
         let xv = unsafe { _mm512_loadu_ps(x.as_ptr().add(i)) };
         let v = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(xv, mv), av), bv);
+        let v = match residual {
+            // SAFETY: as above.
+            Some(r) => _mm512_add_ps(v, unsafe { _mm512_loadu_ps(r.as_ptr().add(i)) }),
+            None => v,
+        };
         let v = if relu {
             _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, zero), v)
         } else {

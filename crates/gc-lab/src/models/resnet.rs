@@ -90,6 +90,15 @@ impl Norm {
             Norm::Group(n) => burn::tensor::activation::relu(n.forward(x)),
         }
     }
+
+    /// `relu(self.forward(x) + residual)`, a residual block's end; a batch norm's as one
+    /// operation (see [`batch_norm::forward_add_relu`]).
+    pub(crate) fn forward_add_relu(&self, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+        match self {
+            Norm::Batch(n) => batch_norm::forward_add_relu(n, x, residual),
+            Norm::Group(n) => burn::tensor::activation::relu(n.forward(x) + residual),
+        }
+    }
 }
 
 /// `conv` applied to `x`, with its weight standardized first when `ws` is set (Weight
@@ -143,6 +152,8 @@ pub struct BasicBlock {
     conv2: Conv2d,
     bn2: Norm,
     downsample: Option<Downsample>,
+    /// The block's last ReLU, which runs inside the last norm's `forward_add_relu`: a field for
+    /// the record's layout (checkpoints written before it moved there load unchanged).
     act: Relu,
     #[module(skip)]
     ws: bool,
@@ -158,6 +169,8 @@ pub struct Bottleneck {
     conv3: Conv2d,
     bn3: Norm,
     downsample: Option<Downsample>,
+    /// The block's last ReLU, which runs inside the last norm's `forward_add_relu`: a field for
+    /// the record's layout (checkpoints written before it moved there load unchanged).
     act: Relu,
     #[module(skip)]
     ws: bool,
@@ -211,8 +224,7 @@ impl Block {
                     None => x.clone(),
                 };
                 let y = b.bn1.forward_relu(apply(&b.conv1, x, b.ws));
-                let y = b.bn2.forward(apply(&b.conv2, y, b.ws));
-                b.act.forward(y + shortcut)
+                b.bn2.forward_add_relu(apply(&b.conv2, y, b.ws), shortcut)
             }
             Block::Bottleneck(b) => {
                 let shortcut = match &b.downsample {
@@ -221,8 +233,7 @@ impl Block {
                 };
                 let y = b.bn1.forward_relu(apply(&b.conv1, x, b.ws));
                 let y = b.bn2.forward_relu(apply(&b.conv2, y, b.ws));
-                let y = b.bn3.forward(apply(&b.conv3, y, b.ws));
-                b.act.forward(y + shortcut)
+                b.bn3.forward_add_relu(apply(&b.conv3, y, b.ws), shortcut)
             }
         }
     }

@@ -29,6 +29,8 @@ pub struct ResNeXtBlock {
     conv3: Conv2d,
     bn3: BatchNorm,
     shortcut: Option<Projection>,
+    /// The block's last ReLU, which runs inside `bn3`'s `forward_add_relu`: a field for the
+    /// record's layout (checkpoints written before it moved there load unchanged).
     act: Relu,
 }
 
@@ -63,8 +65,7 @@ impl ResNeXtBlock {
         };
         let y = batch_norm::forward_relu(&self.bn1, conv::forward(&self.conv1, x));
         let y = batch_norm::forward_relu(&self.bn2, conv::forward(&self.conv2, y));
-        let y = batch_norm::forward(&self.bn3, conv::forward(&self.conv3, y));
-        self.act.forward(y + shortcut)
+        batch_norm::forward_add_relu(&self.bn3, conv::forward(&self.conv3, y), shortcut)
     }
 }
 
