@@ -11,6 +11,7 @@
 pub mod batch_norm;
 pub mod conv;
 pub mod malloc;
+pub mod pool;
 #[cfg(test)]
 mod testing;
 

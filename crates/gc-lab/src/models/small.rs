@@ -9,6 +9,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use flex_kernels::pool::max_pool2d;
 use flex_kernels::{batch_norm, conv};
 
 use super::resnet::{NormKind, group_norm};
@@ -66,9 +67,9 @@ impl SmallCnn {
     /// Logits `[n, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = conv::forward(&self.conv1, x);
-        let x = self.pool.forward(norm_relu(&self.bn1, &self.gn1, x));
+        let x = max_pool2d(&self.pool, norm_relu(&self.bn1, &self.gn1, x));
         let x = conv::forward(&self.conv2, x);
-        let x = self.pool.forward(norm_relu(&self.bn2, &self.gn2, x));
+        let x = max_pool2d(&self.pool, norm_relu(&self.bn2, &self.gn2, x));
         let x = self.act.forward(self.fc1.forward(x.flatten(1, 3)));
         self.fc2.forward(x)
     }

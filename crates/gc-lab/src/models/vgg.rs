@@ -67,7 +67,7 @@ impl Vgg {
         for layer in &self.features {
             x = batch_norm::forward_relu(&layer.bn, conv::forward(&layer.conv, x));
             if layer.pool_after {
-                x = self.pool.forward(x);
+                x = flex_kernels::pool::max_pool2d(&self.pool, x);
             }
         }
         self.classifier.forward(x.flatten(1, 3))
