@@ -1,10 +1,11 @@
-//! CPU kernels for burn's `flex` backend in f32, for the two operations that take most of a
-//! training step there: [`conv`] (2-D convolution, forward and both gradients) and [`batch_norm`]
-//! (training-mode batch norm, optionally with the ReLU that follows). Each is a burn backend
-//! extension with its own backward pass: call [`conv::forward`] and [`batch_norm::forward`] (or
-//! [`batch_norm::forward_relu`]) in place of the modules' `forward`. Other backends and dtypes go
-//! to burn's own operations. [`malloc`] holds the allocator settings these buffers run fastest with.
-//!
+//! CPU kernels for burn's `flex` backend in f32, for the operations that take most of a
+//! training step there: [`conv`] (2-D convolution, forward and both gradients), [`batch_norm`]
+//! (training-mode batch norm, optionally with the ReLU, or the residual sum and ReLU, that
+//! follow it) and [`pool`] (max pooling). Each is a burn backend extension with its own backward
+//! pass: call [`conv::forward`], [`batch_norm::forward`] (or [`batch_norm::forward_relu`],
+//! [`batch_norm::forward_add_relu`]) and [`pool::max_pool2d`] in place of the modules'
+//! `forward`. Other backends and dtypes go to burn's own operations. [`malloc`] holds the
+//! allocator settings these buffers run fastest with.//!
 //! Nothing here knows about models or optimizers. `benches/conv_layers.rs` measures each method
 //! against burn-flex's convolution, layer by layer.
 
@@ -27,9 +28,9 @@ use rayon::prelude::*;
 
 static BURNS: AtomicBool = AtomicBool::new(false);
 
-/// Makes [`conv::forward`] and [`batch_norm::forward`] use burn's own operations from now on, in
-/// every thread (`true`), or the kernels here again (`false`): for measuring one against the
-/// other in one process.
+/// Makes the functions here ([`conv::forward`], [`batch_norm::forward`], [`pool::max_pool2d`],
+/// ...) use burn's own operations from now on, in every thread (`true`), or the kernels here
+/// again (`false`): for measuring one against the other in one process.
 pub fn use_burn_ops(yes: bool) {
     BURNS.store(yes, Ordering::Relaxed);
 }

@@ -4,8 +4,8 @@
 //!
 //! `cargo bench --bench train_step -- [resnet20|resnet50|small-cnn] [--optimizer NAME] [--quick]
 //! [--no-gc-share] [--default-malloc] [--burn-ops] [--im2col] [--avx2] [--backend flex|ndarray]`
-//! (ndarray: build with `--features ndarray`; `--burn-ops`: burn's own convolution and batch norm
-//! instead of `flex_kernels`'; `--im2col`: `flex_kernels`' convolutions all through im2col, none
+//! (ndarray: build with `--features ndarray`; `--burn-ops`: burn's own convolution, batch norm
+//! and pooling instead of `flex_kernels`'; `--im2col`: `flex_kernels`' convolutions all through im2col, none
 //! by the shifted, flipped or direct methods; `--avx2`: the direct kernels in their AVX2 forms
 //! on a CPU with AVX-512) `[--device NAME] [--tensor-path]` (`--device`: one of the
 //! lab's devices, `wgpu:cpu`, `vulkan`, `cuda:N`, ..., built with the lab's `wgpu` or `cuda`
@@ -150,8 +150,8 @@ fn main() {
     // As `gclab` runs, unless `--default-malloc` (glibc as it comes; see `flex_kernels::malloc`).
     let malloc = flex_kernels::malloc::for_bench(args.all());
     let quick = args.flag("--quick");
-    // burn's own convolution and batch norm instead of `flex_kernels`', to measure one against
-    // the other.
+    // burn's own convolution, batch norm and pooling instead of `flex_kernels`', to measure one
+    // against the other.
     let im2col = args.flag("--im2col");
     let avx2 = args.flag("--avx2");
     let ops = if args.flag("--burn-ops") {
