@@ -6,8 +6,8 @@
 //! [--no-gc-share] [--default-malloc] [--burn-ops] [--im2col] [--avx2] [--backend flex|ndarray]`
 //! (ndarray: build with `--features ndarray`; `--burn-ops`: burn's own convolution, batch norm
 //! and pooling instead of `flex_kernels`'; `--im2col`: `flex_kernels`' convolutions all through
-//! im2col, none by the shifted, flipped or direct methods; `--avx2`: the direct kernels in their AVX2 forms
-//! on a CPU with AVX-512) `[--device NAME] [--tensor-path]` (`--device`: one of the
+//! im2col, none by the shifted, flipped or direct methods; `--avx2`: the direct kernels in their
+//! AVX2 forms on a CPU with AVX-512) `[--device NAME] [--tensor-path]` (`--device`: one of the
 //! lab's devices, `wgpu:cpu`, `vulkan`, `cuda:N`, ..., built with the lab's `wgpu` or `cuda`
 //! feature, instead of `--backend`; on a GPU the phases overlap, as its work is queued: only the
 //! step's total waits for all of it. `--tensor-path`: the optimizers' tensor definition instead of
