@@ -21,7 +21,6 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::flex::{FlexTensor, Layout};
-use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::nn::PaddingConfig2d;
@@ -44,9 +43,7 @@ pub trait MaxPoolOps: Backend {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> (FloatTensor<Self>, IntTensor<Self>) {
-        let r =
-            Self::max_pool2d_with_indices(x, kernel, stride, padding, [1, 1], false, IntDType::I64);
-        (r.output, r.indices)
+        burns::<Self>(x, kernel, stride, padding)
     }
 
     /// The gradient with respect to `x`, given the output's gradient and the forward pass's
@@ -59,22 +56,45 @@ pub trait MaxPoolOps: Backend {
         output_grad: FloatTensor<Self>,
         indices: IntTensor<Self>,
     ) -> FloatTensor<Self> {
-        let r = Self::max_pool2d_with_indices_backward(
-            x,
-            kernel,
-            stride,
-            padding,
-            [1, 1],
-            false,
-            output_grad,
-            indices,
-        );
-        r.x_grad
+        burns_backward::<Self>(x, (kernel, stride, padding), output_grad, indices)
     }
 }
 
 #[cfg(feature = "ndarray")]
 impl MaxPoolOps for burn::backend::NdArray {}
+
+/// [`MaxPoolOps::window_max_pool2d`] by burn's own operations (the trait's default, and flex's
+/// for other dtypes than f32), with burn's i64 indices.
+fn burns<B: Backend>(
+    x: FloatTensor<B>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> (FloatTensor<B>, IntTensor<B>) {
+    let r = B::max_pool2d_with_indices(x, kernel, stride, padding, [1, 1], false, IntDType::I64);
+    (r.output, r.indices)
+}
+
+/// [`MaxPoolOps::window_max_pool2d_backward`] by burn's own operations, given burn's indices.
+fn burns_backward<B: Backend>(
+    x: FloatTensor<B>,
+    (kernel, stride, padding): ([usize; 2], [usize; 2], [usize; 2]),
+    output_grad: FloatTensor<B>,
+    indices: IntTensor<B>,
+) -> FloatTensor<B> {
+    let (dilation, ceil_mode) = ([1, 1], false);
+    let r = B::max_pool2d_with_indices_backward(
+        x,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+        output_grad,
+        indices,
+    );
+    r.x_grad
+}
 
 /// One pooling over `[n, c, h, w]`: the input and output sizes and each output row's and
 /// column's window.
@@ -119,7 +139,7 @@ impl Pooling {
         };
         assert!(
             h * w <= u32::MAX as usize,
-            "max pooling: a plane of {h} x {w} is more than u32 indexes"
+            "max pooling: a plane of {h} x {w} has more elements than u32 indices reach"
         );
         Pooling {
             planes: shape[0] * shape[1],
@@ -264,16 +284,7 @@ impl MaxPoolOps for Flex {
         padding: [usize; 2],
     ) -> (FlexTensor, FlexTensor) {
         if !all_f32(&[&x]) {
-            let r = Self::max_pool2d_with_indices(
-                x,
-                kernel,
-                stride,
-                padding,
-                [1, 1],
-                false,
-                IntDType::I64,
-            );
-            return (r.output, r.indices);
+            return burns::<Self>(x, kernel, stride, padding);
         }
         let x = contiguous(x);
         let shape = x.shape();
@@ -298,17 +309,7 @@ impl MaxPoolOps for Flex {
         indices: FlexTensor,
     ) -> FlexTensor {
         if indices.dtype() != DType::U32 || !all_f32(&[&output_grad]) {
-            let r = Self::max_pool2d_with_indices_backward(
-                x,
-                kernel,
-                stride,
-                padding,
-                [1, 1],
-                false,
-                output_grad,
-                indices,
-            );
-            return r.x_grad;
+            return burns_backward::<Self>(x, (kernel, stride, padding), output_grad, indices);
         }
         let shape = x.shape();
         let pooling = Pooling::new(&shape, kernel, stride, padding);

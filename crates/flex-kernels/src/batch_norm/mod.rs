@@ -150,12 +150,7 @@ impl BatchNormOps for Flex {
             epsilon,
             relu,
         );
-        let channels = Shape::new([shape[1]]);
-        (
-            flex_tensor(y, x.shape()),
-            flex_tensor(mean, channels.clone()),
-            flex_tensor(variance, channels),
-        )
+        per_channel(&x, (y, mean, variance))
     }
 
     fn fused_batch_norm_train_backward(
@@ -186,13 +181,22 @@ impl BatchNormOps for Flex {
             relu.then(|| values(&beta)),
             values(&dy),
         );
-        let channels = Shape::new([shape[1]]);
-        (
-            flex_tensor(dx, x.shape()),
-            flex_tensor(dgamma, channels.clone()),
-            flex_tensor(dbeta, channels),
-        )
+        per_channel(&x, (dx, dgamma, dbeta))
     }
+}
+
+/// A result over the whole input (shaped as `x`, `[n, c, ...]`) and two per channel (`[c]`), as
+/// flex tensors.
+fn per_channel(
+    x: &FlexTensor,
+    (whole, first, second): (Vec<f32>, Vec<f32>, Vec<f32>),
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let channels = Shape::new([x.shape()[1]]);
+    (
+        flex_tensor(whole, x.shape()),
+        flex_tensor(first, channels.clone()),
+        flex_tensor(second, channels),
+    )
 }
 
 impl<B: Backend + BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff<B, C> {

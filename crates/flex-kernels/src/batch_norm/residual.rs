@@ -1,10 +1,11 @@
-//! `relu(bn(x) + residual)`, the end of a residual block, as one operation in training: the
-//! output written in the pass that normalizes, forward (the sum's and the ReLU's passes over the
-//! activation, and the sum it kept, are gone); backward, the output gradient masked by the
-//! output's sign once, and that masked gradient both the residual's gradient and the batch
-//! norm's output gradient. The mask comes from the output the operation returns (which the next
-//! layer keeps anyway), so nothing is computed again. Agrees with `relu(bn(x) + residual)` to
-//! the bit forward, to rounding backward (burn's batch norm backward sums in another order).
+//! `relu(bn(x) + residual)`, the end of a residual block, as one operation in training: forward,
+//! the output written in the pass that normalizes (the sum's and the ReLU's own passes over the
+//! activation are gone); backward, the output gradient masked by the output's sign once, and
+//! that masked gradient both the residual's gradient and the batch norm's output gradient. The
+//! mask comes from the output the operation keeps (which the next layer keeps anyway), so
+//! nothing is computed again. The forward pass equals this crate's batch norm followed by burn's
+//! sum and ReLU to the bit; the backward pass equals burn's to rounding (its batch norm sums in
+//! another order).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -15,11 +16,11 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::nn::BatchNorm;
-use burn::tensor::{Shape, Tensor};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::kernels::{backward_kernel, forward_add_relu_kernel};
-use super::{ghost, nsc, update_running};
+use super::{ghost, nsc, per_channel, update_running};
 use crate::{all_f32, contiguous, flex_tensor, values};
 
 /// Training-mode `relu(batch_norm(x) + residual)` and its backward pass, each defaulting to
@@ -121,12 +122,7 @@ impl ResidualNormOps for Flex {
             values(&residual),
             epsilon,
         );
-        let channels = Shape::new([shape[1]]);
-        (
-            flex_tensor(y, x.shape()),
-            flex_tensor(mean, channels.clone()),
-            flex_tensor(variance, channels),
-        )
+        per_channel(&x, (y, mean, variance))
     }
 
     fn batch_norm_add_relu_train_backward(
@@ -161,13 +157,8 @@ impl ResidualNormOps for Flex {
             None,
             &grad,
         );
-        let channels = Shape::new([shape[1]]);
-        (
-            flex_tensor(dx, x.shape()),
-            flex_tensor(dgamma, channels.clone()),
-            flex_tensor(dbeta, channels),
-            flex_tensor(grad, x.shape()),
-        )
+        let (dx, dgamma, dbeta) = per_channel(&x, (dx, dgamma, dbeta));
+        (dx, dgamma, dbeta, flex_tensor(grad, x.shape()))
     }
 }
 
