@@ -5,7 +5,8 @@
 //! pass: call [`conv::forward`], [`batch_norm::forward`] (or [`batch_norm::forward_relu`],
 //! [`batch_norm::forward_add_relu`]) and [`pool::max_pool2d`] in place of the modules'
 //! `forward`. Other backends and dtypes go to burn's own operations. [`malloc`] holds the
-//! allocator settings these buffers run fastest with.//!
+//! allocator settings these buffers run fastest with.
+//!
 //! Nothing here knows about models or optimizers. `benches/conv_layers.rs` measures each method
 //! against burn-flex's convolution, layer by layer.
 

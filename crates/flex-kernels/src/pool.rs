@@ -3,9 +3,9 @@
 //! burn-flex's own goes through its 3-D pooling: every output position divides its index into
 //! coordinates and clips its window in a general loop, and the forward pass in training also
 //! writes an i64 index per output for the backward pass to scatter through. Here each plane's
-//! window bounds are worked out once per row and column, the forward pass writes the maxima
-//! alone, and the backward pass finds each window's maximum again in the input (the same scan,
-//! so the same position) and adds the output's gradient there. The rule is burn's: the window's
+//! window bounds are worked out once per row and column, the inner columns of a row are
+//! compared all at once without branches, the forward pass keeps a u32 index per output, and
+//! the backward pass adds each output's gradient at its index. The rule is burn's: the window's
 //! first element in row-major order, replaced by any later one that is greater or NaN (a NaN
 //! wins, the last one in the window); padding is never chosen. Values and gradients equal
 //! burn's to the bit (the gradients are added in the same order).

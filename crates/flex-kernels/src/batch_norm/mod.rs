@@ -305,7 +305,7 @@ pub fn forward_relu<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
 }
 
 fn norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
-    let training = x.device().is_autodiff() && bn.training.is_enabled();
+    let training = in_training(bn, &x);
     match ghost::group(x.dims()[0]) {
         Some(group) if training => ghost::forward(bn, x, relu, group),
         _ => whole(bn, x, relu, true),
@@ -315,9 +315,9 @@ fn norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
 /// The batch norm of `x` as one batch; in training, the running statistics are updated when
 /// `update` is set.
 fn whole<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool, update: bool) -> Tensor<D> {
-    let training = x.device().is_autodiff() && bn.training.is_enabled();
+    let training = in_training(bn, &x);
     let update = update && ghost::updates_running();
-    if crate::uses_burn_ops() || !training || !crate::runs_on(&x.device()) {
+    if !kernels_take(bn, &x) {
         let y = if training && !update {
             ghost::burns_without_running(bn, x)
         } else {
@@ -329,13 +329,6 @@ fn whole<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool, update: bool)
             y
         };
     }
-    let [channels] = bn.gamma.shape().dims();
-    assert_eq!(
-        x.dims()[1],
-        channels,
-        "batch norm over {channels} channels got an input of shape {:?}",
-        x.dims()
-    );
     let device = x.device();
     let (y, mean, variance) = <Dispatch as BatchNormOps>::fused_batch_norm_train(
         x.into_dispatch(),
@@ -348,6 +341,27 @@ fn whole<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool, update: bool)
         update_running(bn, mean, variance, &device);
     }
     Tensor::from_dispatch(y)
+}
+
+/// Whether `bn` runs on `x` in training: an autodiff device and the module's training flag on.
+fn in_training<const D: usize>(bn: &BatchNorm, x: &Tensor<D>) -> bool {
+    x.device().is_autodiff() && bn.training.is_enabled()
+}
+
+/// Whether the kernels here take `bn` on `x`: in training, on flex, unless
+/// [`crate::use_burn_ops`] said otherwise. Where they do, `x`'s channels must be the module's.
+fn kernels_take<const D: usize>(bn: &BatchNorm, x: &Tensor<D>) -> bool {
+    if crate::uses_burn_ops() || !in_training(bn, x) || !crate::runs_on(&x.device()) {
+        return false;
+    }
+    let [channels] = bn.gamma.shape().dims();
+    assert_eq!(
+        x.dims()[1],
+        channels,
+        "batch norm over {channels} channels got an input of shape {:?}",
+        x.dims()
+    );
+    true
 }
 
 /// The running statistics moved towards a batch's `mean` and `variance`, as burn moves them.

@@ -20,7 +20,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::kernels::{backward_kernel, forward_add_relu_kernel};
-use super::{ghost, nsc, per_channel, update_running};
+use super::{ghost, kernels_take, nsc, per_channel, update_running};
 use crate::{all_f32, contiguous, flex_tensor, values};
 
 /// Training-mode `relu(batch_norm(x) + residual)` and its backward pass, each defaulting to
@@ -254,18 +254,9 @@ pub fn forward_add_relu<const D: usize>(
     x: Tensor<D>,
     residual: Tensor<D>,
 ) -> Tensor<D> {
-    let training = x.device().is_autodiff() && bn.training.is_enabled();
-    let grouped = ghost::group(x.dims()[0]).is_some();
-    if crate::uses_burn_ops() || !training || grouped || !crate::runs_on(&x.device()) {
+    if ghost::group(x.dims()[0]).is_some() || !kernels_take(bn, &x) {
         return burn::tensor::activation::relu(super::forward(bn, x) + residual);
     }
-    let [channels] = bn.gamma.shape().dims();
-    assert_eq!(
-        x.dims()[1],
-        channels,
-        "batch norm over {channels} channels got an input of shape {:?}",
-        x.dims()
-    );
     assert_eq!(
         x.dims(),
         residual.dims(),
